@@ -1,0 +1,173 @@
+/**
+ * The catalogue of every failure the daemon can report.
+ *
+ * Domain code throws `CdhError(code, message)`; the transport maps `code` to a
+ * status in exactly one place (src/server/status.ts). Status names are the gRPC
+ * canonical codes, kept as plain strings here so the domain never imports gRPC.
+ *
+ * Messages say what failed and where (provider, key id, field, KMS request id)
+ * and must never carry plaintext, keys, passwords or tokens.
+ */
+
+export type StatusName =
+  | 'INVALID_ARGUMENT'
+  | 'DEADLINE_EXCEEDED'
+  | 'NOT_FOUND'
+  | 'PERMISSION_DENIED'
+  | 'RESOURCE_EXHAUSTED'
+  | 'FAILED_PRECONDITION'
+  | 'UNIMPLEMENTED'
+  | 'INTERNAL'
+  | 'UNAVAILABLE'
+  | 'DATA_LOSS'
+  | 'CANCELLED';
+
+/** Numeric values of the gRPC canonical status codes (identical for ttrpc). */
+export const STATUS_NUMBER: Readonly<Record<StatusName, number>> = {
+  CANCELLED: 1,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+};
+
+interface CatalogueEntry {
+  readonly status: StatusName;
+  /** What this class of failure means, for docs and `--help` style listings. */
+  readonly meaning: string;
+}
+
+export const ERROR_CATALOGUE = {
+  // Input: the sealed secret or request itself is wrong.
+  SEALED_SECRET_MALFORMED: {
+    status: 'INVALID_ARGUMENT',
+    meaning: 'the input is not a well-formed sealed secret (JWS form, base64, UTF-8, JSON)',
+  },
+  PAYLOAD_INVALID: {
+    status: 'INVALID_ARGUMENT',
+    meaning: 'a payload field is missing, of the wrong type or has an unsupported value',
+  },
+  DATA_KEY_INVALID: {
+    status: 'INVALID_ARGUMENT',
+    meaning: 'the data key unwrapped from encrypted_key has the wrong length',
+  },
+  RESOURCE_URI_INVALID: {
+    status: 'INVALID_ARGUMENT',
+    meaning: 'a resource URI is not of the form kbs://<host>/<repo>/<type>/<tag>',
+  },
+  PROVIDER_UNKNOWN: { status: 'INVALID_ARGUMENT', meaning: 'no provider of that name is registered' },
+  PROVIDER_CAPABILITY_MISSING: {
+    status: 'INVALID_ARGUMENT',
+    meaning: 'the provider (or its client type) cannot perform that operation',
+  },
+  PROVIDER_SETTINGS_INVALID: {
+    status: 'INVALID_ARGUMENT',
+    meaning: 'provider_settings or annotations are missing a field or hold a bad value',
+  },
+
+  // Integrity.
+  SIGNATURE_INVALID: {
+    status: 'PERMISSION_DENIED',
+    meaning: 'the JWS signature does not verify, or its header is not acceptable',
+  },
+  SIGNING_KEY_UNAVAILABLE: {
+    status: 'PERMISSION_DENIED',
+    meaning: 'the JWS kid names no usable key (unknown, unreadable, escaping the key dir)',
+  },
+  DECRYPTION_FAILED: {
+    status: 'DATA_LOSS',
+    meaning: 'AEAD authentication failed (tampered data, wrong key or IV)',
+  },
+
+  // Local state.
+  PROVIDER_NOT_CONFIGURED: {
+    status: 'FAILED_PRECONDITION',
+    meaning: 'the provider needs configuration this daemon does not have',
+  },
+  CREDENTIAL_UNAVAILABLE: {
+    status: 'FAILED_PRECONDITION',
+    meaning: 'a local credential file is missing, unreadable or malformed',
+  },
+
+  // The KMS and other remote services.
+  KMS_ACCESS_DENIED: {
+    status: 'PERMISSION_DENIED',
+    meaning: 'the KMS refused the credentials presented',
+  },
+  KMS_NOT_FOUND: {
+    status: 'NOT_FOUND',
+    meaning: 'the KMS key, secret or secret version does not exist',
+  },
+  KMS_REQUEST_REJECTED: {
+    status: 'INVALID_ARGUMENT',
+    meaning: 'the KMS rejected the request as invalid (for example a tampered encrypted_key)',
+  },
+  KMS_UNAVAILABLE: {
+    status: 'UNAVAILABLE',
+    meaning: 'the KMS or metadata service is unreachable, timed out or failing',
+  },
+  KMS_TLS_FAILED: {
+    status: 'UNAVAILABLE',
+    meaning: 'the TLS handshake with the KMS failed (untrusted certificate, wrong host name)',
+  },
+  KMS_FAILED: {
+    status: 'FAILED_PRECONDITION',
+    meaning: 'the KMS answered with an error this daemon has no closer mapping for',
+  },
+  RESOURCE_NOT_FOUND: { status: 'NOT_FOUND', meaning: 'the KBS resource does not exist' },
+
+  // Transport and lifecycle.
+  REQUEST_TOO_LARGE: {
+    status: 'RESOURCE_EXHAUSTED',
+    meaning: 'the request is larger than max_message_bytes',
+  },
+  TOO_MANY_IN_FLIGHT: {
+    status: 'RESOURCE_EXHAUSTED',
+    meaning: 'more calls are in flight than max_in_flight allows',
+  },
+  DEADLINE_EXCEEDED: {
+    status: 'DEADLINE_EXCEEDED',
+    meaning: "the caller's deadline passed before the answer was ready",
+  },
+  CANCELLED: { status: 'CANCELLED', meaning: 'the caller cancelled the call' },
+  SHUTTING_DOWN: { status: 'UNAVAILABLE', meaning: 'the daemon is shutting down' },
+  NOT_IMPLEMENTED: { status: 'UNIMPLEMENTED', meaning: 'the service is not part of this daemon' },
+  INTERNAL: { status: 'INTERNAL', meaning: 'an unexpected failure (a bug): see the daemon log' },
+} as const satisfies Record<string, CatalogueEntry>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export interface CdhErrorOptions {
+  /** The underlying failure; logged, never put in a status message. */
+  cause?: unknown;
+}
+
+export class CdhError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options: CdhErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'CdhError';
+    this.code = code;
+  }
+
+  get status(): StatusName {
+    return ERROR_CATALOGUE[this.code].status;
+  }
+}
+
+export function isCdhError(value: unknown): value is CdhError {
+  return value instanceof CdhError;
+}
+
+/** Wraps anything thrown into a catalogued error; unknown failures become INTERNAL. */
+export function toCdhError(value: unknown): CdhError {
+  if (value instanceof CdhError) return value;
+  return new CdhError('INTERNAL', 'internal error', { cause: value });
+}

@@ -1,0 +1,205 @@
+import type { Logger } from 'pino';
+import { CdhError, isCdhError } from '../errors';
+import type { CallContext } from '../providers/types';
+import { toCallFailure, type CallFailure } from './status';
+
+/**
+ * The transport-neutral API: gRPC and ttrpc both decode a request into the plain object of
+ * protos/api.proto (field names as in the proto, bytes as Uint8Array), call `invoke`, and
+ * encode what comes back. Limits, deadlines, logging and error mapping live here once.
+ */
+export const API_METHODS = [
+  'api.SealedSecretService/UnsealSecret',
+  'api.GetResourceService/GetResource',
+  'api.SecureMountService/SecureMount',
+  'api.ImagePullService/PullImage',
+] as const;
+
+export type ApiMethod = (typeof API_METHODS)[number];
+
+export interface UnsealSecretInput {
+  secret: Uint8Array;
+}
+export interface UnsealSecretOutput {
+  plaintext: Uint8Array;
+}
+export interface GetResourceRequest {
+  ResourcePath: string;
+}
+export interface GetResourceResponse {
+  Resource: Uint8Array;
+}
+
+/** The domain operations the API exposes. */
+export interface ApiBackend {
+  unsealSecret(secret: Uint8Array, ctx: CallContext): Promise<Uint8Array>;
+  getResource(uri: string, ctx: CallContext): Promise<Uint8Array>;
+}
+
+export interface ApiCall {
+  readonly transport: 'grpc' | 'ttrpc';
+  /** Absolute deadline (ms since epoch) from the caller, if any. */
+  readonly deadline?: number;
+  /** Aborted when the caller goes away. */
+  readonly signal?: AbortSignal;
+}
+
+export type ApiResult =
+  { readonly ok: true; readonly response: object } | ({ readonly ok: false } & CallFailure);
+
+export interface ApiDispatcherOptions {
+  readonly maxInFlight: number;
+  readonly logger: Logger;
+}
+
+export class ApiDispatcher {
+  private inFlight = 0;
+  private draining = false;
+  private readonly idleWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly backend: ApiBackend,
+    private readonly options: ApiDispatcherOptions,
+  ) {}
+
+  get callsInFlight(): number {
+    return this.inFlight;
+  }
+
+  /** Refuse new calls from now on (shutdown); calls already running continue. */
+  startDraining(): void {
+    this.draining = true;
+  }
+
+  /** Resolves when no call is in flight. */
+  whenIdle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  async invoke(method: ApiMethod, request: unknown, call: ApiCall): Promise<ApiResult> {
+    const started = process.hrtime.bigint();
+    if (this.draining)
+      return this.fail(method, call, new CdhError('SHUTTING_DOWN', 'the daemon is shutting down'));
+    if (this.inFlight >= this.options.maxInFlight) {
+      return this.fail(
+        method,
+        call,
+        new CdhError(
+          'TOO_MANY_IN_FLIGHT',
+          `more than ${this.options.maxInFlight} calls in flight (max_in_flight)`,
+        ),
+      );
+    }
+    this.inFlight++;
+    const controller = new AbortController();
+    const onCallerAbort = (): void =>
+      controller.abort(new CdhError('CANCELLED', 'the caller cancelled the call'));
+    call.signal?.addEventListener('abort', onCallerAbort, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const work = this.dispatch(method, request, { signal: controller.signal });
+      const response = await this.withinDeadline(work, call.deadline, controller, (t) => (timer = t));
+      this.options.logger.debug(
+        { method, transport: call.transport, ms: elapsedMs(started) },
+        'call succeeded',
+      );
+      return { ok: true, response };
+    } catch (error) {
+      return this.fail(method, call, error, started);
+    } finally {
+      if (timer) clearTimeout(timer);
+      call.signal?.removeEventListener('abort', onCallerAbort);
+      this.inFlight--;
+      if (this.inFlight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+    }
+  }
+
+  private async dispatch(method: ApiMethod, request: unknown, ctx: CallContext): Promise<object> {
+    switch (method) {
+      case 'api.SealedSecretService/UnsealSecret': {
+        const secret = bytesField(request, 'secret');
+        const plaintext = await this.backend.unsealSecret(secret, ctx);
+        return { plaintext } satisfies UnsealSecretOutput;
+      }
+      case 'api.GetResourceService/GetResource': {
+        const uri = stringField(request, 'ResourcePath');
+        const resource = await this.backend.getResource(uri, ctx);
+        return { Resource: resource } satisfies GetResourceResponse;
+      }
+      case 'api.SecureMountService/SecureMount':
+        throw new CdhError(
+          'NOT_IMPLEMENTED',
+          'SecureMount is not part of this daemon (it unseals secrets and serves KBS resources only)',
+        );
+      case 'api.ImagePullService/PullImage':
+        throw new CdhError(
+          'NOT_IMPLEMENTED',
+          'PullImage is not part of this daemon (it unseals secrets and serves KBS resources only)',
+        );
+    }
+  }
+
+  private withinDeadline<T>(
+    work: Promise<T>,
+    deadline: number | undefined,
+    controller: AbortController,
+    setTimer: (t: NodeJS.Timeout) => void,
+  ): Promise<T> {
+    const cancelled = new Promise<never>((_, reject) => {
+      if (controller.signal.aborted) reject(controller.signal.reason);
+      controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
+    });
+    if (deadline !== undefined && Number.isFinite(deadline)) {
+      const remaining = Math.max(0, deadline - Date.now());
+      setTimer(
+        setTimeout(
+          () => controller.abort(new CdhError('DEADLINE_EXCEEDED', `the caller's deadline passed`)),
+          remaining,
+        ),
+      );
+    }
+    // The domain stops its KMS request when the signal aborts; the caller is answered at once.
+    cancelled.catch(() => undefined);
+    return Promise.race([work, cancelled]);
+  }
+
+  private fail(method: ApiMethod, call: ApiCall, error: unknown, started?: bigint): ApiResult {
+    const failure = toCallFailure(error);
+    const fields = {
+      method,
+      transport: call.transport,
+      status: failure.status,
+      ms: started === undefined ? 0 : elapsedMs(started),
+    };
+    if (isCdhError(error) && error.code !== 'INTERNAL') {
+      this.options.logger.info({ ...fields, error: failure.message }, 'call failed');
+    } else {
+      // Unexpected: keep the stack for the operator. Stacks carry code locations, not secrets.
+      const cause = isCdhError(error) ? error.cause : error;
+      this.options.logger.error(
+        { ...fields, err: cause instanceof Error ? { type: cause.name, stack: cause.stack } : String(cause) },
+        'call failed unexpectedly',
+      );
+    }
+    return { ok: false, ...failure };
+  }
+}
+
+function elapsedMs(started: bigint): number {
+  return Number(process.hrtime.bigint() - started) / 1e6;
+}
+
+function bytesField(request: unknown, field: string): Uint8Array {
+  const value = (request as Record<string, unknown> | null)?.[field];
+  if (value === undefined || value === null) return new Uint8Array(0);
+  if (value instanceof Uint8Array) return value;
+  throw new CdhError('SEALED_SECRET_MALFORMED', `request field "${field}" must be bytes`);
+}
+
+function stringField(request: unknown, field: string): string {
+  const value = (request as Record<string, unknown> | null)?.[field];
+  if (value === undefined || value === null) return '';
+  if (typeof value === 'string') return value;
+  throw new CdhError('RESOURCE_URI_INVALID', `request field "${field}" must be a string`);
+}
