@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config/load';
+import { createLogger } from '../log';
+import { startDaemon } from '../server/daemon';
+import { StartupError } from '../server/listener';
+import { packageVersion } from '../server/protos';
+
+const USAGE = `Usage: confidential-data-hub [-c|--config FILE] [--socket ADDR] [--log-level LEVEL]
+
+Confidential Data Hub: unseals sealed secrets and serves KBS resources to the workloads of a
+confidential VM, over gRPC and ttrpc on one socket.
+
+Options:
+  -c, --config FILE     configuration file (.toml or .json); without it, built-in defaults
+      --socket ADDR     listen address: unix:///abs/path, unix:/abs/path or host:port
+                        (default unix:///run/confidential-containers/cdh.sock)
+      --log-level LEVEL fatal, error, warn, info, debug, trace or silent (default info)
+  -h, --help            this help
+  -V, --version         the version
+
+Environment: ALIYUN_IN_GUEST_KEY_PATH, ALIYUN_DKMS_CONNECT_TO, ALIYUN_OPENAPI_ENDPOINT,
+ALIYUN_OPENAPI_CA_FILE, ALIYUN_METADATA_ENDPOINT, SKIP_SEALED_SECRET_VERIFICATION=true,
+OFFLINE_FS_KBC_EXTRA_FILE_PATH.
+SIGTERM/SIGINT: stop gracefully (in-flight calls finish, socket removed); a second signal exits at once.
+`;
+
+function fail(message: string): never {
+  process.stderr.write(`confidential-data-hub: ${message}\n`);
+  process.exit(2);
+}
+
+async function main(): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        config: { type: 'string', short: 'c' },
+        socket: { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    fail(`${(error as Error).message} (see --help)`);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (values.version) {
+    process.stdout.write(`confidential-data-hub ${packageVersion()}\n`);
+    return;
+  }
+
+  let loaded;
+  try {
+    loaded = loadConfig(values.config, process.env, {
+      ...(values.socket === undefined ? {} : { socket: values.socket }),
+      ...(values['log-level'] === undefined ? {} : { logLevel: values['log-level'] }),
+    });
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+  const logger = createLogger(loaded.config.log.level);
+  for (const warning of loaded.warnings) logger.warn(warning);
+
+  let daemon;
+  try {
+    daemon = await startDaemon(loaded.config, { logger });
+  } catch (error) {
+    if (error instanceof StartupError || error instanceof ConfigError) {
+      logger.fatal({ err: error.message }, 'start-up failed');
+      logger.flush();
+      fail(error.message);
+    }
+    throw error;
+  }
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting at once');
+      daemon.kill();
+      logger.flush();
+      process.exit(1);
+    }
+    logger.info({ signal }, 'signal received');
+    void daemon.stop().then(() => {
+      logger.flush();
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `confidential-data-hub: unexpected failure: ${(error as Error)?.stack ?? String(error)}\n`,
+  );
+  process.exit(1);
+});

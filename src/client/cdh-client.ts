@@ -1,0 +1,98 @@
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { protoPath as healthProtoPath } from 'grpc-health-check';
+import { API_PROTO } from '../server/protos';
+
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, response?: Res) => void,
+) => grpc.ClientUnaryCall;
+
+interface ServiceClient extends grpc.Client {
+  [method: string]: UnaryMethod<object, object> | unknown;
+}
+
+export interface CdhClientOptions {
+  /** Per-call deadline in ms (default 30 s). */
+  readonly timeoutMs?: number;
+}
+
+/** A gRPC client of the daemon's socket (cdh-tool, tests, benchmarks). */
+export class CdhClient {
+  private readonly sealed: ServiceClient;
+  private readonly resources: ServiceClient;
+  private readonly health: ServiceClient;
+  private readonly timeoutMs: number;
+
+  constructor(address: string, options: CdhClientOptions = {}) {
+    const definition = protoLoader.loadSync([API_PROTO, healthProtoPath], {
+      keepCase: true,
+      longs: String,
+      enums: String,
+      defaults: true,
+    });
+    const credentials = grpc.credentials.createInsecure();
+    const channelOptions = { 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 };
+    const make = (name: string): ServiceClient => {
+      const Ctor = grpc.makeGenericClientConstructor(definition[name] as grpc.ServiceDefinition, name);
+      return new Ctor(address, credentials, channelOptions) as unknown as ServiceClient;
+    };
+    this.sealed = make('api.SealedSecretService');
+    this.resources = make('api.GetResourceService');
+    this.health = make('grpc.health.v1.Health');
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  async unsealSecret(secret: Uint8Array, timeoutMs?: number): Promise<Buffer> {
+    const response = await this.call<{ plaintext: Buffer }>(
+      this.sealed,
+      'UnsealSecret',
+      { secret },
+      timeoutMs,
+    );
+    return response.plaintext;
+  }
+
+  async getResource(uri: string, timeoutMs?: number): Promise<Buffer> {
+    const response = await this.call<{ Resource: Buffer }>(
+      this.resources,
+      'GetResource',
+      { ResourcePath: uri },
+      timeoutMs,
+    );
+    return response.Resource;
+  }
+
+  /** grpc.health.v1 Check for the whole server (service ""): 'SERVING', 'NOT_SERVING', ... */
+  async check(service = '', timeoutMs?: number): Promise<string> {
+    const response = await this.call<{ status: string }>(this.health, 'Check', { service }, timeoutMs);
+    return response.status;
+  }
+
+  close(): void {
+    this.sealed.close();
+    this.resources.close();
+    this.health.close();
+  }
+
+  private call<T>(client: ServiceClient, method: string, request: object, timeoutMs?: number): Promise<T> {
+    const fn = client[method] as UnaryMethod<object, T>;
+    return new Promise<T>((resolve, reject) => {
+      fn.call(
+        client,
+        request,
+        new grpc.Metadata(),
+        { deadline: Date.now() + (timeoutMs ?? this.timeoutMs) },
+        (error, response) => (error ? reject(error) : resolve(response as T)),
+      );
+    });
+  }
+}
+
+/** grpc-js accepts `unix:///abs` and `host:port` directly; `unix:/abs` is normalised. */
+export function grpcTarget(address: string): string {
+  if (address.startsWith('unix:') && !address.startsWith('unix://')) return `unix://${address.slice(5)}`;
+  return address;
+}

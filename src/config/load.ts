@@ -1,0 +1,240 @@
+import { readFileSync } from 'node:fs';
+import { isAbsolute, extname } from 'node:path';
+import { z } from 'zod';
+import { defaultConfig, LOG_LEVELS, type CdhConfig, type LogLevel } from './types';
+
+// smol-toml's type declarations are ESM-only; its CommonJS build is what runs here.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { parse: parseToml } = require('smol-toml') as { parse(text: string): Record<string, unknown> };
+
+/** A configuration problem found at start-up; `key` names the offending key (dotted path). */
+export class ConfigError extends Error {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
+    super(key ? `config key "${key}": ${message}` : message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** What the command line may override (flags win over environment, which wins over the file). */
+export interface ConfigFlags {
+  socket?: string;
+  logLevel?: string;
+}
+
+const hostPort = z
+  .string()
+  .refine((v) => v === '' || parseHostPort(v) !== undefined, 'must be "host:port" (or empty)');
+
+const absolutePath = z.string().refine((v) => isAbsolute(v), 'must be an absolute path');
+
+const fileSchema = z.strictObject({
+  socket: z.string().refine((v) => parseListenAddress(v) !== undefined, {
+    message: 'must be "unix:///abs/path", "unix:/abs/path" or "host:port"',
+  }),
+  skip_sealed_secret_verification: z.boolean(),
+  log: z.strictObject({ level: z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]]) }).partial(),
+  kbc: z
+    .strictObject({
+      name: z.string().refine((v) => v === 'offline_fs_kbc', {
+        message: 'unsupported KBC: this daemon ships only "offline_fs_kbc"',
+      }),
+      url: z.string(),
+      // Upstream key, accepted for drop-in compatibility; offline_fs_kbc has no server to trust.
+      kbs_cert: z.string(),
+      offline_fs: z.strictObject({ resource_files: z.array(absolutePath) }).partial(),
+    })
+    .partial(),
+  credentials: z.array(z.strictObject({ resource_uri: z.string().min(1), path: absolutePath })),
+  // Upstream's image-pull settings: image pulling is not part of this daemon, so they are ignored.
+  image: z.record(z.string(), z.unknown()),
+  socket_mode: z.union([
+    z.string().regex(/^0?[0-7]{3}$/, 'must be octal permission bits such as "0600"'),
+    z.number().int().min(0).max(0o777),
+  ]),
+  socket_group: z.string(),
+  max_message_bytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024),
+  max_in_flight: z.number().int().min(1).max(100000),
+  credentials_root: absolutePath,
+  cache: z
+    .strictObject({
+      ttl_seconds: z.number().int().min(0).max(86400),
+      max_entries: z.number().int().min(1).max(1_000_000),
+    })
+    .partial(),
+  sealed_secret: z.strictObject({ signing_key_dir: absolutePath }).partial(),
+  aliyun: z
+    .strictObject({
+      credential_dir: absolutePath,
+      dkms_connect_to: hostPort,
+      openapi_endpoint: hostPort,
+      openapi_ca_file: z
+        .string()
+        .refine((v) => v === '' || isAbsolute(v), 'must be an absolute path (or empty)'),
+      metadata_endpoint: z
+        .string()
+        .refine((v) => /^https?:\/\/[^/?#]+\/?$/.test(v), 'must be "http://host[:port]"'),
+      request_timeout_ms: z.number().int().min(1).max(600000),
+    })
+    .partial(),
+});
+
+type ConfigFile = z.infer<ReturnType<typeof fileSchema.partial>>;
+
+/**
+ * Builds the configuration: defaults, then the file (TOML or JSON by extension), then the
+ * environment, then flags. Anything unknown or invalid throws ConfigError naming the key.
+ */
+export function loadConfig(
+  path: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  flags: ConfigFlags = {},
+): { config: CdhConfig; warnings: string[] } {
+  const raw = path === undefined ? {} : readConfigFile(path);
+  return resolveConfig(raw, env, flags);
+}
+
+export function resolveConfig(
+  raw: unknown,
+  env: NodeJS.ProcessEnv = process.env,
+  flags: ConfigFlags = {},
+): { config: CdhConfig; warnings: string[] } {
+  const parsed = fileSchema.partial().safeParse(raw);
+  if (!parsed.success) throw issueToError(parsed.error.issues[0]);
+  const file: ConfigFile = parsed.data;
+  const warnings: string[] = [];
+  if (file.image !== undefined)
+    warnings.push('config section [image] is ignored: image pulling is not part of this daemon');
+
+  const config = defaultConfig();
+  if (file.socket !== undefined) config.socket = file.socket;
+  if (file.skip_sealed_secret_verification !== undefined)
+    config.skipSealedSecretVerification = file.skip_sealed_secret_verification;
+  if (file.log?.level !== undefined) config.log.level = file.log.level;
+  if (file.kbc?.url !== undefined) config.kbc.url = file.kbc.url;
+  if (file.kbc?.offline_fs?.resource_files !== undefined)
+    config.kbc.offlineFs.resourceFiles = file.kbc.offline_fs.resource_files;
+  if (file.credentials !== undefined)
+    config.credentials = file.credentials.map((c) => ({ resourceUri: c.resource_uri, path: c.path }));
+  if (file.socket_mode !== undefined)
+    config.socketMode =
+      typeof file.socket_mode === 'number' ? file.socket_mode : parseInt(file.socket_mode, 8);
+  if (file.socket_group !== undefined) config.socketGroup = file.socket_group;
+  if (file.max_message_bytes !== undefined) config.maxMessageBytes = file.max_message_bytes;
+  if (file.max_in_flight !== undefined) config.maxInFlight = file.max_in_flight;
+  if (file.credentials_root !== undefined) config.credentialsRoot = file.credentials_root;
+  Object.assign(config.cache, camelCase(file.cache));
+  Object.assign(config.sealedSecret, camelCase(file.sealed_secret));
+  Object.assign(config.aliyun, camelCase(file.aliyun));
+
+  applyEnvironment(config, env);
+
+  if (flags.socket !== undefined) {
+    if (parseListenAddress(flags.socket) === undefined)
+      throw new ConfigError('--socket', 'must be "unix:///abs/path", "unix:/abs/path" or "host:port"');
+    config.socket = flags.socket;
+  }
+  if (flags.logLevel !== undefined) {
+    if (!LOG_LEVELS.includes(flags.logLevel as LogLevel))
+      throw new ConfigError('--log-level', `must be one of ${LOG_LEVELS.join(', ')}`);
+    config.log.level = flags.logLevel as LogLevel;
+  }
+  return { config, warnings };
+}
+
+const ENV_OVERRIDES = [
+  { env: 'ALIYUN_IN_GUEST_KEY_PATH', key: 'credentialDir', check: absolutePath },
+  { env: 'ALIYUN_DKMS_CONNECT_TO', key: 'dkmsConnectTo', check: hostPort },
+  { env: 'ALIYUN_OPENAPI_ENDPOINT', key: 'openapiEndpoint', check: hostPort },
+  { env: 'ALIYUN_OPENAPI_CA_FILE', key: 'openapiCaFile', check: z.string() },
+  {
+    env: 'ALIYUN_METADATA_ENDPOINT',
+    key: 'metadataEndpoint',
+    check: z.string().regex(/^https?:\/\/[^/?#]+\/?$/),
+  },
+] as const;
+
+/** Environment variables override the file (upstream names, honoured by the daemon and `secret`). */
+export function applyEnvironment(config: CdhConfig, env: NodeJS.ProcessEnv): void {
+  for (const { env: name, key, check } of ENV_OVERRIDES) {
+    const value = env[name];
+    if (value === undefined) continue;
+    if (!check.safeParse(value).success) throw new ConfigError(name, `environment variable has a bad value`);
+    config.aliyun[key] = value;
+  }
+  // Upstream treats exactly "true" as on.
+  if (env['SKIP_SEALED_SECRET_VERIFICATION'] === 'true') config.skipSealedSecretVerification = true;
+}
+
+function readConfigFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(
+      '',
+      `cannot read config file ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+  }
+  const kind = extname(path).toLowerCase();
+  try {
+    if (kind === '.json') return JSON.parse(text) as unknown;
+    if (kind === '.toml' || kind === '') return parseToml(text);
+  } catch (error) {
+    throw new ConfigError(
+      '',
+      `config file ${path} is not valid ${kind === '.json' ? 'JSON' : 'TOML'}: ${firstLine(error)}`,
+    );
+  }
+  throw new ConfigError('', `config file ${path}: unsupported extension "${kind}" (use .toml or .json)`);
+}
+
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
+}
+
+function issueToError(issue: z.core.$ZodIssue | undefined): ConfigError {
+  if (issue === undefined) return new ConfigError('', 'invalid configuration');
+  const path = issue.path.map(String).join('.');
+  if (issue.code === 'unrecognized_keys') {
+    const key = [path, issue.keys[0]].filter(Boolean).join('.');
+    return new ConfigError(key, 'unknown key');
+  }
+  return new ConfigError(path, issue.message);
+}
+
+function camelCase<T extends object>(section: T | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(section ?? {})) {
+    if (v !== undefined) out[k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())] = v;
+  }
+  return out;
+}
+
+export type ListenAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
+
+/** `unix:///abs`, `unix:/abs` or `host:port` (IPv6 as `[::1]:port`). */
+export function parseListenAddress(address: string): ListenAddress | undefined {
+  if (address.startsWith('unix:')) {
+    const path = address.startsWith('unix://')
+      ? address.slice('unix://'.length)
+      : address.slice('unix:'.length);
+    return isAbsolute(path) && !path.includes('\0') && path.length < 108 ? { kind: 'unix', path } : undefined;
+  }
+  const hp = parseHostPort(address);
+  return hp ? { kind: 'tcp', ...hp } : undefined;
+}
+
+export function parseHostPort(value: string): { host: string; port: number } | undefined {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
+  if (!match) return undefined;
+  const port = Number(match[2]);
+  if (port < 1 || port > 65535) return undefined;
+  return { host: match[1] as string, port };
+}

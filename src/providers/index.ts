@@ -1,0 +1,7 @@
+import { aliyunProvider } from './aliyun';
+import type { ProviderFactory } from './types';
+
+/** Every provider this daemon ships: adding one is one folder and one line here. */
+export function builtinProviders(): ProviderFactory[] {
+  return [aliyunProvider];
+}

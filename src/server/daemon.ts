@@ -1,0 +1,101 @@
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { parseListenAddress } from '../config/load';
+import type { CdhConfig } from '../config/types';
+import { CdhError } from '../errors';
+import { createLogger } from '../log';
+import { builtinProviders } from '../providers';
+import { ProviderRegistry } from '../providers/registry';
+import type { ProviderFactory } from '../providers/types';
+import { ApiDispatcher, type ApiBackend } from './api';
+import { GrpcFront } from './grpc';
+import { ProtocolListener, StartupError } from './listener';
+
+/** How long in-flight calls may take to finish after SIGTERM. */
+export const SHUTDOWN_GRACE_MS = 10_000;
+
+export interface DaemonOptions {
+  readonly logger?: Logger;
+  /** Replaces the built-in providers (tests register a test provider). */
+  readonly providers?: readonly ProviderFactory[];
+  /** Builds a fresh provider instance per call (the upstream strategy; benchmark only). */
+  readonly reuseProviderInstances?: boolean;
+}
+
+export interface DaemonHandle {
+  /** `unix:///path` or `host:port` actually bound. */
+  readonly address: string;
+  readonly logger: Logger;
+  /** Graceful stop: NOT_SERVING, stop accepting, finish in-flight calls (bounded), remove the socket. */
+  stop(graceMs?: number): Promise<void>;
+  /** Immediate stop (second signal). */
+  kill(): void;
+}
+
+export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}): Promise<DaemonHandle> {
+  const logger = options.logger ?? createLogger(config.log.level);
+  const address = parseListenAddress(config.socket);
+  if (address === undefined) throw new StartupError(`config key "socket": bad address ${config.socket}`);
+
+  const registry = new ProviderRegistry(
+    options.providers ?? builtinProviders(),
+    { config, logger },
+    { reuseInstances: options.reuseProviderInstances ?? true },
+  );
+  const backend: ApiBackend = {
+    async unsealSecret() {
+      throw new CdhError('PROVIDER_NOT_CONFIGURED', 'sealed-secret unsealing is not wired in this build');
+    },
+    async getResource() {
+      throw new CdhError('PROVIDER_NOT_CONFIGURED', 'the kbs provider is not configured');
+    },
+  };
+  const dispatcher = new ApiDispatcher(backend, { maxInFlight: config.maxInFlight, logger });
+  const grpcFront = new GrpcFront(dispatcher, { maxMessageBytes: config.maxMessageBytes });
+  const listener = new ProtocolListener(
+    {
+      grpc: (socket: Socket) => grpcFront.injectConnection(socket),
+      ttrpc: (socket: Socket) => {
+        // Until the ttrpc server lands, a non-HTTP/2 connection is closed.
+        socket.destroy();
+      },
+    },
+    logger,
+  );
+
+  const bound = await listener.listen(address, { mode: config.socketMode, group: config.socketGroup });
+  grpcFront.setServing(true);
+  logger.info({ socket: bound, providers: registry.providerNames }, 'serving');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    address: bound,
+    logger,
+    stop(graceMs = SHUTDOWN_GRACE_MS) {
+      stopping ??= (async () => {
+        logger.info({ inFlight: dispatcher.callsInFlight }, 'shutting down');
+        grpcFront.setServing(false);
+        dispatcher.startDraining();
+        await listener.close();
+        grpcFront.drain(graceMs);
+        const timedOut = await Promise.race([
+          dispatcher.whenIdle().then(() => false),
+          new Promise<boolean>((resolve) => setTimeout(() => resolve(true), graceMs).unref()),
+        ]);
+        if (timedOut)
+          logger.warn(
+            { inFlight: dispatcher.callsInFlight },
+            'grace period over; closing calls still in flight',
+          );
+        grpcFront.destroy();
+        await registry.close();
+        logger.info('stopped');
+      })();
+      return stopping;
+    },
+    kill() {
+      listener.removeSocketFile();
+      grpcFront.destroy();
+    },
+  };
+}

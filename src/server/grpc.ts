@@ -1,0 +1,92 @@
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import type { Duplex } from 'node:stream';
+import { API_METHODS, type ApiDispatcher, type ApiMethod } from './api';
+import { API_PROTO } from './protos';
+
+const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true };
+
+export interface GrpcFrontOptions {
+  readonly maxMessageBytes: number;
+}
+
+/**
+ * gRPC over connections handed in by the listener (no port of its own): the API services,
+ * grpc.health.v1 and server reflection (v1 and v1alpha), so grpcurl needs no proto files.
+ */
+export class GrpcFront {
+  private readonly server: grpc.Server;
+  private readonly injector: grpc.ConnectionInjector;
+  private readonly health: HealthImplementation;
+
+  constructor(dispatcher: ApiDispatcher, options: GrpcFrontOptions) {
+    this.server = new grpc.Server({
+      'grpc.max_receive_message_length': options.maxMessageBytes,
+      'grpc.max_send_message_length': -1,
+    });
+    const definition = protoLoader.loadSync([API_PROTO, healthProtoPath], LOADER_OPTIONS);
+    for (const serviceName of new Set(API_METHODS.map((m) => m.split('/')[0] as string))) {
+      const service = definition[serviceName] as grpc.ServiceDefinition;
+      const implementation: grpc.UntypedServiceImplementation = {};
+      for (const [methodName] of Object.entries(service)) {
+        const method = `${serviceName}/${methodName}` as ApiMethod;
+        implementation[methodName] = unaryHandler(dispatcher, method);
+      }
+      this.server.addService(service, implementation);
+    }
+    this.health = new HealthImplementation({ '': 'NOT_SERVING' });
+    this.health.addToServer(this.server);
+    new ReflectionService(definition).addToServer(this.server);
+    this.injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  }
+
+  setServing(serving: boolean): void {
+    const status = serving ? 'SERVING' : 'NOT_SERVING';
+    this.health.setStatus('', status);
+    for (const name of new Set(API_METHODS.map((m) => m.split('/')[0] as string)))
+      this.health.setStatus(name, status);
+  }
+
+  injectConnection(connection: Duplex): void {
+    this.injector.injectConnection(connection);
+  }
+
+  /** Sends GOAWAY to every session; after graceMs the rest is closed. */
+  drain(graceMs: number): void {
+    this.injector.drain(graceMs);
+  }
+
+  destroy(): void {
+    this.injector.destroy();
+    this.server.forceShutdown();
+  }
+}
+
+function unaryHandler(dispatcher: ApiDispatcher, method: ApiMethod): grpc.handleUnaryCall<object, object> {
+  return (call, callback) => {
+    const controller = new AbortController();
+    call.on('cancelled', () => controller.abort());
+    const deadline = toEpochMs(call.getDeadline());
+    dispatcher
+      .invoke(method, call.request, {
+        transport: 'grpc',
+        signal: controller.signal,
+        ...(deadline === undefined ? {} : { deadline }),
+      })
+      .then(
+        (result) => {
+          if (result.ok) callback(null, result.response);
+          else callback({ code: result.code, details: result.message });
+        },
+        // invoke() never rejects; this keeps a bug from leaving the call hanging.
+        () => callback({ code: grpc.status.INTERNAL, details: 'INTERNAL: internal error' }),
+      );
+  };
+}
+
+function toEpochMs(deadline: grpc.Deadline): number | undefined {
+  const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(ms) ? ms : undefined;
+}

@@ -1,0 +1,24 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+/** The package root (holds package.json and protos/), found from here in src/ and in dist/src/. */
+function findPackageRoot(): string {
+  let dir = __dirname;
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'protos'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`cannot find the package root above ${__dirname}`);
+    dir = parent;
+  }
+}
+
+export const PACKAGE_ROOT = findPackageRoot();
+export const PROTOS_DIR = join(PACKAGE_ROOT, 'protos');
+export const API_PROTO = join(PROTOS_DIR, 'api.proto');
+
+export function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {
+    version?: unknown;
+  };
+  return typeof manifest.version === 'string' ? manifest.version : '0.0.0';
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/python3
+"""A gRPC client that is not the project's own stack (Debian's python3-grpcio).
+
+Usage: python_grpc_client.py SOCKET_PATH WORK_DIR PACKAGE_ROOT
+Generates Python stubs for grpc.health.v1 and grpc.reflection.v1 from the .proto files
+shipped in node_modules (with grpc_tools, from python3-grpc-tools), then over the Unix
+socket: Health/Check for "" and reflection list_services. Prints one JSON object.
+"""
+import json
+import os
+import shutil
+import sys
+
+import grpc
+from grpc_tools import protoc
+
+socket_path, work_dir, root = sys.argv[1], sys.argv[2], sys.argv[3]
+health_dir = os.path.join(root, "node_modules/grpc-health-check/proto")
+# Copied under another directory: a Python module path starting with "grpc." would clash
+# with the grpc package itself. The proto package (what goes on the wire) is unchanged.
+reflection_dir = os.path.join(work_dir, "src")
+os.makedirs(os.path.join(reflection_dir, "reflection_v1"), exist_ok=True)
+shutil.copy(
+    os.path.join(root, "node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto"),
+    os.path.join(reflection_dir, "reflection_v1/reflection.proto"),
+)
+for include, proto in ((health_dir, "health/v1/health.proto"), (reflection_dir, "reflection_v1/reflection.proto")):
+    code = protoc.main(["protoc", f"-I{include}", f"--python_out={work_dir}", f"--grpc_python_out={work_dir}", proto])
+    if code != 0:
+        sys.exit(f"protoc failed for {proto}")
+sys.path.insert(0, work_dir)
+
+from health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+from reflection_v1 import reflection_pb2, reflection_pb2_grpc  # noqa: E402
+
+# The daemon's HTTP/2 server needs a host-like :authority (see the README's grpcurl notes).
+channel = grpc.insecure_channel(f"unix://{socket_path}", options=[("grpc.default_authority", "localhost")])
+health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+responses = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+services = [s.name for r in responses for s in r.list_services_response.service]
+print(json.dumps({"health": health_pb2.HealthCheckResponse.ServingStatus.Name(health.status), "services": services}))

@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ConfigError, parseListenAddress, resolveConfig } from '../../../src/config/load';
+import { defaultConfig } from '../../../src/config/types';
+
+test('no file: the documented defaults', () => {
+  const { config } = resolveConfig({}, {});
+  assert.deepEqual(config, defaultConfig());
+  assert.equal(config.socket, 'unix:///run/confidential-containers/cdh.sock');
+  assert.equal(config.aliyun.metadataEndpoint, 'http://100.100.100.200');
+});
+
+test('upstream keys and our own keys are read', () => {
+  const { config } = resolveConfig(
+    {
+      socket: 'unix:/tmp/x.sock',
+      kbc: { name: 'offline_fs_kbc', url: '', offline_fs: { resource_files: ['/etc/r.json'] } },
+      credentials: [{ resource_uri: 'kbs:///default/aliyun/clientKey_x.json', path: '/run/cc/x.json' }],
+      socket_mode: '0660',
+      cache: { ttl_seconds: 0 },
+      aliyun: { dkms_connect_to: '127.0.0.1:8443', request_timeout_ms: 500 },
+    },
+    {},
+  );
+  assert.equal(config.socketMode, 0o660);
+  assert.equal(config.cache.ttlSeconds, 0);
+  assert.equal(config.cache.maxEntries, 1024);
+  assert.equal(config.aliyun.dkmsConnectTo, '127.0.0.1:8443');
+  assert.equal(config.aliyun.requestTimeoutMs, 500);
+  assert.deepEqual(config.credentials, [
+    { resourceUri: 'kbs:///default/aliyun/clientKey_x.json', path: '/run/cc/x.json' },
+  ]);
+  assert.deepEqual(config.kbc.offlineFs.resourceFiles, ['/etc/r.json']);
+});
+
+test('environment overrides the file and flags override both', () => {
+  const { config } = resolveConfig(
+    { aliyun: { credential_dir: '/from/file' }, log: { level: 'warn' } },
+    {
+      ALIYUN_IN_GUEST_KEY_PATH: '/from/env',
+      ALIYUN_METADATA_ENDPOINT: 'http://127.0.0.1:9999',
+      SKIP_SEALED_SECRET_VERIFICATION: 'true',
+    },
+    { logLevel: 'debug', socket: '127.0.0.1:50000' },
+  );
+  assert.equal(config.aliyun.credentialDir, '/from/env');
+  assert.equal(config.aliyun.metadataEndpoint, 'http://127.0.0.1:9999');
+  assert.equal(config.skipSealedSecretVerification, true);
+  assert.equal(config.log.level, 'debug');
+  assert.equal(config.socket, '127.0.0.1:50000');
+});
+
+test('SKIP_SEALED_SECRET_VERIFICATION other than "true" leaves verification on', () => {
+  assert.equal(
+    resolveConfig({}, { SKIP_SEALED_SECRET_VERIFICATION: '1' }).config.skipSealedSecretVerification,
+    false,
+  );
+});
+
+test('upstream [image] section is accepted with a warning', () => {
+  const { warnings } = resolveConfig({ image: { max_concurrent_layer_downloads_per_image: 3 } }, {});
+  assert.equal(warnings.length, 1);
+});
+
+const refused: Array<[string, unknown, Record<string, string>, string]> = [
+  ['unknown top-level key', { sokcet: 'x' }, {}, 'sokcet'],
+  ['unknown nested key', { cache: { ttl: 1 } }, {}, 'cache.ttl'],
+  ['wrong type', { skip_sealed_secret_verification: 'yes' }, {}, 'skip_sealed_secret_verification'],
+  ['relative path', { credentials_root: 'run/cdh' }, {}, 'credentials_root'],
+  ['bad socket', { socket: '/no/scheme.sock' }, {}, 'socket'],
+  ['bad connect_to', { aliyun: { dkms_connect_to: 'nohost' } }, {}, 'aliyun.dkms_connect_to'],
+  ['bad credentials entry', { credentials: [{ resource_uri: 'kbs:///a/b/c' }] }, {}, 'credentials.0.path'],
+  ['bad env value', {}, { ALIYUN_DKMS_CONNECT_TO: 'not an address' }, 'ALIYUN_DKMS_CONNECT_TO'],
+];
+for (const [what, raw, env, key] of refused) {
+  test(`refused: ${what}, naming ${key}`, () => {
+    assert.throws(
+      () => resolveConfig(raw, env),
+      (error: unknown) =>
+        error instanceof ConfigError && error.key === key && error.message.includes(`"${key}"`),
+    );
+  });
+}
+
+test('listen addresses: unix:///abs, unix:/abs, host:port', () => {
+  assert.deepEqual(parseListenAddress('unix:///run/a.sock'), { kind: 'unix', path: '/run/a.sock' });
+  assert.deepEqual(parseListenAddress('unix:/run/a.sock'), { kind: 'unix', path: '/run/a.sock' });
+  assert.deepEqual(parseListenAddress('127.0.0.1:50000'), { kind: 'tcp', host: '127.0.0.1', port: 50000 });
+  assert.equal(parseListenAddress('unix://relative'), undefined);
+  assert.equal(parseListenAddress('127.0.0.1:0'), undefined);
+});
