@@ -1,0 +1,141 @@
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import protobuf from 'protobufjs';
+
+/**
+ * The gateway's protobuf messages (protos/aliyun/dkms_api.proto), loaded once at first use.
+ * Field names are the proto's (PascalCase); bytes fields decode to Buffer.
+ */
+
+export interface EncryptRequest {
+  KeyId: string;
+  Plaintext: Uint8Array;
+  Algorithm: string;
+  Aad: Uint8Array;
+  Iv: Uint8Array;
+  PaddingMode: string;
+}
+export interface EncryptResponse {
+  KeyId: string;
+  CiphertextBlob: Buffer;
+  Iv: Buffer;
+  RequestId: string;
+  Algorithm: string;
+  PaddingMode: string;
+}
+export interface DecryptRequest {
+  CiphertextBlob: Uint8Array;
+  KeyId: string;
+  Algorithm: string;
+  Aad: Uint8Array;
+  Iv: Uint8Array;
+  PaddingMode: string;
+}
+export interface DecryptResponse {
+  KeyId: string;
+  Plaintext: Buffer;
+  RequestId: string;
+  Algorithm: string;
+  PaddingMode: string;
+}
+export interface GetSecretValueRequest {
+  SecretName: string;
+  VersionStage: string;
+  VersionId: string;
+  FetchExtendedConfig: boolean;
+}
+export interface GetSecretValueResponse {
+  SecretName: string;
+  SecretType: string;
+  SecretData: string;
+  SecretDataType: string;
+  VersionStages: string[];
+  VersionId: string;
+  CreateTime: string;
+  RequestId: string;
+  LastRotationDate: string;
+  NextRotationDate: string;
+  ExtendedConfig: string;
+  AutomaticRotation: string;
+  RotationInterval: string;
+}
+export interface ErrorMessage {
+  StatusCode: number;
+  ErrorCode: string;
+  ErrorMessage: string;
+  RequestId: string;
+}
+
+/** Message name (without the `dkms_api.` package) → its plain-object shape. */
+export interface DkmsMessages {
+  EncryptRequest: EncryptRequest;
+  EncryptResponse: EncryptResponse;
+  DecryptRequest: DecryptRequest;
+  DecryptResponse: DecryptResponse;
+  GetSecretValueRequest: GetSecretValueRequest;
+  GetSecretValueResponse: GetSecretValueResponse;
+  Error: ErrorMessage;
+}
+
+export type DkmsMessageName = keyof DkmsMessages;
+
+const PROTO_RELATIVE_PATH = path.join('protos', 'aliyun', 'dkms_api.proto');
+
+let loadedRoot: protobuf.Root | undefined;
+let packageRootDir: string | undefined;
+
+/** The directory holding protos/ and package.json (found upwards from this file, src or dist). */
+export function packageRoot(): string {
+  if (packageRootDir !== undefined) return packageRootDir;
+  let dir = __dirname;
+  for (;;) {
+    if (existsSync(path.join(dir, PROTO_RELATIVE_PATH))) {
+      packageRootDir = dir;
+      return dir;
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`cannot find ${PROTO_RELATIVE_PATH} above ${__dirname}`);
+    dir = parent;
+  }
+}
+
+/** `<package name>/<version>` for the gateway's user-agent header. */
+export function packageUserAgent(): string {
+  try {
+    const info = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as {
+      name?: unknown;
+      version?: unknown;
+    };
+    if (typeof info.name === 'string' && typeof info.version === 'string') return `${info.name}/${info.version}`;
+  } catch {
+    // fall through to the plain name
+  }
+  return 'confidential-data-hub';
+}
+
+function messageType(name: DkmsMessageName): protobuf.Type {
+  if (loadedRoot === undefined) {
+    loadedRoot = new protobuf.Root().loadSync(path.join(packageRoot(), PROTO_RELATIVE_PATH), { keepCase: true });
+  }
+  return loadedRoot.lookupType(`dkms_api.${name}`);
+}
+
+export function encodeDkms<N extends DkmsMessageName>(name: N, value: Partial<DkmsMessages[N]>): Buffer {
+  const type = messageType(name);
+  const bytes = type.encode(type.fromObject(value as Record<string, unknown>)).finish();
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes);
+}
+
+/** Decodes a message; absent fields get their proto3 defaults. Throws on malformed bytes. */
+export function decodeDkms<N extends DkmsMessageName>(name: N, bytes: Uint8Array): DkmsMessages[N] {
+  const type = messageType(name);
+  const message = type.decode(bytes);
+  const plain = type.toObject(message, { defaults: true, arrays: true, longs: Number });
+  for (const field of type.fieldsArray) {
+    if (field.type === 'bytes' && !field.repeated) {
+      const fieldValue = plain[field.name] as Uint8Array | number[];
+      plain[field.name] = Buffer.isBuffer(fieldValue) ? fieldValue : Buffer.from(fieldValue);
+    }
+  }
+  return plain as DkmsMessages[N];
+}

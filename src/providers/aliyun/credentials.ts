@@ -1,0 +1,114 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { CdhError } from '../../errors';
+import type { ProviderSettings } from '../types';
+
+/**
+ * Helpers shared by the aliyun client types: settings fields, ids that name credential
+ * files, and reading those files with errors that name the file but never its content.
+ */
+
+/** Credential files are small; anything larger is not one of ours. */
+const MAX_CREDENTIAL_FILE_BYTES = 1024 * 1024;
+const MAX_ID_LENGTH = 256;
+const ID_PATTERN = /^[A-Za-z0-9._*-]+$/;
+
+/** Quotes a value from an untrusted sealed secret for an error message (short, JSON-escaped). */
+export function quoteUntrusted(value: unknown): string {
+  if (typeof value === 'string') {
+    return value.length > 64 ? `${JSON.stringify(value.slice(0, 64))}…` : JSON.stringify(value);
+  }
+  if (value === null) return 'null';
+  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+}
+
+/** Reads a required non-empty string field of provider_settings. */
+export function requireStringSetting(settings: ProviderSettings, field: string, clientType: string): string {
+  const value = settings[field];
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new CdhError(
+      'PROVIDER_SETTINGS_INVALID',
+      `aliyun provider_settings.${field} is required for client_type ${clientType} and must be a non-empty string` +
+        (value === undefined ? ' (it is missing)' : ` (got ${quoteUntrusted(value)})`),
+    );
+  }
+  return value;
+}
+
+/**
+ * Checks an id that becomes part of a credential file name (client key id, KMS instance id).
+ * The ids come from the sealed secret, which the untrusted control plane carries, so anything
+ * that could leave the credential dir is refused before a file is opened.
+ */
+export function checkCredentialId(value: string, field: string): string {
+  if (value.length > MAX_ID_LENGTH || !ID_PATTERN.test(value) || value.includes('..')) {
+    throw new CdhError(
+      'PROVIDER_SETTINGS_INVALID',
+      `aliyun provider_settings.${field} ${quoteUntrusted(value)} is not a valid id: ` +
+        `only letters, digits and . _ * - are allowed (at most ${MAX_ID_LENGTH}), and ".." is refused`,
+    );
+  }
+  return value;
+}
+
+/** The path of `fileName` directly inside `dir`; refuses names that would land elsewhere. */
+export function credentialFilePath(dir: string, fileName: string): string {
+  const resolvedDir = path.resolve(dir);
+  const full = path.resolve(resolvedDir, fileName);
+  if (path.dirname(full) !== resolvedDir || path.basename(full) !== fileName) {
+    throw new CdhError('PROVIDER_SETTINGS_INVALID', `credential file name ${quoteUntrusted(fileName)} is refused`);
+  }
+  return full;
+}
+
+/** Reads a credential file; every failure is CREDENTIAL_UNAVAILABLE naming the file. */
+export async function readCredentialFile(filePath: string, what: string): Promise<Buffer> {
+  let handle: fs.FileHandle | undefined;
+  try {
+    handle = await fs.open(filePath, 'r');
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw credentialError(filePath, what, 'is not a regular file');
+    if (stat.size > MAX_CREDENTIAL_FILE_BYTES) {
+      throw credentialError(filePath, what, `is larger than ${MAX_CREDENTIAL_FILE_BYTES} bytes`);
+    }
+    return await handle.readFile();
+  } catch (error) {
+    if (error instanceof CdhError) throw error;
+    throw credentialError(filePath, what, describeFsError(error), error);
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}
+
+/** A CREDENTIAL_UNAVAILABLE error about one file: `<what> <path> <problem>`. */
+export function credentialError(filePath: string, what: string, problem: string, cause?: unknown): CdhError {
+  return new CdhError('CREDENTIAL_UNAVAILABLE', `${what} ${filePath} ${problem}`, { cause });
+}
+
+function describeFsError(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return 'is missing';
+    case 'EACCES':
+    case 'EPERM':
+      return 'is not readable (permission denied)';
+    case 'EISDIR':
+      return 'is not a regular file';
+    default:
+      return `could not be read${code ? ` (${code})` : ''}`;
+  }
+}
+
+/**
+ * A cheap identity of a file's current version (inode, size, times); 'missing' when it cannot
+ * be stat'ed. Comparing fingerprints tells a provider instance that a credential file changed.
+ */
+export async function fileFingerprint(filePath: string): Promise<string> {
+  try {
+    const stat = await fs.stat(filePath);
+    return `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
+  } catch {
+    return 'missing';
+  }
+}
