@@ -56,7 +56,10 @@ export function credentialFilePath(dir: string, fileName: string): string {
   const resolvedDir = path.resolve(dir);
   const full = path.resolve(resolvedDir, fileName);
   if (path.dirname(full) !== resolvedDir || path.basename(full) !== fileName) {
-    throw new CdhError('PROVIDER_SETTINGS_INVALID', `credential file name ${quoteUntrusted(fileName)} is refused`);
+    throw new CdhError(
+      'PROVIDER_SETTINGS_INVALID',
+      `credential file name ${quoteUntrusted(fileName)} is refused`,
+    );
   }
   return full;
 }

@@ -102,7 +102,11 @@ export function parsePasswordFile(bytes: Buffer, filePath: string): string {
   if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
     const value = (parsed as Record<string, unknown>)['ClientKeyPassword'];
     if (typeof value !== 'string') {
-      throw credentialError(filePath, 'client key password file', 'is JSON without a string "ClientKeyPassword"');
+      throw credentialError(
+        filePath,
+        'client key password file',
+        'is JSON without a string "ClientKeyPassword"',
+      );
     }
     password = value;
   } else {

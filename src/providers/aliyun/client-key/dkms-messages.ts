@@ -4,15 +4,15 @@ import protobuf from 'protobufjs';
 
 /**
  * The gateway's protobuf messages (protos/aliyun/dkms_api.proto), loaded once at first use.
- * Field names are the proto's (PascalCase); bytes fields decode to Buffer.
+ * Field names are the proto's (PascalCase); bytes fields decode to Buffer, encode from any Uint8Array.
  */
 
 export interface EncryptRequest {
   KeyId: string;
-  Plaintext: Uint8Array;
+  Plaintext: Buffer;
   Algorithm: string;
-  Aad: Uint8Array;
-  Iv: Uint8Array;
+  Aad: Buffer;
+  Iv: Buffer;
   PaddingMode: string;
 }
 export interface EncryptResponse {
@@ -24,11 +24,11 @@ export interface EncryptResponse {
   PaddingMode: string;
 }
 export interface DecryptRequest {
-  CiphertextBlob: Uint8Array;
+  CiphertextBlob: Buffer;
   KeyId: string;
   Algorithm: string;
-  Aad: Uint8Array;
-  Iv: Uint8Array;
+  Aad: Buffer;
+  Iv: Buffer;
   PaddingMode: string;
 }
 export interface DecryptResponse {
@@ -79,6 +79,11 @@ export interface DkmsMessages {
 
 export type DkmsMessageName = keyof DkmsMessages;
 
+/** What encoding accepts: any field may be left out (proto3 default); bytes as any Uint8Array. */
+export type DkmsMessageInput<N extends DkmsMessageName> = {
+  [F in keyof DkmsMessages[N]]?: DkmsMessages[N][F] extends Buffer ? Uint8Array : DkmsMessages[N][F];
+};
+
 const PROTO_RELATIVE_PATH = path.join('protos', 'aliyun', 'dkms_api.proto');
 
 let loadedRoot: protobuf.Root | undefined;
@@ -106,7 +111,8 @@ export function packageUserAgent(): string {
       name?: unknown;
       version?: unknown;
     };
-    if (typeof info.name === 'string' && typeof info.version === 'string') return `${info.name}/${info.version}`;
+    if (typeof info.name === 'string' && typeof info.version === 'string')
+      return `${info.name}/${info.version}`;
   } catch {
     // fall through to the plain name
   }
@@ -115,12 +121,14 @@ export function packageUserAgent(): string {
 
 function messageType(name: DkmsMessageName): protobuf.Type {
   if (loadedRoot === undefined) {
-    loadedRoot = new protobuf.Root().loadSync(path.join(packageRoot(), PROTO_RELATIVE_PATH), { keepCase: true });
+    loadedRoot = new protobuf.Root().loadSync(path.join(packageRoot(), PROTO_RELATIVE_PATH), {
+      keepCase: true,
+    });
   }
   return loadedRoot.lookupType(`dkms_api.${name}`);
 }
 
-export function encodeDkms<N extends DkmsMessageName>(name: N, value: Partial<DkmsMessages[N]>): Buffer {
+export function encodeDkms<N extends DkmsMessageName>(name: N, value: DkmsMessageInput<N>): Buffer {
   const type = messageType(name);
   const bytes = type.encode(type.fromObject(value as Record<string, unknown>)).finish();
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes);

@@ -119,7 +119,10 @@ export class DkmsGatewayClient {
           if (error instanceof CallAborted) throw abortedError(ctx.signal, context);
           if (error instanceof AttemptTimedOut) throw this.timeoutError(context, attempt, lastFailure);
           if (error instanceof ResponseTooLarge) {
-            throw new CdhError('KMS_FAILED', `${context}: the KMS answer is larger than ${MAX_RESPONSE_BYTES} bytes`);
+            throw new CdhError(
+              'KMS_FAILED',
+              `${context}: the KMS answer is larger than ${MAX_RESPONSE_BYTES} bytes`,
+            );
           }
           const networkError = error as NodeJS.ErrnoException;
           const kind = classifyNetworkError(networkError);
@@ -146,7 +149,10 @@ export class DkmsGatewayClient {
         if (answer.status !== 0) {
           const refusal = refusalFromErrorBody(answer.status, decodeErrorBody(answer.body));
           if (!isRetryableStatus(answer.status)) {
-            throw new CdhError(refusalErrorCode(refusal), `${context}: the KMS refused: ${describeRefusal(refusal)}`);
+            throw new CdhError(
+              refusalErrorCode(refusal),
+              `${context}: the KMS refused: ${describeRefusal(refusal)}`,
+            );
           }
           lastFailure = { kind: 'refusal', refusal };
         }
@@ -246,7 +252,9 @@ export class DkmsGatewayClient {
         response.on('error', (error) => settle(() => reject(error)));
         response.on('close', () => {
           if (!response.complete) {
-            const reset: NodeJS.ErrnoException = new Error('connection closed before the answer was complete');
+            const reset: NodeJS.ErrnoException = new Error(
+              'connection closed before the answer was complete',
+            );
             reset.code = 'ECONNRESET';
             settle(() => reject(reset));
           }
@@ -320,7 +328,10 @@ function abortedError(signal: AbortSignal, context: string): CdhError {
   const reason: unknown = signal.reason;
   if (reason instanceof CdhError) return reason;
   if (reason instanceof Error && reason.name === 'TimeoutError') {
-    return new CdhError('DEADLINE_EXCEEDED', `${context}: the caller's deadline passed while waiting for the KMS`);
+    return new CdhError(
+      'DEADLINE_EXCEEDED',
+      `${context}: the caller's deadline passed while waiting for the KMS`,
+    );
   }
   return new CdhError('CANCELLED', `${context}: the caller cancelled while waiting for the KMS`);
 }

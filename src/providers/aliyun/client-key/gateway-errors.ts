@@ -24,7 +24,8 @@ export function refusalErrorCode(refusal: GatewayRefusal): ErrorCode {
   const { httpStatus, errorCode } = refusal;
   if (isRetryableStatus(httpStatus)) return 'KMS_UNAVAILABLE';
   // An unknown client key id is an authentication failure even when its code says NotFound.
-  if (ACCESS_DENIED_CODE.test(errorCode) || httpStatus === 401 || httpStatus === 403) return 'KMS_ACCESS_DENIED';
+  if (ACCESS_DENIED_CODE.test(errorCode) || httpStatus === 401 || httpStatus === 403)
+    return 'KMS_ACCESS_DENIED';
   if (httpStatus === 404 || NOT_FOUND_CODE.test(errorCode)) return 'KMS_NOT_FOUND';
   if (httpStatus === 400) return 'KMS_REQUEST_REJECTED';
   return 'KMS_FAILED';

@@ -12,7 +12,13 @@ import type {
 } from '../../types';
 import { quoteUntrusted } from '../credentials';
 import { clientKeyFilesFingerprint, loadClientKey, type LoadedClientKey } from './credential-files';
-import { decodeDkms, encodeDkms, type DkmsMessageName, type DkmsMessages } from './dkms-messages';
+import {
+  decodeDkms,
+  encodeDkms,
+  type DkmsMessageInput,
+  type DkmsMessageName,
+  type DkmsMessages,
+} from './dkms-messages';
 import { DkmsGatewayClient, type RetryPolicy } from './gateway-client';
 import type { DkmsApiName } from './request-signing';
 import {
@@ -69,7 +75,8 @@ class ClientKeySession implements Decrypter, Encrypter, Getter {
     private readonly options: ClientKeyProviderOptions,
   ) {
     this.label =
-      `aliyun client_key (kms_instance_id ${settings.kmsInstanceId}, ` + `client_key_id ${settings.clientKeyId})`;
+      `aliyun client_key (kms_instance_id ${settings.kmsInstanceId}, ` +
+      `client_key_id ${settings.clientKeyId})`;
     this.logger = ctx.logger.child({
       provider: 'aliyun',
       clientType: 'client_key',
@@ -92,7 +99,12 @@ class ClientKeySession implements Decrypter, Encrypter, Getter {
     };
   }
 
-  async decrypt(ciphertext: Uint8Array, keyId: string, annotations: Annotations, ctx: CallContext): Promise<Buffer> {
+  async decrypt(
+    ciphertext: Uint8Array,
+    keyId: string,
+    annotations: Annotations,
+    ctx: CallContext,
+  ): Promise<Buffer> {
     const iv = decodeIvAnnotation(annotations);
     const response = await this.exchange(
       'Decrypt',
@@ -154,7 +166,7 @@ class ClientKeySession implements Decrypter, Encrypter, Getter {
   private async exchange<Req extends DkmsMessageName, Res extends DkmsMessageName>(
     api: DkmsApiName,
     requestType: Req,
-    request: Partial<DkmsMessages[Req]>,
+    request: DkmsMessageInput<Req>,
     responseType: Res,
     ctx: CallContext,
     subject: string,

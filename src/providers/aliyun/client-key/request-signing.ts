@@ -53,7 +53,11 @@ export function signedDkmsHeaders(
   };
 }
 
-export function dkmsStringToSign(contentSha256: string, date: string, headers: Record<string, string>): string {
+export function dkmsStringToSign(
+  contentSha256: string,
+  date: string,
+  headers: Record<string, string>,
+): string {
   const canonical = Object.keys(headers)
     .map((name) => [name.toLowerCase(), headers[name] ?? ''] as const)
     .filter(([name]) => name.startsWith('x-kms-'))

@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import {
+  checkCredentialId,
+  credentialFilePath,
+  fileFingerprint,
+  readCredentialFile,
+  requireStringSetting,
+} from '../../../../src/providers/aliyun/credentials';
+import { makeTempDir } from '../../../support/aliyun-credentials';
+import { cdhErrorWith as assertCdhError } from '../../../support/cdh-error-assert';
+
+test('ids as Alibaba issues them are accepted', () => {
+  for (const id of ['KAAP.f4c8____', 'KAAP.e9692b7c-1234', 'kst-shh64702cf2jvc_____', 'kst-bjj652*', 'a']) {
+    assert.equal(checkCredentialId(id, 'client_key_id'), id);
+  }
+});
+
+test('ids that could leave the credential dir or are not plain are refused', () => {
+  const bad = [
+    '../../etc/passwd',
+    '..',
+    'a..b',
+    'a/b',
+    'a\\b',
+    '/abs',
+    'a\u0000b',
+    'a b',
+    'ключ',
+    'x'.repeat(257),
+    '',
+  ];
+  for (const id of bad) {
+    assert.throws(
+      () => checkCredentialId(id, 'client_key_id'),
+      assertCdhError('PROVIDER_SETTINGS_INVALID', /client_key_id .* is not a valid id/),
+      JSON.stringify(id),
+    );
+  }
+});
+
+test('required string settings: missing and wrong types are named', () => {
+  assert.throws(
+    () => requireStringSetting({}, 'kms_instance_id', 'client_key'),
+    assertCdhError(
+      'PROVIDER_SETTINGS_INVALID',
+      /provider_settings\.kms_instance_id is required .*\(it is missing\)/,
+    ),
+  );
+  assert.throws(
+    () => requireStringSetting({ kms_instance_id: 7 }, 'kms_instance_id', 'client_key'),
+    assertCdhError('PROVIDER_SETTINGS_INVALID', /got a number/),
+  );
+  assert.throws(
+    () => requireStringSetting({ kms_instance_id: '' }, 'kms_instance_id', 'client_key'),
+    assertCdhError('PROVIDER_SETTINGS_INVALID', /non-empty string/),
+  );
+});
+
+test('credential file paths stay directly inside the dir', () => {
+  assert.equal(credentialFilePath('/creds/', 'clientKey_a.json'), '/creds/clientKey_a.json');
+  assert.throws(() => credentialFilePath('/creds', '../x.json'), assertCdhError('PROVIDER_SETTINGS_INVALID'));
+  assert.throws(
+    () => credentialFilePath('/creds', 'sub/x.json'),
+    assertCdhError('PROVIDER_SETTINGS_INVALID'),
+  );
+});
+
+test('reading a missing or non-regular credential file names it', async () => {
+  const dir = await makeTempDir();
+  try {
+    const missing = path.join(dir, 'clientKey_gone.json');
+    await assert.rejects(
+      readCredentialFile(missing, 'client key file'),
+      assertCdhError('CREDENTIAL_UNAVAILABLE', new RegExp(`client key file ${missing} is missing`)),
+    );
+    await fs.mkdir(path.join(dir, 'adir'));
+    await assert.rejects(
+      readCredentialFile(path.join(dir, 'adir'), 'client key file'),
+      assertCdhError('CREDENTIAL_UNAVAILABLE', /is not a regular file/),
+    );
+    await fs.writeFile(path.join(dir, 'ok'), 'content');
+    assert.equal((await readCredentialFile(path.join(dir, 'ok'), 'x')).toString(), 'content');
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('file fingerprints change when a file is replaced and say missing when it is gone', async () => {
+  const dir = await makeTempDir();
+  try {
+    const file = path.join(dir, 'f');
+    assert.equal(await fileFingerprint(file), 'missing');
+    await fs.writeFile(file, 'one');
+    const first = await fileFingerprint(file);
+    assert.equal(await fileFingerprint(file), first);
+    await fs.writeFile(`${file}.new`, 'two');
+    await fs.rename(`${file}.new`, file);
+    assert.notEqual(await fileFingerprint(file), first);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
