@@ -241,11 +241,14 @@ export class DkmsGatewayClient {
         response.on('end', () => {
           const retryAfterMs = parseRetryAfter(response.headers['retry-after']);
           const status = response.statusCode ?? 0;
+          const answerBody = Buffer.concat(chunks);
+          // The chunks may hold a data key: keep one copy only, the one handed back.
+          for (const chunk of chunks) chunk.fill(0);
           settle(() =>
             resolve(
               retryAfterMs === undefined
-                ? { status, body: Buffer.concat(chunks) }
-                : { status, body: Buffer.concat(chunks), retryAfterMs },
+                ? { status, body: answerBody }
+                : { status, body: answerBody, retryAfterMs },
             ),
           );
         });
