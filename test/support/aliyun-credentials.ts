@@ -215,3 +215,21 @@ export function clientKeyConfig(
 export function providerContext(config: CdhConfig): ProviderContext {
   return { config, logger: silentLogger() };
 }
+
+/**
+ * The `[aliyun]` part of a daemon config file (snake_case, as `spawnDaemon({ config })` writes it)
+ * pointing the daemon at a credential dir and the emulator.
+ */
+export function clientKeyDaemonConfig(
+  emulator: Pick<DkmsEmulator, 'connectTo'>,
+  credentialDir: string,
+  overrides: { requestTimeoutMs?: number } = {},
+): { aliyun: { credential_dir: string; dkms_connect_to: string; request_timeout_ms: number } } {
+  return {
+    aliyun: {
+      credential_dir: credentialDir,
+      dkms_connect_to: emulator.connectTo,
+      request_timeout_ms: overrides.requestTimeoutMs ?? 5000,
+    },
+  };
+}
