@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CdhClient, grpcTarget } from '../client/cdh-client';
 import { DEFAULT_SOCKET } from '../config/types';
-import { packageVersion } from '../server/protos';
+import { packageVersion } from '../package-info';
 
 const USAGE = `Usage: cdh-tool [--socket ADDR] <command> [options]
 

@@ -4,7 +4,7 @@ import { ConfigError, loadConfig } from '../config/load';
 import { createLogger } from '../log';
 import { startDaemon } from '../server/daemon';
 import { StartupError } from '../server/listener';
-import { packageVersion } from '../server/protos';
+import { packageVersion } from '../package-info';
 
 const USAGE = `Usage: confidential-data-hub [-c|--config FILE] [--socket ADDR] [--log-level LEVEL]
 

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
-import { API_PROTO } from '../server/protos';
+import { API_PROTO } from '../package-info';
 
 type UnaryMethod<Req, Res> = (
   request: Req,

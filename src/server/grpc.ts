@@ -4,7 +4,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import type { Duplex } from 'node:stream';
 import { API_METHODS, type ApiDispatcher, type ApiMethod } from './api';
-import { API_PROTO } from './protos';
+import { API_PROTO } from '../package-info';
 
 const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true };
 

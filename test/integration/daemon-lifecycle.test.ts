@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { API_PROTO, PACKAGE_ROOT } from '../../src/server/protos';
+import { API_PROTO, PACKAGE_ROOT } from '../../src/package-info';
 import { childEnv, DAEMON_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
 import { ReflectionClient } from '../support/reflection-client';
 

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import forge from 'node-forge';
 import { defaultConfig, type CdhConfig } from '../../src/config/types';
 import { silentLogger } from '../../src/log';
-import { packageRoot } from '../../src/providers/aliyun/client-key/dkms-messages';
+import { PACKAGE_ROOT } from '../../src/package-info';
 import type { ProviderContext } from '../../src/providers/types';
 import type { DkmsEmulator } from './dkms-emulator';
 
@@ -20,7 +20,7 @@ export const VECTOR_CLIENT_KEY_ID = 'KAAP.vector-0001';
 
 /** test/fixtures/vectors/ of this checkout (found from src or dist). */
 export function vectorsDir(): string {
-  return path.join(packageRoot(), 'test', 'fixtures', 'vectors');
+  return path.join(PACKAGE_ROOT, 'test', 'fixtures', 'vectors');
 }
 
 function vectorDir(): string {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CdhClient } from '../../src/client/cdh-client';
 import { LOOPBACK_ONLY_ENV } from '../../src/net-guard';
-import { PACKAGE_ROOT } from '../../src/server/protos';
+import { PACKAGE_ROOT } from '../../src/package-info';
 
 // Every test process and every daemon it spawns refuses non-loopback hosts.
 process.env[LOOPBACK_ONLY_ENV] = '1';

@@ -6,7 +6,7 @@ import * as protobuf from 'protobufjs';
 const descriptor = require('protobufjs/ext/descriptor') as {
   FileDescriptorProto: protobuf.Type;
 };
-import { PACKAGE_ROOT } from '../../src/server/protos';
+import { PACKAGE_ROOT } from '../../src/package-info';
 
 export interface FileDescriptor {
   name: string;

@@ -1,6 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import protobuf from 'protobufjs';
+import { PACKAGE_ROOT } from '../../../package-info';
 
 /**
  * The gateway's protobuf messages (protos/aliyun/dkms_api.proto), loaded once at first use.
@@ -87,41 +87,9 @@ export type DkmsMessageInput<N extends DkmsMessageName> = {
 const PROTO_RELATIVE_PATH = path.join('protos', 'aliyun', 'dkms_api.proto');
 
 let loadedRoot: protobuf.Root | undefined;
-let packageRootDir: string | undefined;
-
-/** The directory holding protos/ and package.json (found upwards from this file, src or dist). */
-export function packageRoot(): string {
-  if (packageRootDir !== undefined) return packageRootDir;
-  let dir = __dirname;
-  for (;;) {
-    if (existsSync(path.join(dir, PROTO_RELATIVE_PATH))) {
-      packageRootDir = dir;
-      return dir;
-    }
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`cannot find ${PROTO_RELATIVE_PATH} above ${__dirname}`);
-    dir = parent;
-  }
-}
-
-/** `<package name>/<version>` for the gateway's user-agent header. */
-export function packageUserAgent(): string {
-  try {
-    const info = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as {
-      name?: unknown;
-      version?: unknown;
-    };
-    if (typeof info.name === 'string' && typeof info.version === 'string')
-      return `${info.name}/${info.version}`;
-  } catch {
-    // fall through to the plain name
-  }
-  return 'confidential-data-hub';
-}
-
 function messageType(name: DkmsMessageName): protobuf.Type {
   if (loadedRoot === undefined) {
-    loadedRoot = new protobuf.Root().loadSync(path.join(packageRoot(), PROTO_RELATIVE_PATH), {
+    loadedRoot = new protobuf.Root().loadSync(path.join(PACKAGE_ROOT, PROTO_RELATIVE_PATH), {
       keepCase: true,
     });
   }

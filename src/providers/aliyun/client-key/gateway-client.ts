@@ -5,7 +5,8 @@ import type { Logger } from 'pino';
 import { CdhError } from '../../../errors';
 import { assertDialAllowed } from '../../../net-guard';
 import type { CallContext } from '../../types';
-import { decodeDkms, packageUserAgent, type ErrorMessage } from './dkms-messages';
+import { packageUserAgent } from '../../../package-info';
+import { decodeDkms, type ErrorMessage } from './dkms-messages';
 import {
   classifyNetworkError,
   describeRefusal,

@@ -50,8 +50,29 @@ export async function createClientKeyProvider(
   options: ClientKeyProviderOptions = {},
 ): Promise<ProviderInstance> {
   const parsed = parseClientKeySettings(settings);
-  const paths = clientKeyFilePaths(ctx.config.aliyun.credentialDir, parsed);
-  const session = new ClientKeySession(parsed, paths, ctx, options);
+  return openSession(parsed, clientKeyFilePaths(ctx.config.aliyun.credentialDir, parsed), ctx, options);
+}
+
+/**
+ * The same provider from explicitly named files (the `secret seal ... ali` flags), instead
+ * of the credential dir's naming convention.
+ */
+export async function openClientKeyProvider(
+  settings: ProviderSettings,
+  paths: ClientKeyFilePaths,
+  ctx: ProviderContext,
+  options: ClientKeyProviderOptions = {},
+): Promise<ProviderInstance> {
+  return openSession(parseClientKeySettings(settings), paths, ctx, options);
+}
+
+async function openSession(
+  settings: ClientKeySettings,
+  paths: ClientKeyFilePaths,
+  ctx: ProviderContext,
+  options: ClientKeyProviderOptions,
+): Promise<ProviderInstance> {
+  const session = new ClientKeySession(settings, paths, ctx, options);
   await session.start();
   return session.instance();
 }

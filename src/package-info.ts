@@ -16,9 +16,24 @@ export const PACKAGE_ROOT = findPackageRoot();
 export const PROTOS_DIR = join(PACKAGE_ROOT, 'protos');
 export const API_PROTO = join(PROTOS_DIR, 'api.proto');
 
+interface Manifest {
+  name?: unknown;
+  version?: unknown;
+}
+
+let manifest: Manifest | undefined;
+function readManifest(): Manifest {
+  manifest ??= JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as Manifest;
+  return manifest;
+}
+
 export function packageVersion(): string {
-  const manifest = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {
-    version?: unknown;
-  };
-  return typeof manifest.version === 'string' ? manifest.version : '0.0.0';
+  const { version } = readManifest();
+  return typeof version === 'string' ? version : '0.0.0';
+}
+
+/** `<package name>/<version>`, e.g. for user-agent headers. */
+export function packageUserAgent(): string {
+  const { name } = readManifest();
+  return `${typeof name === 'string' ? name : 'confidential-data-hub'}/${packageVersion()}`;
 }
