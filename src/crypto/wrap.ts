@@ -14,7 +14,6 @@ export const GCM_TAG_BYTES = 16;
 
 export const IV_BYTES: Readonly<Record<WrapType, number>> = { A256GCM: 12, A256CTR: 16 };
 
-
 /** PAYLOAD_INVALID unless `iv` has the length `wrapType` needs. Cheap: check before any KMS call. */
 export function checkIvLength(wrapType: WrapType, iv: Uint8Array): void {
   const expected = IV_BYTES[wrapType];

@@ -80,6 +80,9 @@ export function signCompact(
 ): string {
   const header = encodeBase64Url(Buffer.from(JSON.stringify({ ...extraHeader, alg: JWS_ALG, kid }), 'utf8'));
   const payload = encodeBase64Url(Buffer.from(payloadJson, 'utf8'));
-  const signature = sign('sha256', signingInput(header, payload), { key: privateKey, dsaEncoding: 'ieee-p1363' });
+  const signature = sign('sha256', signingInput(header, payload), {
+    key: privateKey,
+    dsaEncoding: 'ieee-p1363',
+  });
   return `${SEALED_PREFIX}.${header}.${payload}.${encodeBase64Url(signature)}`;
 }

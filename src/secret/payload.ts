@@ -141,9 +141,12 @@ function describeIssue(root: unknown, issue: z.core.$ZodIssue): string {
       if (found === undefined) return `${field} is missing (${expected} is required)`;
       return `${field} must be ${expected}, not ${describeType(found)}`;
     }
-    case 'invalid_value':
+    case 'invalid_value': {
       // The allowed values are ours; the value found is not echoed.
-      return `${field} must be ${issue.values.map((v) => JSON.stringify(v)).join(' or ')}`;
+      const allowed = issue.values.map((v) => JSON.stringify(v)).join(' or ');
+      if (valueAt(root, issue.path) === undefined) return `${field} is missing (it must be ${allowed})`;
+      return `${field} must be ${allowed}`;
+    }
     default:
       return `${field} is invalid (${issue.code})`;
   }

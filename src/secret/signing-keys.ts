@@ -33,8 +33,10 @@ function checkKidIsRelativeName(kid: string): void {
   if (kid === '') throw unavailable(kid, 'is empty');
   if (kid.includes('\0')) throw unavailable(kid, 'contains a NUL character');
   if (kid.includes('\\')) throw unavailable(kid, 'contains a backslash');
-  if (path.isAbsolute(kid)) throw unavailable(kid, 'is an absolute path; it must name a file in signing_key_dir');
-  if (kid.split('/').includes('..')) throw unavailable(kid, 'has a ".." segment; it must stay in signing_key_dir');
+  if (path.isAbsolute(kid))
+    throw unavailable(kid, 'is an absolute path; it must name a file in signing_key_dir');
+  if (kid.split('/').includes('..'))
+    throw unavailable(kid, 'has a ".." segment; it must stay in signing_key_dir');
 }
 
 function isInside(directory: string, candidate: string): boolean {
@@ -89,7 +91,10 @@ export class SigningKeyResolver implements VerificationKeyResolver {
     const cached = this.resourceKeys.get(kid);
     if (cached !== undefined && cached.expiresAt > this.now()) return cached.key;
     const bytes = await this.readResource(kid, ctx);
-    const key = publicKeyFromJwk(parseJwkBytes(bytes, `JWS kid ${describeKid(kid)}`), `JWS kid ${describeKid(kid)}`);
+    const key = publicKeyFromJwk(
+      parseJwkBytes(bytes, `JWS kid ${describeKid(kid)}`),
+      `JWS kid ${describeKid(kid)}`,
+    );
     remember(this.resourceKeys, kid, { key, expiresAt: this.now() + KBS_KEY_TTL_MS });
     return key;
   }
@@ -99,7 +104,10 @@ export class SigningKeyResolver implements VerificationKeyResolver {
       return await (this.resources as ResourceReader).getResource(kid, ctx);
     } catch (error) {
       // A missing or malformed resource is an unknown kid; outages and deadlines pass through.
-      if (isCdhError(error) && (error.code === 'RESOURCE_NOT_FOUND' || error.code === 'RESOURCE_URI_INVALID')) {
+      if (
+        isCdhError(error) &&
+        (error.code === 'RESOURCE_NOT_FOUND' || error.code === 'RESOURCE_URI_INVALID')
+      ) {
         throw unavailable(kid, `no signing key resource (${error.message})`, error);
       }
       throw error;

@@ -88,7 +88,10 @@ export class TestKms {
     const decipher = createDecipheriv('aes-256-gcm', masterKey, data.subarray(0, IV_BYTES));
     decipher.setAuthTag(data.subarray(data.length - TAG_BYTES));
     try {
-      return Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]);
+      return Buffer.concat([
+        decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)),
+        decipher.final(),
+      ]);
     } catch {
       throw rejected(keyId);
     }
@@ -114,7 +117,8 @@ export class TestKms {
         this.calls.getSecret++;
         await this.delay(ctx);
         const value = this.secrets.get(name);
-        if (value === undefined) throw new CdhError('KMS_NOT_FOUND', `test kms: secret ${JSON.stringify(name)} not found`);
+        if (value === undefined)
+          throw new CdhError('KMS_NOT_FOUND', `test kms: secret ${JSON.stringify(name)} not found`);
         return Buffer.from(value);
       },
     };
@@ -123,7 +127,8 @@ export class TestKms {
 
   private masterKey(keyId: string): Buffer {
     const key = this.masterKeys.get(keyId);
-    if (key === undefined) throw new CdhError('KMS_NOT_FOUND', `test kms: key ${JSON.stringify(keyId)} not found`);
+    if (key === undefined)
+      throw new CdhError('KMS_NOT_FOUND', `test kms: key ${JSON.stringify(keyId)} not found`);
     return key;
   }
 
@@ -145,5 +150,8 @@ export class TestKms {
 }
 
 function rejected(keyId: string): CdhError {
-  return new CdhError('KMS_REQUEST_REJECTED', `test kms: encrypted_key does not decrypt under key ${JSON.stringify(keyId)}`);
+  return new CdhError(
+    'KMS_REQUEST_REJECTED',
+    `test kms: encrypted_key does not decrypt under key ${JSON.stringify(keyId)}`,
+  );
 }

@@ -8,7 +8,8 @@ function failsWith(code: ErrorCode, ...mentions: string[]) {
   return (error: unknown): boolean => {
     assert.ok(error instanceof CdhError, `expected a CdhError, got ${String(error)}`);
     assert.equal(error.code, code, error.message);
-    for (const text of mentions) assert.ok(error.message.includes(text), `"${error.message}" lacks "${text}"`);
+    for (const text of mentions)
+      assert.ok(error.message.includes(text), `"${error.message}" lacks "${text}"`);
     return true;
   };
 }
