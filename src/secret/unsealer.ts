@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { decodeStandardBase64 } from '../crypto/base64';
 import { checkIvLength, decryptData, wipe } from '../crypto/wrap';
-import type { ProviderRegistry } from '../providers/registry';
+import type { ProviderLookup } from '../providers/cache';
 import type { CallContext, ResourceReader } from '../providers/types';
 import { decodeUnverifiedPayload, splitSealedSecret } from './compact';
 import { verifySealedParts } from './jws';
@@ -9,7 +9,8 @@ import { parsePayload, type EnvelopeSecret, type SealedSecretPayload, type Vault
 import { SigningKeyResolver, type VerificationKeyResolver } from './signing-keys';
 
 export interface SecretUnsealerDeps {
-  readonly registry: ProviderRegistry;
+  /** A ProviderRegistry, or CachedProviders around one (data keys and vault values cached). */
+  readonly registry: ProviderLookup;
   /** Upstream's `skip_sealed_secret_verification`: read the unsigned form, check no signature. */
   readonly skipVerification: boolean;
   readonly signingKeyDir: string;

@@ -4,12 +4,13 @@ import * as path from 'node:path';
 import { encodeBase64Url, encodeStandardBase64 } from '../../src/crypto/base64';
 import { encryptData, IV_BYTES, type WrapType } from '../../src/crypto/wrap';
 import type { EnvelopeSecret, VaultSecret } from '../../src/secret/payload';
+import { PACKAGE_ROOT } from '../../src/server/protos';
 import { TEST_ANNOTATIONS, type TestKms } from './test-provider';
 
 /** Builders of sealed secrets for tests, including deliberately broken ones. */
 
-/** The repository's test/fixtures directory (tests run from dist/test/...). */
-export const FIXTURES_DIR = path.resolve(__dirname, '../../../test/fixtures');
+/** The repository's test/fixtures directory. */
+export const FIXTURES_DIR = path.join(PACKAGE_ROOT, 'test', 'fixtures');
 
 /** Upstream CDH test data: payload samples and the two P-256 signing JWKs (with `d`). */
 export function upstreamVector(name: string): string {
