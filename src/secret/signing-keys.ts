@@ -90,28 +90,11 @@ export class SigningKeyResolver implements VerificationKeyResolver {
     }
     const cached = this.resourceKeys.get(kid);
     if (cached !== undefined && cached.expiresAt > this.now()) return cached.key;
-    const bytes = await this.readResource(kid, ctx);
-    const key = publicKeyFromJwk(
-      parseJwkBytes(bytes, `JWS kid ${describeKid(kid)}`),
-      `JWS kid ${describeKid(kid)}`,
-    );
+    const bytes = await readKeyResource(this.resources, kid, ctx);
+    const source = `JWS kid ${describeKid(kid)}`;
+    const key = publicKeyFromJwk(parseJwkBytes(bytes, source), source);
     remember(this.resourceKeys, kid, { key, expiresAt: this.now() + KBS_KEY_TTL_MS });
     return key;
-  }
-
-  private async readResource(kid: string, ctx: CallContext): Promise<Buffer> {
-    try {
-      return await (this.resources as ResourceReader).getResource(kid, ctx);
-    } catch (error) {
-      // A missing or malformed resource is an unknown kid; outages and deadlines pass through.
-      if (
-        isCdhError(error) &&
-        (error.code === 'RESOURCE_NOT_FOUND' || error.code === 'RESOURCE_URI_INVALID')
-      ) {
-        throw unavailable(kid, `no signing key resource (${error.message})`, error);
-      }
-      throw error;
-    }
   }
 
   private async fromFile(kid: string): Promise<KeyObject> {
@@ -145,6 +128,18 @@ export class SigningKeyResolver implements VerificationKeyResolver {
     });
     if (!isInside(directory, file)) throw unavailable(kid, 'resolves to a file outside signing_key_dir');
     return file;
+  }
+}
+
+async function readKeyResource(resources: ResourceReader, kid: string, ctx: CallContext): Promise<Buffer> {
+  try {
+    return await resources.getResource(kid, ctx);
+  } catch (error) {
+    // A missing or malformed resource is an unknown kid; outages and deadlines pass through.
+    if (isCdhError(error) && (error.code === 'RESOURCE_NOT_FOUND' || error.code === 'RESOURCE_URI_INVALID')) {
+      throw unavailable(kid, `no signing key resource (${error.message})`, error);
+    }
+    throw error;
   }
 }
 
