@@ -16,6 +16,15 @@ export const MAX_PAYLOAD_DEPTH = 32;
 /** Keys that could reach an object's prototype if some code later merged the payload. */
 const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
+/**
+ * Generous bounds on strings that providers and the registry echo in error messages
+ * (provider names are identifiers; KMS key ids and secret names are short), so a crafted
+ * payload cannot turn one status message into megabytes.
+ */
+export const MAX_PROVIDER_LENGTH = 128;
+export const MAX_KEY_ID_LENGTH = 1024;
+export const MAX_NAME_LENGTH = 4096;
+
 const headerSchema = z.object({
   version: z.literal(PAYLOAD_VERSION),
   type: z.enum(SECRET_TYPES),
@@ -23,7 +32,7 @@ const headerSchema = z.object({
 
 const commonFields = {
   version: z.literal(PAYLOAD_VERSION),
-  provider: z.string(),
+  provider: z.string().max(MAX_PROVIDER_LENGTH),
   provider_settings: z.record(z.string(), z.unknown()),
   annotations: z.record(z.string(), z.string()).optional().default({}),
 };
@@ -31,7 +40,7 @@ const commonFields = {
 const envelopeSchema = z.object({
   ...commonFields,
   type: z.literal('envelope'),
-  key_id: z.string(),
+  key_id: z.string().max(MAX_KEY_ID_LENGTH),
   encrypted_key: z.string(),
   encrypted_data: z.string(),
   wrap_type: z.enum(WRAP_TYPES),
@@ -41,7 +50,7 @@ const envelopeSchema = z.object({
 const vaultSchema = z.object({
   ...commonFields,
   type: z.literal('vault'),
-  name: z.string(),
+  name: z.string().max(MAX_NAME_LENGTH),
 });
 
 export type EnvelopeSecret = z.infer<typeof envelopeSchema>;
@@ -147,6 +156,8 @@ function describeIssue(root: unknown, issue: z.core.$ZodIssue): string {
       if (valueAt(root, issue.path) === undefined) return `${field} is missing (it must be ${allowed})`;
       return `${field} must be ${allowed}`;
     }
+    case 'too_big':
+      return `${field} is longer than ${issue.maximum} characters`;
     default:
       return `${field} is invalid (${issue.code})`;
   }

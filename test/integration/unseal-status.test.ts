@@ -222,6 +222,19 @@ describe('UnsealSecret over a real socket (verification on)', () => {
     await failsAndServes(sign(vaultFixture('db-password', 'nosuch')), 'INVALID_ARGUMENT', 'PROVIDER_UNKNOWN');
   });
 
+  test('a huge provider name or key id is refused with a short message', async () => {
+    await failsAndServes(
+      sign(envelope({ provider: 'p'.repeat(200_000) })),
+      'INVALID_ARGUMENT',
+      'PAYLOAD_INVALID',
+    );
+    await failsAndServes(
+      sign({ ...envelope(), key_id: 'k'.repeat(200_000) }),
+      'INVALID_ARGUMENT',
+      'PAYLOAD_INVALID',
+    );
+  });
+
   test('an unknown key id or secret is NOT_FOUND', async () => {
     await failsAndServes(sign({ ...envelope(), key_id: 'key-404' }), 'NOT_FOUND', 'KMS_NOT_FOUND');
     await failsAndServes(sign(vaultFixture('no-such-secret')), 'NOT_FOUND', 'KMS_NOT_FOUND');

@@ -222,3 +222,20 @@ test('deeply nested or huge JSON is refused or handled without crashing', () => 
   };
   assert.throws(() => validatePayload(manyBadAnnotations), failsWith('PAYLOAD_INVALID', 'and 995 more'));
 });
+
+test('provider, key_id and name have generous length bounds, since errors may echo them', () => {
+  assert.throws(
+    () => validatePayload({ ...validEnvelope, provider: 'p'.repeat(129) }),
+    failsWith('PAYLOAD_INVALID', 'provider is longer than 128 characters'),
+  );
+  assert.throws(
+    () => validatePayload({ ...validEnvelope, key_id: 'k'.repeat(1025) }),
+    failsWith('PAYLOAD_INVALID', 'key_id is longer than 1024 characters'),
+  );
+  const vault = { version: '0.1.0', type: 'vault', provider: 'kbs', provider_settings: {} };
+  assert.throws(
+    () => validatePayload({ ...vault, name: 'n'.repeat(4097) }),
+    failsWith('PAYLOAD_INVALID', 'name is longer than 4096 characters'),
+  );
+  assert.equal(validatePayload({ ...vault, name: 'n'.repeat(4096) }).type, 'vault');
+});
