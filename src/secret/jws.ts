@@ -1,0 +1,88 @@
+import { sign, verify, type KeyObject } from 'node:crypto';
+import { CdhError } from '../errors';
+import { decodeBase64Url, encodeBase64Url } from '../crypto/base64';
+import type { CallContext } from '../providers/types';
+import { decodeUtf8, SEALED_PREFIX, type SealedParts } from './compact';
+import { describeKid, type VerificationKeyResolver } from './signing-keys';
+
+/** ES256 only: P-256, SHA-256, signature r‖s as 64 raw bytes (IEEE P1363). */
+export const JWS_ALG = 'ES256';
+const ES256_SIGNATURE_BYTES = 64;
+
+export interface JwsHeader {
+  readonly alg: typeof JWS_ALG;
+  readonly kid: string;
+}
+
+function signatureInvalid(why: string): CdhError {
+  return new CdhError('SIGNATURE_INVALID', `sealed secret signature: ${why}`);
+}
+
+function describeAlg(alg: unknown): string {
+  if (typeof alg !== 'string') return alg === undefined ? 'no alg' : `a non-string alg`;
+  return `alg ${JSON.stringify(alg.length > 20 ? `${alg.slice(0, 20)}…` : alg)}`;
+}
+
+/** Decodes the JWS header: a JSON object with alg "ES256" and a string kid; other fields ignored. */
+export function parseJwsHeader(encoded: string): JwsHeader {
+  const bytes = decodeBase64Url(encoded, 'the JWS header');
+  let header: unknown;
+  try {
+    header = JSON.parse(decodeUtf8(bytes, 'the JWS header'));
+  } catch (cause) {
+    if (cause instanceof CdhError) throw cause;
+    throw new CdhError('SEALED_SECRET_MALFORMED', 'the JWS header is not JSON', { cause });
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) {
+    throw new CdhError('SEALED_SECRET_MALFORMED', 'the JWS header is not a JSON object');
+  }
+  const { alg, kid } = header as Record<string, unknown>;
+  if (alg !== JWS_ALG) throw signatureInvalid(`${describeAlg(alg)} is refused; only ${JWS_ALG} is accepted`);
+  if (typeof kid !== 'string') throw signatureInvalid('the JWS header has no string kid');
+  return { alg, kid };
+}
+
+function signingInput(header: string, payload: string): Buffer {
+  return Buffer.from(`${header}.${payload}`, 'utf8');
+}
+
+/**
+ * Verifies the ES256 signature over the raw `<header>.<payload>` and returns the decoded
+ * payload bytes. Fails with SIGNATURE_INVALID / SIGNING_KEY_UNAVAILABLE otherwise.
+ */
+export async function verifySealedParts(
+  parts: SealedParts,
+  keys: VerificationKeyResolver,
+  ctx: CallContext,
+): Promise<Buffer> {
+  const header = parseJwsHeader(parts.header);
+  const signature = decodeBase64Url(parts.signature, 'the JWS signature', 'SIGNATURE_INVALID');
+  if (signature.length !== ES256_SIGNATURE_BYTES) {
+    throw signatureInvalid(`an ES256 signature is ${ES256_SIGNATURE_BYTES} bytes, not ${signature.length}`);
+  }
+  const key = await keys.resolve(header.kid, ctx);
+  const valid = verify(
+    'sha256',
+    signingInput(parts.header, parts.payload),
+    { key, dsaEncoding: 'ieee-p1363' },
+    signature,
+  );
+  if (!valid) throw signatureInvalid(`it does not verify with the key of kid ${describeKid(header.kid)}`);
+  return decodeBase64Url(parts.payload, 'the JWS payload');
+}
+
+/** `sealed.<header>.<payload>.<signature>` signed with ES256 under `privateKey`. */
+export function signCompact(
+  payloadJson: string,
+  privateKey: KeyObject,
+  kid: string,
+  extraHeader: Record<string, string> = {},
+): string {
+  const header = encodeBase64Url(Buffer.from(JSON.stringify({ ...extraHeader, alg: JWS_ALG, kid }), 'utf8'));
+  const payload = encodeBase64Url(Buffer.from(payloadJson, 'utf8'));
+  const signature = sign('sha256', signingInput(header, payload), {
+    key: privateKey,
+    dsaEncoding: 'ieee-p1363',
+  });
+  return `${SEALED_PREFIX}.${header}.${payload}.${encodeBase64Url(signature)}`;
+}
