@@ -5,8 +5,10 @@ import type { CdhConfig } from '../config/types';
 import { CdhError } from '../errors';
 import { createLogger } from '../log';
 import { builtinProviders } from '../providers';
+import { CachedProviders, SecretCache } from '../providers/cache';
 import { ProviderRegistry } from '../providers/registry';
 import type { ProviderFactory } from '../providers/types';
+import { SecretUnsealer } from '../secret';
 import { ApiDispatcher, type ApiBackend } from './api';
 import { GrpcFront } from './grpc';
 import { ProtocolListener, StartupError } from './listener';
@@ -42,10 +44,18 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
     { config, logger },
     { reuseInstances: options.reuseProviderInstances ?? true },
   );
+  const cache = new SecretCache({
+    ttlMs: config.cache.ttlSeconds * 1000,
+    maxEntries: config.cache.maxEntries,
+  });
+  const unsealer = new SecretUnsealer({
+    registry: new CachedProviders(registry, cache),
+    skipVerification: config.skipSealedSecretVerification,
+    signingKeyDir: config.sealedSecret.signingKeyDir,
+    logger,
+  });
   const backend: ApiBackend = {
-    async unsealSecret() {
-      throw new CdhError('PROVIDER_NOT_CONFIGURED', 'sealed-secret unsealing is not wired in this build');
-    },
+    unsealSecret: (secret, ctx) => unsealer.unseal(secret, ctx),
     async getResource() {
       throw new CdhError('PROVIDER_NOT_CONFIGURED', 'the kbs provider is not configured');
     },
@@ -89,6 +99,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
           );
         grpcFront.destroy();
         await registry.close();
+        cache.clear();
         logger.info('stopped');
       })();
       return stopping;

@@ -17,6 +17,19 @@ export function toCallFailure(error: unknown): CallFailure {
   return {
     status: cdh.status,
     code: STATUS_NUMBER[cdh.status],
-    message: `${cdh.code}: ${cdh.message}`,
+    message: boundMessage(`${cdh.code}: ${cdh.message}`),
   };
+}
+
+/**
+ * Status messages travel in an HTTP/2 trailer (grpc-message); one that echoes a huge input
+ * would blow the peer's header-list limit. Keep them to one readable line.
+ */
+export const MAX_STATUS_MESSAGE_CHARS = 1024;
+
+function boundMessage(message: string): string {
+  const oneLine = message.replace(/[\r\n]+/g, ' ');
+  return oneLine.length <= MAX_STATUS_MESSAGE_CHARS
+    ? oneLine
+    : `${oneLine.slice(0, MAX_STATUS_MESSAGE_CHARS - 20)}… (message truncated)`;
 }

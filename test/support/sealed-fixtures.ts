@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { encodeBase64Url, encodeStandardBase64 } from '../../src/crypto/base64';
 import { encryptData, IV_BYTES, type WrapType } from '../../src/crypto/wrap';
 import type { EnvelopeSecret, VaultSecret } from '../../src/secret/payload';
-import { PACKAGE_ROOT } from '../../src/server/protos';
+import { PACKAGE_ROOT } from '../../src/package-info';
 import { TEST_ANNOTATIONS, type TestKms } from './test-provider';
 
 /** Builders of sealed secrets for tests, including deliberately broken ones. */
