@@ -1,0 +1,206 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { optionalFlag, readLevel, requireFlag, UsageError } from '../cli/args';
+import {
+  runInspect,
+  runKeygen,
+  runSealEnvelopeAli,
+  runSealVault,
+  runUnseal,
+  type SigningOptions,
+} from '../cli/secret-commands';
+import { CdhError } from '../errors';
+import { packageVersion } from '../package-info';
+
+const USAGE = `Usage: secret <command> [options]
+
+The user-side tool for sealed secrets (seal on a trusted machine; the daemon unseals in the guest).
+
+  secret seal [--signing-kid KID --signing-jwk-path JWK] envelope --key-id KEY --file-path PLAIN \\
+         ali --password-file-path P --cert-path CA --kms-instance-id ID --client-key-file-path CK
+      Encrypt PLAIN under a fresh data key wrapped by the Alibaba Cloud KMS key KEY (client key
+      access to instance ID). --file-path may also come right after "seal" (older upstream form).
+  secret seal [--signing-kid KID --signing-jwk-path JWK] vault --resource-uri NAME --provider P \\
+         [--provider-settings JSON] [--annotations JSON]
+      A vault secret: a reference to NAME at provider P (e.g. aliyun secrets manager, kbs).
+      With the signing flags the output is an ES256-signed JWS (header alg + kid); without them
+      it is the unsigned form sealed.fakejwsheader.<payload>.fakesignature, which only a daemon
+      that skips verification accepts. One line on stdout.
+  secret unseal --file-path SEALED [--key-path DIR] [--skip-verification]
+      Unseal locally; writes SEALED.unsealed (never overwrites). --file-path - reads stdin and
+      writes the plaintext to stdout. DIR holds the provider credential files (for aliyun the
+      clientKey_/password_/PrivateKmsCA_ files) and the signing key named by the JWS kid.
+  secret inspect --file-path SEALED
+      Print the payload JSON (nothing is decrypted; the signature is not checked).
+  secret keygen [--kid KID] [--output-dir DIR]
+      A P-256 signing pair: DIR/KID-private.json (mode 0600) and DIR/KID-public.json.
+
+Environment: ALIYUN_DKMS_CONNECT_TO (dial host:port instead of the instance's gateway host),
+ALIYUN_IN_GUEST_KEY_PATH, ALIYUN_OPENAPI_ENDPOINT, ALIYUN_OPENAPI_CA_FILE, ALIYUN_METADATA_ENDPOINT.
+Exit 0 on success; otherwise non-zero with a one-line error on stderr.
+`;
+
+const SIGNING_FLAGS = {
+  'signing-kid': 'string',
+  'signing-jwk-path': 'string',
+  'file-path': 'string',
+} as const;
+
+async function main(argv: string[]): Promise<void> {
+  const top = readLevel(argv, { help: 'boolean', h: 'boolean', version: 'boolean', V: 'boolean' }, 'secret');
+  if (top.flags['help'] || top.flags['h']) return void process.stdout.write(USAGE);
+  if (top.flags['version'] || top.flags['V'])
+    return void process.stdout.write(`secret ${packageVersion()}\n`);
+  switch (top.next) {
+    case 'seal':
+      return seal(top.rest);
+    case 'unseal': {
+      const level = readLevel(
+        top.rest,
+        { 'file-path': 'string', 'key-path': 'string', 'skip-verification': 'boolean' },
+        'unseal',
+      );
+      noMore(level.next, 'unseal');
+      return runUnseal({
+        filePath: requireFlag(level.flags, 'file-path', 'unseal'),
+        keyPath: optionalFlag(level.flags, 'key-path'),
+        skipVerification: level.flags['skip-verification'] === true,
+      });
+    }
+    case 'inspect': {
+      const level = readLevel(top.rest, { 'file-path': 'string' }, 'inspect');
+      noMore(level.next, 'inspect');
+      return runInspect(requireFlag(level.flags, 'file-path', 'inspect'));
+    }
+    case 'keygen': {
+      const level = readLevel(top.rest, { kid: 'string', 'output-dir': 'string' }, 'keygen');
+      noMore(level.next, 'keygen');
+      return runKeygen(optionalFlag(level.flags, 'kid'), optionalFlag(level.flags, 'output-dir') ?? '.');
+    }
+    case undefined:
+      throw new UsageError('a command is required: seal, unseal, inspect or keygen (see --help)');
+    default:
+      throw new UsageError(`unknown command "${top.next}" (see --help)`);
+  }
+}
+
+async function seal(tokens: string[]): Promise<void> {
+  const outer = readLevel(tokens, SIGNING_FLAGS, 'seal');
+  const kid = optionalFlag(outer.flags, 'signing-kid');
+  const jwkPath = optionalFlag(outer.flags, 'signing-jwk-path');
+  if ((kid === undefined) !== (jwkPath === undefined))
+    throw new UsageError('--signing-kid and --signing-jwk-path go together');
+  const signing: SigningOptions | undefined =
+    kid && jwkPath ? { kid, jwk: readJson(jwkPath, '--signing-jwk-path') } : undefined;
+
+  if (outer.next === 'envelope') {
+    const envelope = readLevel(outer.rest, { 'key-id': 'string', 'file-path': 'string' }, 'seal envelope');
+    const filePath = eitherPlace(outer.flags['file-path'], envelope.flags['file-path']);
+    if (envelope.next !== 'ali')
+      throw new UsageError(
+        envelope.next === undefined
+          ? 'seal envelope needs a KMS: "ali ..."'
+          : `unknown KMS "${envelope.next}" (supported: ali)`,
+      );
+    const ali = readLevel(
+      envelope.rest,
+      {
+        'password-file-path': 'string',
+        'cert-path': 'string',
+        'kms-instance-id': 'string',
+        'client-key-file-path': 'string',
+      },
+      'seal envelope ali',
+    );
+    noMore(ali.next, 'seal envelope ali');
+    return runSealEnvelopeAli({
+      keyId: requireFlag(envelope.flags, 'key-id', 'seal envelope'),
+      plaintextPath: filePath,
+      passwordFilePath: requireFlag(ali.flags, 'password-file-path', 'seal envelope ali'),
+      certPath: requireFlag(ali.flags, 'cert-path', 'seal envelope ali'),
+      kmsInstanceId: requireFlag(ali.flags, 'kms-instance-id', 'seal envelope ali'),
+      clientKeyFilePath: requireFlag(ali.flags, 'client-key-file-path', 'seal envelope ali'),
+      signing,
+    });
+  }
+  if (outer.next === 'vault') {
+    if (outer.flags['file-path'] !== undefined) throw new UsageError('seal vault takes no --file-path');
+    const vault = readLevel(
+      outer.rest,
+      { 'resource-uri': 'string', provider: 'string', 'provider-settings': 'string', annotations: 'string' },
+      'seal vault',
+    );
+    noMore(vault.next, 'seal vault');
+    return runSealVault({
+      name: requireFlag(vault.flags, 'resource-uri', 'seal vault'),
+      provider: requireFlag(vault.flags, 'provider', 'seal vault'),
+      providerSettings: jsonObjectFlag(vault.flags, 'provider-settings'),
+      annotations: stringMapFlag(vault.flags, 'annotations'),
+      signing,
+    });
+  }
+  throw new UsageError(
+    outer.next === undefined
+      ? 'seal needs a type: envelope or vault'
+      : `unknown secret type "${outer.next}" (envelope or vault)`,
+  );
+}
+
+function eitherPlace(outer: string | boolean | undefined, inner: string | boolean | undefined): string {
+  if (typeof outer === 'string' && typeof inner === 'string') throw new UsageError('--file-path given twice');
+  const value = typeof inner === 'string' ? inner : outer;
+  if (typeof value !== 'string') throw new UsageError('seal envelope needs --file-path');
+  return value;
+}
+
+function noMore(next: string | undefined, where: string): void {
+  if (next !== undefined) throw new UsageError(`unexpected argument "${next}" after ${where}`);
+}
+
+function readJson(path: string, flag: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(
+      `${flag}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new UsageError(`${flag}: ${path} is not JSON`);
+  }
+}
+
+function jsonObjectFlag(flags: Record<string, string | boolean>, name: string): Record<string, unknown> {
+  const text = optionalFlag(flags, name);
+  if (text === undefined) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new UsageError(`--${name} is not JSON`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new UsageError(`--${name} must be a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+function stringMapFlag(flags: Record<string, string | boolean>, name: string): Record<string, string> {
+  const object = jsonObjectFlag(flags, name);
+  for (const [key, value] of Object.entries(object))
+    if (typeof value !== 'string') throw new UsageError(`--${name}: the value of "${key}" must be a string`);
+  return object as Record<string, string>;
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  const message =
+    error instanceof UsageError || error instanceof CdhError
+      ? error instanceof CdhError
+        ? `${error.code}: ${error.message}`
+        : error.message
+      : `unexpected failure: ${(error as Error)?.message ?? String(error)}`;
+  process.stderr.write(`secret: ${message.split('\n')[0]}\n`);
+  process.exitCode = error instanceof UsageError ? 2 : 1;
+});

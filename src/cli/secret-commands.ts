@@ -1,0 +1,212 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { resolveConfig } from '../config/load';
+import type { CdhConfig } from '../config/types';
+import { CdhError } from '../errors';
+import { silentLogger } from '../log';
+import { openClientKeyProvider } from '../providers/aliyun/client-key';
+import { builtinProviders } from '../providers';
+import { ProviderRegistry } from '../providers/registry';
+import type { CallContext, ProviderContext } from '../providers/types';
+import {
+  generateSigningJwkPair,
+  inspectSealedSecret,
+  SecretUnsealer,
+  sealEnvelope,
+  sealVault,
+  signSealedSecret,
+  unsignedSealedSecret,
+} from '../secret';
+import type { SealedSecretPayload } from '../secret/payload';
+import { UsageError } from './args';
+
+export interface SigningOptions {
+  readonly kid: string;
+  readonly jwk: unknown;
+}
+
+function cliConfig(): CdhConfig {
+  // The CLI honours the same environment overrides as the daemon (ALIYUN_DKMS_CONNECT_TO, ...).
+  return resolveConfig({}, process.env).config;
+}
+
+function noDeadline(): CallContext {
+  return { signal: new AbortController().signal };
+}
+
+function readInput(path: string, flag: string): Buffer {
+  try {
+    return path === '-' ? readFileSync(0) : readFileSync(path);
+  } catch (error) {
+    throw new UsageError(
+      `${flag}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+  }
+}
+
+function emit(payload: SealedSecretPayload, signing: SigningOptions | undefined): void {
+  const sealed = signing
+    ? signSealedSecret(payload, signing.jwk, signing.kid)
+    : unsignedSealedSecret(payload);
+  process.stdout.write(`${sealed}\n`);
+}
+
+export interface SealEnvelopeAliRequest {
+  readonly keyId: string;
+  readonly plaintextPath: string;
+  readonly passwordFilePath: string;
+  readonly certPath: string;
+  readonly kmsInstanceId: string;
+  readonly clientKeyFilePath: string;
+  readonly signing: SigningOptions | undefined;
+}
+
+/** `secret seal envelope ... ali ...`: the data key is wrapped by Alibaba Cloud KMS (client key). */
+export async function runSealEnvelopeAli(request: SealEnvelopeAliRequest): Promise<void> {
+  const plaintext = readInput(request.plaintextPath, '--file-path');
+  const clientKeyId = clientKeyIdOf(request.clientKeyFilePath);
+  const providerSettings = {
+    client_type: 'client_key',
+    client_key_id: clientKeyId,
+    kms_instance_id: request.kmsInstanceId,
+  };
+  const context: ProviderContext = { config: cliConfig(), logger: silentLogger() };
+  const instance = await openClientKeyProvider(
+    providerSettings,
+    {
+      clientKey: request.clientKeyFilePath,
+      password: request.passwordFilePath,
+      instanceCa: request.certPath,
+    },
+    context,
+  );
+  try {
+    const encrypter = instance.encrypter;
+    if (!encrypter) throw new CdhError('PROVIDER_CAPABILITY_MISSING', 'the aliyun client key cannot encrypt');
+    const payload = await sealEnvelope({
+      encrypter,
+      provider: 'aliyun',
+      providerSettings,
+      keyId: request.keyId,
+      plaintext,
+      ctx: noDeadline(),
+    });
+    emit(payload, request.signing);
+  } finally {
+    plaintext.fill(0);
+    await instance.close?.();
+  }
+}
+
+/** The client key id is the `KeyId` of the client key file (as the console downloads it). */
+function clientKeyIdOf(path: string): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(
+      `--client-key-file-path: ${code ? `cannot read ${path} (${code})` : `${path} is not JSON`}`,
+    );
+  }
+  const keyId = (parsed as { KeyId?: unknown } | null)?.KeyId;
+  if (typeof keyId !== 'string' || keyId === '')
+    throw new UsageError(`--client-key-file-path: ${path} has no "KeyId" string`);
+  return keyId;
+}
+
+export interface SealVaultRequest {
+  readonly name: string;
+  readonly provider: string;
+  readonly providerSettings: Record<string, unknown>;
+  readonly annotations: Record<string, string>;
+  readonly signing: SigningOptions | undefined;
+}
+
+export async function runSealVault(request: SealVaultRequest): Promise<void> {
+  emit(
+    sealVault({
+      provider: request.provider,
+      name: request.name,
+      providerSettings: request.providerSettings,
+      annotations: request.annotations,
+    }),
+    request.signing,
+  );
+}
+
+export interface UnsealRequest {
+  readonly filePath: string;
+  readonly keyPath: string | undefined;
+  readonly skipVerification: boolean;
+}
+
+/** Local unseal: the daemon's own code path, with DIR as credential and signing-key dir. */
+export async function runUnseal(request: UnsealRequest): Promise<void> {
+  const sealed = readInput(request.filePath, '--file-path');
+  const config = cliConfig();
+  if (request.keyPath !== undefined) {
+    config.aliyun.credentialDir = request.keyPath;
+    config.sealedSecret.signingKeyDir = request.keyPath;
+  }
+  const logger = silentLogger();
+  const registry = new ProviderRegistry(builtinProviders(), { config, logger });
+  try {
+    const unsealer = new SecretUnsealer({
+      registry,
+      skipVerification: request.skipVerification || config.skipSealedSecretVerification,
+      signingKeyDir: config.sealedSecret.signingKeyDir,
+      logger,
+    });
+    const plaintext = await unsealer.unseal(sealed, noDeadline());
+    try {
+      if (request.filePath === '-') {
+        process.stdout.write(plaintext);
+      } else {
+        const target = `${request.filePath}.unsealed`;
+        try {
+          writeFileSync(target, plaintext, { flag: 'wx', mode: 0o600 });
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          throw new UsageError(
+            code === 'EEXIST' ? `${target} exists; not overwriting it` : `cannot write ${target} (${code})`,
+          );
+        }
+      }
+    } finally {
+      plaintext.fill(0);
+    }
+  } finally {
+    await registry.close();
+  }
+}
+
+export async function runInspect(filePath: string): Promise<void> {
+  const payload = inspectSealedSecret(readInput(filePath, '--file-path'));
+  process.stdout.write(`${JSON.stringify(payload, null, 2)}\n`);
+}
+
+export async function runKeygen(kid: string | undefined, outputDir: string): Promise<void> {
+  const name = kid ?? `cdh-${randomBytes(4).toString('hex')}`;
+  if (!/^[A-Za-z0-9._-]+$/.test(name) || name.startsWith('.'))
+    throw new UsageError(
+      '--kid may hold only letters, digits, ".", "_" and "-", not starting with "." (it names files)',
+    );
+  const pair = generateSigningJwkPair(name);
+  mkdirSync(outputDir, { recursive: true });
+  const privatePath = join(outputDir, `${name}-private.json`);
+  const publicPath = join(outputDir, `${name}-public.json`);
+  try {
+    writeFileSync(privatePath, `${JSON.stringify(pair.privateJwk, null, 2)}\n`, { flag: 'wx', mode: 0o600 });
+    writeFileSync(publicPath, `${JSON.stringify(pair.publicJwk, null, 2)}\n`, { flag: 'wx', mode: 0o644 });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(
+      code === 'EEXIST'
+        ? `a key named ${name} already exists in ${outputDir}`
+        : `cannot write keys (${code})`,
+    );
+  }
+  process.stdout.write(`${name}\n`);
+}
