@@ -2,7 +2,7 @@ import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { createTestCa, type TestCa } from './pki';
+import { createTestCa, type ServerCert, type TestCa } from './pki';
 
 /**
  * An Alibaba Cloud KMS OpenAPI (RPC style, version 2016-01-20) for tests: HTTPS on 127.0.0.1,
@@ -30,6 +30,8 @@ export interface SecretVersionSpec {
 
 export interface OpenApiEmulatorOptions {
   readonly ca?: TestCa;
+  /** A certificate issued by `ca` for localhost and 127.0.0.1 (saves a key generation). */
+  readonly serverCert?: ServerCert;
   readonly credentials?: readonly EmulatorCredential[];
   /** Allowed distance between the request's Timestamp and the emulator's clock (default 15 min). */
   readonly maxClockSkewMs?: number;
@@ -110,7 +112,7 @@ export class OpenApiEmulator {
 
   static async start(options: OpenApiEmulatorOptions = {}): Promise<OpenApiEmulator> {
     const ca = options.ca ?? createTestCa('OpenAPI emulator CA');
-    const cert = ca.issueServerCert(['localhost'], { ipAddresses: ['127.0.0.1'] });
+    const cert = options.serverCert ?? ca.issueServerCert(['localhost'], { ipAddresses: ['127.0.0.1'] });
     const server = createServer({ key: cert.keyPem, cert: cert.chainPem });
     const emulator = new OpenApiEmulator(server, ca, options);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => emulator.handle(req, res));

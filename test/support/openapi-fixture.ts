@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { defaultConfig, type CdhConfig } from '../../src/config/types';
 import { MetadataEmulator, type IssuedCredential, type MetadataMode } from './metadata-emulator';
 import { OpenApiEmulator } from './openapi-emulator';
+import { createTestCa, type ServerCert, type TestCa } from './pki';
 
 /** The static STS credentials the OpenAPI emulator knows (sts_token tests). */
 export const STS_CREDENTIAL = {
@@ -22,6 +23,17 @@ export interface OpenApiFixtureOptions {
   readonly onIssue?: (credential: IssuedCredential, register: (expiresAt: number) => void) => void;
 }
 
+let sharedPki: { ca: TestCa; serverCert: ServerCert } | undefined;
+
+/** One CA and server certificate per test process: RSA key generation costs ~0.5 s each. */
+function emulatorPki(): { ca: TestCa; serverCert: ServerCert } {
+  if (sharedPki === undefined) {
+    const ca = createTestCa('OpenAPI emulator CA');
+    sharedPki = { ca, serverCert: ca.issueServerCert(['localhost'], { ipAddresses: ['127.0.0.1'] }) };
+  }
+  return sharedPki;
+}
+
 /**
  * Both emulators, a temp dir with the OpenAPI CA bundle, a token file and ecsRamRole.json,
  * and a configuration pointing at them (what every provider-level test needs).
@@ -37,7 +49,7 @@ export class OpenApiFixture {
   ) {}
 
   static async start(options: OpenApiFixtureOptions = {}): Promise<OpenApiFixture> {
-    const openapi = await OpenApiEmulator.start({ credentials: [STS_CREDENTIAL] });
+    const openapi = await OpenApiEmulator.start({ ...emulatorPki(), credentials: [STS_CREDENTIAL] });
     const metadata = await MetadataEmulator.start({
       mode: options.metadataMode ?? 'hardened',
       roles: { [ROLE_NAME]: 'Success', FailingRole: 'Failed' },

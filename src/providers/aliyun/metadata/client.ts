@@ -1,4 +1,5 @@
 import { request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { CdhError } from '../../../errors';
 import { assertDialAllowed } from '../../../net-guard';
 import type { StsCredentials } from '../openapi/credential-files';
@@ -16,7 +17,7 @@ export interface RoleCredentials extends StsCredentials {
 }
 
 export interface EcsMetadataClientOptions {
-  /** `http://host[:port]` of the instance metadata service. */
+  /** `http://host[:port]` of the instance metadata service (https is accepted for proxies). */
   readonly endpoint: string;
   readonly roleName: string;
   /** Per metadata request. */
@@ -191,7 +192,8 @@ export class EcsMetadataClient {
               `(${method} ${path}: ${reason})`,
           ),
         );
-      const req = httpRequest(url, { method, headers, agent: false });
+      const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+      const req = send(url, { method, headers, agent: false });
       const timer = setTimeout(() => {
         req.destroy();
         fail(`no answer within ${timeoutMs} ms`);
@@ -227,7 +229,7 @@ export class EcsMetadataClient {
   }
 }
 
-/** `http://host[:port]` (a bare `host[:port]` means http). */
+/** `http://host[:port]` or `https://host[:port]` (a bare `host[:port]` means http). */
 export function parseMetadataEndpoint(endpoint: string): URL {
   const text = endpoint.trim();
   let url: URL;
@@ -239,7 +241,8 @@ export function parseMetadataEndpoint(endpoint: string): URL {
       `aliyun metadata_endpoint must be an http://host[:port] URL (got ${JSON.stringify(text.slice(0, 100))})`,
     );
   }
-  if (url.protocol !== 'http:' || url.hostname === '' || (url.pathname !== '/' && url.pathname !== '')) {
+  const web = url.protocol === 'http:' || url.protocol === 'https:';
+  if (!web || url.hostname === '' || (url.pathname !== '/' && url.pathname !== '')) {
     throw new CdhError(
       'PROVIDER_NOT_CONFIGURED',
       `aliyun metadata_endpoint must be an http://host[:port] URL (got ${JSON.stringify(text.slice(0, 100))})`,

@@ -166,7 +166,7 @@ test('in loopback-only mode the production endpoint is refused before any reques
 });
 
 test('a malformed metadata_endpoint is PROVIDER_NOT_CONFIGURED', () => {
-  for (const endpoint of ['https://127.0.0.1', 'http://127.0.0.1/some/path', 'http://']) {
+  for (const endpoint of ['ftp://127.0.0.1', 'http://127.0.0.1/some/path', 'http://']) {
     assert.throws(() => client({ endpoint }), { code: 'PROVIDER_NOT_CONFIGURED' }, endpoint);
   }
 });
