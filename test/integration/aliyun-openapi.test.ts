@@ -40,13 +40,7 @@ function daemonConfig(fixture: OpenApiFixture): Record<string, unknown> {
   return {
     skip_sealed_secret_verification: true,
     cache: { ttl_seconds: 0 }, // every unseal reaches the provider, so calls can be counted
-    aliyun: {
-      credential_dir: fixture.credentialDir,
-      openapi_endpoint: fixture.openapi.endpoint,
-      openapi_ca_file: fixture.caFile,
-      metadata_endpoint: fixture.metadata.endpoint,
-      request_timeout_ms: 3000,
-    },
+    ...fixture.daemonConfig(),
   };
 }
 

@@ -91,6 +91,19 @@ export class OpenApiFixture {
     return config;
   }
 
+  /** The `[aliyun]` part of a daemon config file (snake_case, as `spawnDaemon({ config })` writes it). */
+  daemonConfig(requestTimeoutMs = 3000): { aliyun: Record<string, string | number> } {
+    return {
+      aliyun: {
+        credential_dir: this.credentialDir,
+        openapi_endpoint: this.openapi.endpoint,
+        openapi_ca_file: this.caFile,
+        metadata_endpoint: this.metadata.endpoint,
+        request_timeout_ms: requestTimeoutMs,
+      },
+    };
+  }
+
   /** Writes a file in the fixture's dir and returns its path. */
   async writeFile(name: string, content: string): Promise<string> {
     const path = join(this.dir, name);
