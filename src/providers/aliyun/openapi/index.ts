@@ -1,17 +1,116 @@
-// Placeholder until the sts_token / ecs_ram_role issue lands (owned by that work).
-import { CdhError } from '../../../errors';
-import type { ProviderContext, ProviderInstance, ProviderSettings } from '../../types';
+import { assertDialAllowed } from '../../../net-guard';
+import type {
+  Annotations,
+  CallContext,
+  Getter,
+  ProviderContext,
+  ProviderInstance,
+  ProviderSettings,
+} from '../../types';
+import { EcsMetadataClient } from '../metadata/client';
+import { readEcsRamRoleFile, StsTokenFile } from './credential-files';
+import { KmsCallError } from './kms-errors';
+import { OpenApiKmsClient, type RetryPolicy } from './kms-client';
+import type { OpenApiSdk } from './kms-sdk';
+import { parseStsTokenSettings, resolveOpenApiEndpoint, secretVersionSelector } from './settings';
+import { createOpenApiAgent } from './tls-agent';
 
-export async function createStsTokenProvider(
-  _s: ProviderSettings,
-  _c: ProviderContext,
-): Promise<ProviderInstance> {
-  throw new CdhError('PROVIDER_NOT_CONFIGURED', 'aliyun sts_token is not available in this build');
+/** Knobs for tests and benchmarks; the registry calls the factories without them. */
+export interface OpenApiProviderOptions {
+  readonly retry?: RetryPolicy;
+  /** ecs_ram_role: refresh role credentials this long before they expire (default 5 minutes). */
+  readonly refreshMarginMs?: number;
+  readonly now?: () => number;
+  readonly sdk?: OpenApiSdk;
 }
 
-export async function createEcsRamRoleProvider(
-  _s: ProviderSettings,
-  _c: ProviderContext,
+/** `client_type` `sts_token`: vault secrets with the `AK:SK:STS` held in `provider_settings.token_path`. */
+export async function createStsTokenProvider(
+  settings: ProviderSettings,
+  ctx: ProviderContext,
+  options: OpenApiProviderOptions = {},
 ): Promise<ProviderInstance> {
-  throw new CdhError('PROVIDER_NOT_CONFIGURED', 'aliyun ecs_ram_role is not available in this build');
+  const label = 'aliyun (client_type sts_token)';
+  const { tokenPath, regionId } = parseStsTokenSettings(settings);
+  const endpoint = resolveOpenApiEndpoint(ctx.config.aliyun, regionId);
+  assertDialAllowed(endpoint.host, `${label} KMS OpenAPI`);
+  const tokenFile = new StsTokenFile(tokenPath);
+  await tokenFile.current(); // a missing or malformed token file fails the first use, not every call
+  const kms = new OpenApiKmsClient({
+    label,
+    endpoint,
+    regionId,
+    timeoutMs: ctx.config.aliyun.requestTimeoutMs,
+    agent: await createOpenApiAgent(ctx.config.aliyun.openapiCaFile),
+    logger: ctx.logger,
+    ...(options.retry ? { retry: options.retry } : {}),
+    ...(options.sdk ? { sdk: options.sdk } : {}),
+  });
+  const getter: Getter = {
+    async getSecret(name: string, annotations: Annotations, call: CallContext): Promise<Buffer> {
+      const selector = secretVersionSelector(annotations);
+      return kms.getSecretValue(await tokenFile.current(), name, selector, call.signal);
+    },
+  };
+  return vaultOnlyInstance(label, 'sts_token', getter, () => kms.close());
+}
+
+/**
+ * `client_type` `ecs_ram_role`: vault secrets with the STS credentials of the instance's RAM role
+ * (`ecsRamRole.json` in the credential dir names the role and the region).
+ */
+export async function createEcsRamRoleProvider(
+  _settings: ProviderSettings,
+  ctx: ProviderContext,
+  options: OpenApiProviderOptions = {},
+): Promise<ProviderInstance> {
+  const label = 'aliyun (client_type ecs_ram_role)';
+  const role = await readEcsRamRoleFile(ctx.config.aliyun.credentialDir);
+  const endpoint = resolveOpenApiEndpoint(ctx.config.aliyun, role.regionId);
+  assertDialAllowed(endpoint.host, `${label} KMS OpenAPI`);
+  const metadata = new EcsMetadataClient({
+    endpoint: ctx.config.aliyun.metadataEndpoint,
+    roleName: role.roleName,
+    timeoutMs: ctx.config.aliyun.requestTimeoutMs,
+    ...(options.refreshMarginMs === undefined ? {} : { refreshMarginMs: options.refreshMarginMs }),
+    ...(options.now ? { now: options.now } : {}),
+  });
+  const kms = new OpenApiKmsClient({
+    label,
+    endpoint,
+    regionId: role.regionId,
+    timeoutMs: ctx.config.aliyun.requestTimeoutMs,
+    agent: await createOpenApiAgent(ctx.config.aliyun.openapiCaFile),
+    logger: ctx.logger,
+    ...(options.retry ? { retry: options.retry } : {}),
+    ...(options.sdk ? { sdk: options.sdk } : {}),
+  });
+  const getter: Getter = {
+    async getSecret(name: string, annotations: Annotations, call: CallContext): Promise<Buffer> {
+      const selector = secretVersionSelector(annotations);
+      const credentials = await metadata.credentials(call.signal);
+      try {
+        return await kms.getSecretValue(credentials, name, selector, call.signal);
+      } catch (error) {
+        // Role credentials can be revoked before their Expiration: fetch new ones, once.
+        if (!(error instanceof KmsCallError) || !error.kmsCode?.startsWith('InvalidSecurityToken'))
+          throw error;
+        metadata.invalidate(credentials);
+        return kms.getSecretValue(await metadata.credentials(call.signal), name, selector, call.signal);
+      }
+    },
+  };
+  return vaultOnlyInstance(label, 'ecs_ram_role', getter, () => kms.close());
+}
+
+function vaultOnlyInstance(
+  label: string,
+  clientType: string,
+  getter: Getter,
+  close: () => void,
+): ProviderInstance {
+  const reason =
+    `client_type ${clientType} serves vault secrets only (KMS OpenAPI GetSecretValue); ` +
+    'envelope secrets need client_type client_key';
+  return { label, getter, unsupportedReason: { decrypter: reason, encrypter: reason }, close };
 }

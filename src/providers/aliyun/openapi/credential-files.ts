@@ -1,0 +1,125 @@
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CdhError } from '../../../errors';
+import { checkRegionId } from './settings';
+
+/** Temporary (STS) credentials of the KMS OpenAPI. Never logged, never put in a message. */
+export interface StsCredentials {
+  readonly accessKeyId: string;
+  readonly accessKeySecret: string;
+  readonly securityToken: string;
+}
+
+export const STS_TOKEN_FORMAT = 'AK:SK:STS';
+
+/**
+ * Parses the content of a `token_path` file: exactly three non-empty `:`-separated parts
+ * after trimming surrounding whitespace. Errors name the file and the format, never the content.
+ */
+export function parseStsTokenFile(content: string, path: string): StsCredentials {
+  const parts = content.trim().split(':');
+  const [accessKeyId, accessKeySecret, securityToken] = parts;
+  if (
+    parts.length !== 3 ||
+    accessKeyId === undefined ||
+    accessKeySecret === undefined ||
+    securityToken === undefined ||
+    parts.some((part) => part === '')
+  ) {
+    throw new CdhError(
+      'CREDENTIAL_UNAVAILABLE',
+      `aliyun sts_token: the token file ${path} is malformed: expected exactly ${STS_TOKEN_FORMAT} ` +
+        `(three non-empty parts separated by ":")`,
+    );
+  }
+  return { accessKeyId, accessKeySecret, securityToken };
+}
+
+/**
+ * The `token_path` file, re-read whenever it changes (a sidecar may rotate the STS token),
+ * otherwise served from memory.
+ */
+export class StsTokenFile {
+  private cached?: { readonly fingerprint: string; readonly credentials: StsCredentials };
+
+  constructor(readonly path: string) {}
+
+  async current(): Promise<StsCredentials> {
+    let fingerprint: string;
+    try {
+      const info = await stat(this.path);
+      fingerprint = `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`;
+    } catch (error) {
+      throw fileUnavailable(`the token file ${this.path}`, error);
+    }
+    if (this.cached?.fingerprint === fingerprint) return this.cached.credentials;
+    let content: string;
+    try {
+      content = await readFile(this.path, 'utf8');
+    } catch (error) {
+      throw fileUnavailable(`the token file ${this.path}`, error);
+    }
+    const credentials = parseStsTokenFile(content, this.path);
+    this.cached = { fingerprint, credentials };
+    return credentials;
+  }
+}
+
+export const ECS_RAM_ROLE_FILE = 'ecsRamRole.json';
+
+/** RAM role names: letters, digits, `.`, `-`, `_` (they become a path segment of a metadata URL). */
+const ROLE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+export interface EcsRamRoleFile {
+  readonly roleName: string;
+  readonly regionId: string;
+}
+
+/** Reads `<credential_dir>/ecsRamRole.json`: `{"ecs_ram_role_name": "...", "region_id": "..."}`. */
+export async function readEcsRamRoleFile(credentialDir: string): Promise<EcsRamRoleFile> {
+  const path = join(credentialDir, ECS_RAM_ROLE_FILE);
+  let content: string;
+  try {
+    content = await readFile(path, 'utf8');
+  } catch (error) {
+    throw fileUnavailable(`${path}`, error);
+  }
+  return parseEcsRamRoleFile(content, path);
+}
+
+export function parseEcsRamRoleFile(content: string, path: string): EcsRamRoleFile {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(content);
+  } catch {
+    throw new CdhError('CREDENTIAL_UNAVAILABLE', `aliyun ecs_ram_role: ${path} is not valid JSON`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new CdhError(
+      'CREDENTIAL_UNAVAILABLE',
+      `aliyun ecs_ram_role: ${path} must hold a JSON object with ecs_ram_role_name and region_id`,
+    );
+  }
+  const fields = parsed as Record<string, unknown>;
+  const roleName = fields['ecs_ram_role_name'];
+  if (typeof roleName !== 'string' || !ROLE_NAME.test(roleName)) {
+    throw new CdhError(
+      'CREDENTIAL_UNAVAILABLE',
+      `aliyun ecs_ram_role: ${path}: ecs_ram_role_name must be a RAM role name ` +
+        '(1 to 64 letters, digits, ".", "-" or "_")',
+    );
+  }
+  let regionId: string;
+  try {
+    regionId = checkRegionId(fields['region_id'], `ecs_ram_role region_id in ${path}`);
+  } catch (error) {
+    throw new CdhError('CREDENTIAL_UNAVAILABLE', (error as Error).message);
+  }
+  return { roleName, regionId };
+}
+
+function fileUnavailable(what: string, error: unknown): CdhError {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  const reason = code === 'ENOENT' ? 'does not exist' : `cannot be read${code ? ` (${code})` : ''}`;
+  return new CdhError('CREDENTIAL_UNAVAILABLE', `aliyun: ${what} ${reason}`);
+}
