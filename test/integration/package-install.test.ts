@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { PACKAGE_ROOT, PROTOS_DIR } from '../../src/server/protos';
+import { PACKAGE_ROOT, PROTOS_DIR } from '../../src/package-info';
 import { childEnv, spawnDaemon, tempDir } from '../support/daemon';
 
 // What a user gets from `npm pack` + `npm install -g`: the tarball holds only what runs, every

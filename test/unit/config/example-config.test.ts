@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadConfig, resolveConfig } from '../../../src/config/load';
 import { defaultConfig } from '../../../src/config/types';
-import { PACKAGE_ROOT } from '../../../src/server/protos';
+import { PACKAGE_ROOT } from '../../../src/package-info';
 
 // smol-toml's type declarations are ESM-only; its CommonJS build is what runs here.
 // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { DEFAULT_SOCKET } from '../../../src/config/types';
-import { PACKAGE_ROOT } from '../../../src/server/protos';
+import { PACKAGE_ROOT } from '../../../src/package-info';
 
 // No Docker engine runs the tests, so the Dockerfile is checked as text: the facts the
 // deployment relies on, not its every line.

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { parseListenAddress } from '../../../src/config/load';
 import { DEFAULT_SOCKET, defaultConfig } from '../../../src/config/types';
 import { SHUTDOWN_GRACE_MS } from '../../../src/server/daemon';
-import { PACKAGE_ROOT } from '../../../src/server/protos';
+import { PACKAGE_ROOT } from '../../../src/package-info';
 
 const UNIT_FILE = join(PACKAGE_ROOT, 'deploy/systemd/confidential-data-hub.service');
 
