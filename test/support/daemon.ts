@@ -65,6 +65,8 @@ export interface SpawnDaemonOptions {
   /** Wait until health answers SERVING (default true). */
   waitReady?: boolean;
   dir?: string;
+  /** The daemon program to run with node (default: the built DAEMON_BIN; e.g. an installed copy). */
+  bin?: string;
 }
 
 /** Starts the built daemon as a child process on a temp socket and waits until it serves. */
@@ -72,7 +74,7 @@ export async function spawnDaemon(options: SpawnDaemonOptions = {}): Promise<Dae
   const ownDir = options.dir === undefined ? tempDir() : undefined;
   const dir = options.dir ?? (ownDir as { path: string }).path;
   const socketPath = options.socketPath ?? join(dir, 'cdh.sock');
-  const args = [DAEMON_BIN, '--socket', `unix://${socketPath}`, ...(options.args ?? [])];
+  const args = [options.bin ?? DAEMON_BIN, '--socket', `unix://${socketPath}`, ...(options.args ?? [])];
   if (options.configToml !== undefined) {
     const file = join(dir, 'cdh.toml');
     writeFileSync(file, options.configToml);

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { PACKAGE_ROOT, PROTOS_DIR } from '../../src/package-info';
+import { childEnv, spawnDaemon, tempDir } from '../support/daemon';
+
+// What a user gets from `npm pack` + `npm install -g`: the tarball holds only what runs, every
+// bin answers --help and --version, and the installed daemon serves and stops cleanly.
+
+const run = promisify(execFile);
+
+interface Manifest {
+  name: string;
+  version: string;
+  bin: Record<string, string>;
+}
+
+const manifest = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as Manifest;
+
+/** npm's own settings from a parent `npm test` must not redirect the install. */
+function npmEnv(): NodeJS.ProcessEnv {
+  const env = childEnv();
+  for (const name of Object.keys(env)) {
+    if (/^npm_(config_(prefix|global_prefix|local_prefix|global|location)|command|lifecycle_.*)$/i.test(name))
+      delete env[name];
+  }
+  return env;
+}
+
+function protoFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((entry) => entry.isFile() && entry.name.endsWith('.proto'))
+    .map((entry) => relative(PACKAGE_ROOT, join(entry.parentPath, entry.name)));
+}
+
+describe('installed package (npm pack, npm install -g --prefix)', { timeout: 120_000 }, () => {
+  const work = tempDir('cdh-pack-');
+  const prefix = join(work.path, 'prefix');
+  const installedRoot = join(prefix, 'lib/node_modules', manifest.name);
+  let packedFiles: string[] = [];
+
+  before(async () => {
+    assert.ok(
+      existsSync(join(PACKAGE_ROOT, 'dist/src/bin')),
+      'dist/src is missing: build first (npm run build)',
+    );
+    // --ignore-scripts: pack the build that is there (npm test has just built it).
+    const packed = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work.path], {
+      cwd: PACKAGE_ROOT,
+      env: npmEnv(),
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    const [result] = JSON.parse(packed.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
+    assert.ok(result, 'npm pack --json printed its result');
+    packedFiles = result.files.map((file) => file.path);
+    // --prefer-offline: `npm ci` has filled the cache with every production dependency.
+    await run(
+      'npm',
+      [
+        'install',
+        '--global',
+        '--prefix',
+        prefix,
+        '--omit=dev',
+        '--prefer-offline',
+        '--ignore-scripts',
+        '--no-audit',
+        '--no-fund',
+        join(work.path, result.filename),
+      ],
+      { cwd: work.path, env: npmEnv(), maxBuffer: 16 * 1024 * 1024 },
+    );
+  });
+
+  after(() => work.cleanup());
+
+  test('the tarball holds only what runs: dist/src JavaScript, protos, README, LICENSE', () => {
+    const unexpected = packedFiles.filter(
+      (path) => !/^(package\.json|README\.md|LICENSE|dist\/src\/.+\.js|protos\/.+\.proto)$/.test(path),
+    );
+    assert.deepEqual(unexpected, []);
+    for (const needed of ['package.json', 'README.md', 'LICENSE', ...protoFiles(PROTOS_DIR)]) {
+      assert.ok(packedFiles.includes(needed), `${needed} is in the tarball`);
+    }
+  });
+
+  for (const [name, target] of Object.entries(manifest.bin)) {
+    test(`bin ${name}: --help and --version work once installed`, async () => {
+      assert.ok(
+        existsSync(join(installedRoot, target)),
+        `package.json bin "${name}" points at ${target}, which is not in the packed package (is its source in src/bin/ and built?)`,
+      );
+      const program = join(prefix, 'bin', name);
+      const help = await run(program, ['--help'], { env: childEnv() });
+      assert.match(help.stdout, /usage/i);
+      const version = await run(program, ['--version'], { env: childEnv() });
+      assert.ok(version.stdout.includes(manifest.version), `--version printed ${version.stdout}`);
+    });
+  }
+
+  test('the installed daemon, with the example config, serves health SERVING on a temp socket and stops on SIGTERM', async () => {
+    const daemon = await spawnDaemon({
+      bin: join(prefix, 'bin', 'confidential-data-hub'),
+      args: ['-c', join(PACKAGE_ROOT, 'deploy/config/cdh.toml')],
+    });
+    try {
+      assert.equal(await daemon.client().check(''), 'SERVING');
+      assert.equal(await daemon.stop('SIGTERM'), 0);
+      assert.equal(existsSync(daemon.socketPath), false, 'socket removed');
+    } finally {
+      daemon.cleanup();
+    }
+  });
+});

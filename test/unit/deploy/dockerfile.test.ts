@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { DEFAULT_SOCKET } from '../../../src/config/types';
+import { PACKAGE_ROOT } from '../../../src/package-info';
+
+// No Docker engine runs the tests, so the Dockerfile is checked as text: the facts the
+// deployment relies on, not its every line.
+
+const dockerfile = readFileSync(join(PACKAGE_ROOT, 'Dockerfile'), 'utf8');
+/** Instructions with their continuation lines joined, comments dropped. */
+const instructions = dockerfile
+  .replace(/\\\n/g, ' ')
+  .split('\n')
+  .map((line) => line.trim())
+  .filter((line) => line !== '' && !line.startsWith('#'));
+const stages = instructions.join('\n').split(/^FROM /m).slice(1);
+
+test('two stages: a build stage and a runtime stage', () => {
+  assert.equal(stages.length, 2);
+  assert.match(stages[0] as string, /AS build\n/);
+});
+
+test('the build stage installs dev dependencies, builds and packs', () => {
+  const build = stages[0] as string;
+  assert.match(build, /RUN npm ci\b/);
+  assert.match(build, /npm run build/);
+  assert.match(build, /npm pack\b/);
+});
+
+test('the runtime stage installs only the packed tarball with production dependencies', () => {
+  const runtime = stages[1] as string;
+  assert.match(runtime, /COPY --from=build \/pkg\//);
+  assert.match(runtime, /npm install -g --omit=dev .*confidential-data-hub-\*\.tgz/);
+  assert.doesNotMatch(runtime, /^COPY (?!--from=build)/m, 'nothing copied from the build context');
+  assert.doesNotMatch(runtime, /apt-get|build-essential|python3|make\b|g\+\+/);
+});
+
+test('entrypoint, health check, socket volume', () => {
+  const runtime = stages[1] as string;
+  assert.match(runtime, /^ENTRYPOINT \["confidential-data-hub"\]$/m);
+  assert.match(runtime, /^VOLUME \/run\/confidential-containers$/m);
+  const healthcheck = /^HEALTHCHECK .*CMD (\[.*\])$/m.exec(runtime);
+  assert.ok(healthcheck, 'HEALTHCHECK ... CMD [...]');
+  assert.deepEqual(JSON.parse(healthcheck[1] as string), [
+    'cdh-tool',
+    '--socket',
+    DEFAULT_SOCKET,
+    '--timeout-ms',
+    '4000',
+    'health',
+  ]);
+});
+
+test('.dockerignore lets in everything the build compiles', () => {
+  const ignore = readFileSync(join(PACKAGE_ROOT, '.dockerignore'), 'utf8');
+  const allowed = ignore
+    .split('\n')
+    .filter((line) => line.startsWith('!'))
+    .map((line) => line.slice(1));
+  const tsconfig = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'tsconfig.json'), 'utf8')) as {
+    include: string[];
+  };
+  for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'protos', 'LICENSE', 'README.md']) {
+    assert.ok(allowed.includes(needed), needed);
+  }
+  for (const dir of tsconfig.include) assert.ok(allowed.includes(dir), `tsconfig include "${dir}"`);
+});
