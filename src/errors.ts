@@ -94,6 +94,15 @@ export const ERROR_CATALOGUE = {
     status: 'FAILED_PRECONDITION',
     meaning: 'a local credential file is missing, unreadable or malformed',
   },
+  KBC_RESOURCES_INVALID: {
+    status: 'FAILED_PRECONDITION',
+    meaning: 'an offline_fs KBC resource file is unreadable or malformed (not JSON, not strings, bad base64)',
+  },
+  CREDENTIAL_PROVISIONING_FAILED: {
+    status: 'FAILED_PRECONDITION',
+    meaning:
+      'a [[credentials]] entry could not be provisioned (path outside credentials_root, fetch or write failed)',
+  },
 
   // The KMS and other remote services.
   KMS_ACCESS_DENIED: {
