@@ -110,18 +110,22 @@ export class OfflineFsResourceStore implements ResourceReader {
     const previous = this.states.get(file);
     let signature: string | undefined;
     let read: { signature: string; content: Buffer } | undefined;
+    let notAFile = false;
     try {
       const stat = await fs.stat(file, { bigint: true });
       signature = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
       if (previous !== undefined && previous.signature === signature) return false;
-      if (!stat.isFile()) return this.unusable(file, mode, previous, 'is not a regular file', signature);
-      read = { signature, content: await fs.readFile(file) };
+      if (stat.isFile()) read = { signature, content: await fs.readFile(file) };
+      else notAFile = true;
     } catch (error) {
+      // Absent (or removed between stat and read) is not an error; anything else is.
       if (!isMissing(error)) {
         const reason = `cannot be read (${errorCode(error)})`;
         return this.unusable(file, mode, previous, reason, signature ?? `unreadable:${errorCode(error)}`);
       }
-      // Absent, or removed between stat and read.
+    }
+    if (notAFile && signature !== undefined) {
+      return this.unusable(file, mode, previous, 'is not a regular file', signature);
     }
 
     if (read === undefined) {
