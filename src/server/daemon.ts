@@ -2,12 +2,13 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { parseListenAddress } from '../config/load';
 import type { CdhConfig } from '../config/types';
-import { CdhError } from '../errors';
+import { isCdhError } from '../errors';
 import { createLogger } from '../log';
 import { builtinProviders } from '../providers';
 import { CachedProviders, SecretCache } from '../providers/cache';
+import { createResourceStore, provisionCredentials } from '../providers/kbs';
 import { ProviderRegistry } from '../providers/registry';
-import type { ProviderFactory } from '../providers/types';
+import type { ProviderFactory, ResourceReader } from '../providers/types';
 import { SecretUnsealer } from '../secret';
 import { ApiDispatcher, type ApiBackend } from './api';
 import { GrpcFront } from './grpc';
@@ -39,9 +40,11 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
   const address = parseListenAddress(config.socket);
   if (address === undefined) throw new StartupError(`config key "socket": bad address ${config.socket}`);
 
+  const resourceStore = await prepareResources(config, logger);
+
   const registry = new ProviderRegistry(
     options.providers ?? builtinProviders(),
-    { config, logger },
+    { config, logger, resources: resourceStore },
     { reuseInstances: options.reuseProviderInstances ?? true },
   );
   const cache = new SecretCache({
@@ -52,13 +55,12 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
     registry: new CachedProviders(registry, cache),
     skipVerification: config.skipSealedSecretVerification,
     signingKeyDir: config.sealedSecret.signingKeyDir,
+    resources: resourceStore,
     logger,
   });
   const backend: ApiBackend = {
     unsealSecret: (secret, ctx) => unsealer.unseal(secret, ctx),
-    async getResource() {
-      throw new CdhError('PROVIDER_NOT_CONFIGURED', 'the kbs provider is not configured');
-    },
+    getResource: (uri, ctx) => resourceStore.getResource(uri, ctx),
   };
   const dispatcher = new ApiDispatcher(backend, { maxInFlight: config.maxInFlight, logger });
   const grpcFront = new GrpcFront(dispatcher, { maxMessageBytes: config.maxMessageBytes });
@@ -109,4 +111,16 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
       grpcFront.destroy();
     },
   };
+}
+
+/** The KBC's resources, then the [[credentials]] written from them: both before the socket serves. */
+async function prepareResources(config: CdhConfig, logger: Logger): Promise<ResourceReader> {
+  try {
+    const store = await createResourceStore(config, logger);
+    await provisionCredentials(config, store, logger);
+    return store;
+  } catch (error) {
+    if (isCdhError(error)) throw new StartupError(error.message);
+    throw error;
+  }
 }
