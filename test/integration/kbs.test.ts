@@ -10,6 +10,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { generateSigningJwkPair, sealVault, signSealedSecret } from '../../src/secret';
 import { spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
 import { writeResourceFile } from '../support/kbs';
 
@@ -22,6 +23,22 @@ interface GrpcFailure {
 }
 const INVALID_ARGUMENT = 3;
 const NOT_FOUND = 5;
+const PERMISSION_DENIED = 7;
+
+const VAULT_VALUE = 'vault-value-marker-3be1';
+const signingKeys = generateSigningJwkPair('tenant');
+const SIGNING_KID = 'kbs:///default/signing-key/tenant';
+
+function signedVault(name: string, kid = SIGNING_KID): Buffer {
+  return Buffer.from(signSealedSecret(sealVault({ provider: 'kbs', name }), signingKeys.privateJwk, kid));
+}
+
+const RESOURCES = {
+  'default/aliyun/clientKey_KAAP.it-test.json': CLIENT_KEY,
+  'default/aliyun/password_KAAP.it-test.json': PASSWORD,
+  'default/vault/db-password': VAULT_VALUE,
+  'default/signing-key/tenant': JSON.stringify(signingKeys.publicJwk),
+};
 
 describe('a daemon with offline_fs resources and [[credentials]]', () => {
   let dir: { path: string; cleanup(): void };
@@ -34,17 +51,14 @@ describe('a daemon with offline_fs resources and [[credentials]]', () => {
     credentialsRoot = join(dir.path, 'cdh');
     configFile = join(dir.path, 'resources-config.json');
     const envFile = join(dir.path, 'resources-env.json');
-    writeResourceFile(configFile, {
-      'default/aliyun/clientKey_KAAP.it-test.json': CLIENT_KEY,
-      'default/aliyun/password_KAAP.it-test.json': PASSWORD,
-      'default/config/changing': 'version 1',
-    });
+    writeResourceFile(configFile, { ...RESOURCES, 'default/config/changing': 'version 1' });
     writeResourceFile(envFile, { 'default/env/only': 'from the env list' });
     daemon = await spawnDaemon({
       dir: dir.path,
       socketPath: join(dir.path, 'cdh.sock'),
       config: {
         credentials_root: credentialsRoot,
+        sealed_secret: { signing_key_dir: dir.path },
         kbc: { name: 'offline_fs_kbc', offline_fs: { resource_files: [configFile] } },
         credentials: [
           {
@@ -108,13 +122,37 @@ describe('a daemon with offline_fs resources and [[credentials]]', () => {
     const client = daemon.client();
     assert.equal((await client.getResource('kbs:///default/config/changing')).toString(), 'version 1');
     const next = `${configFile}.next`;
-    writeResourceFile(next, {
-      'default/aliyun/clientKey_KAAP.it-test.json': CLIENT_KEY,
-      'default/aliyun/password_KAAP.it-test.json': PASSWORD,
-      'default/config/changing': 'version 2',
-    });
+    writeResourceFile(next, { ...RESOURCES, 'default/config/changing': 'version 2' });
     renameSync(next, configFile);
     assert.equal((await client.getResource('kbs:///default/config/changing')).toString(), 'version 2');
+  });
+
+  test('a vault secret with provider kbs, signed under a kid that is a kbs URI, unseals to the resource', async () => {
+    const plaintext = await daemon.client().unsealSecret(signedVault('kbs:///default/vault/db-password'));
+    assert.equal(plaintext.toString(), VAULT_VALUE);
+  });
+
+  test('a vault secret with provider kbs naming an absent resource is NOT_FOUND', async () => {
+    await assert.rejects(
+      daemon.client().unsealSecret(signedVault('kbs:///default/vault/absent')),
+      (error: GrpcFailure) => {
+        assert.equal(error.code, NOT_FOUND);
+        assert.match(error.details, /kbs:\/\/\/default\/vault\/absent/);
+        return true;
+      },
+    );
+  });
+
+  test('a kid naming an absent kbs resource is PERMISSION_DENIED', async () => {
+    await assert.rejects(
+      daemon
+        .client()
+        .unsealSecret(signedVault('kbs:///default/vault/db-password', 'kbs:///default/signing-key/absent')),
+      (error: GrpcFailure) => {
+        assert.equal(error.code, PERMISSION_DENIED);
+        return true;
+      },
+    );
   });
 
   test('[[credentials]] were written under credentials_root at start-up, mode 0600', () => {
