@@ -185,6 +185,7 @@ export class CachedProviders implements ProviderLookup {
 
   async decrypter(provider: string, settings: ProviderSettings): Promise<Decrypter> {
     const inner = await this.registry.decrypter(provider, settings);
+    if (!this.registry.isCacheable(provider)) return inner;
     const scope = cacheScope(provider, settings);
     return {
       decrypt: (ciphertext: Uint8Array, keyId: string, annotations: Annotations, ctx: CallContext) => {
@@ -203,6 +204,7 @@ export class CachedProviders implements ProviderLookup {
 
   async getter(provider: string, settings: ProviderSettings): Promise<Getter> {
     const inner = await this.registry.getter(provider, settings);
+    if (!this.registry.isCacheable(provider)) return inner;
     const scope = cacheScope(provider, settings);
     return {
       getSecret: (name: string, annotations: Annotations, ctx: CallContext) => {

@@ -43,6 +43,11 @@ export class ProviderRegistry {
     this.reuseInstances = options.reuseInstances ?? true;
   }
 
+  /** False for providers whose answers must not be cached (unknown providers: true; they fail anyway). */
+  isCacheable(provider: string): boolean {
+    return this.factories.get(provider.toLowerCase())?.cacheable ?? true;
+  }
+
   get providerNames(): string[] {
     return [...this.factories.keys()];
   }

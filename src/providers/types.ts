@@ -61,6 +61,11 @@ export interface ProviderContext {
 export interface ProviderFactory {
   /** Lower-case provider name as it appears in `provider` (matched case-insensitively). */
   readonly name: string;
+  /**
+   * Whether answers may be cached (default true). A provider that reads local files that can
+   * change at any time, and cheaply, says false so edits show at once.
+   */
+  readonly cacheable?: boolean;
   /** Validates settings (throws PROVIDER_SETTINGS_INVALID) and builds an instance. May be async (file reads). */
   create(settings: ProviderSettings, ctx: ProviderContext): ProviderInstance | Promise<ProviderInstance>;
 }

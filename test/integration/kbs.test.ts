@@ -132,6 +132,17 @@ describe('a daemon with offline_fs resources and [[credentials]]', () => {
     assert.equal(plaintext.toString(), VAULT_VALUE);
   });
 
+  test('a vault secret with provider kbs shows a resource edit at once (kbs answers are not cached)', async () => {
+    const client = daemon.client();
+    const sealed = signedVault('kbs:///default/config/edited');
+    writeResourceFile(configFile, { ...RESOURCES, 'default/config/edited': 'before' });
+    assert.equal((await client.unsealSecret(sealed)).toString(), 'before');
+    const next = `${configFile}.next`;
+    writeResourceFile(next, { ...RESOURCES, 'default/config/edited': 'after' });
+    renameSync(next, configFile);
+    assert.equal((await client.unsealSecret(sealed)).toString(), 'after');
+  });
+
   test('a vault secret with provider kbs naming an absent resource is NOT_FOUND', async () => {
     await assert.rejects(
       daemon.client().unsealSecret(signedVault('kbs:///default/vault/absent')),

@@ -14,6 +14,8 @@ export { provisionCredentials } from './provision';
  */
 export const kbsProvider: ProviderFactory = {
   name: 'kbs',
+  // Resources are local files re-read on change; caching would only hide edits.
+  cacheable: false,
   create(_settings: ProviderSettings, ctx: ProviderContext): ProviderInstance {
     const resources = ctx.resources;
     if (resources === undefined) {
