@@ -3,7 +3,14 @@ import type { Logger } from 'pino';
 import { CdhError } from '../../errors';
 import type { ApiDispatcher } from '../api';
 import { toCallFailure } from '../status';
-import { encodeFrameHeader, FrameDecoder, FrameError, MAX_FRAME_DATA_BYTES, MessageType, type Frame } from './frame';
+import {
+  encodeFrameHeader,
+  FrameDecoder,
+  FrameError,
+  MAX_FRAME_DATA_BYTES,
+  MessageType,
+  type Frame,
+} from './frame';
 import {
   decodeApiMessage,
   decodeRequestEnvelope,
@@ -65,10 +72,6 @@ export class TtrpcConnection {
     }
     if (initialBytes && initialBytes.length > 0) this.onData(initialBytes);
     this.updateReading();
-  }
-
-  get callsInFlight(): number {
-    return this.calls.size;
   }
 
   /** Reads no more requests; closes the socket once the calls in flight are answered. */
@@ -146,7 +149,10 @@ export class TtrpcConnection {
       return this.refuse(
         streamId,
         name,
-        new CdhError('REQUEST_MALFORMED', `the payload is not a valid ${route.requestType.fullName.slice(1)}`),
+        new CdhError(
+          'REQUEST_MALFORMED',
+          `the payload is not a valid ${route.requestType.fullName.slice(1)}`,
+        ),
       );
     }
     const controller = new AbortController();
@@ -179,9 +185,15 @@ export class TtrpcConnection {
         signal: controller.signal,
       });
       if (!result.ok) return { status: { code: result.code, message: result.message }, payload: EMPTY };
-      return { status: { code: 0, message: '' }, payload: encodeApiMessage(route.responseType, result.response) };
+      return {
+        status: { code: 0, message: '' },
+        payload: encodeApiMessage(route.responseType, result.response),
+      };
     } catch (error) {
-      this.logger.error({ method: route.method, err: describeError(error) }, 'ttrpc call failed unexpectedly');
+      this.logger.error(
+        { method: route.method, err: describeError(error) },
+        'ttrpc call failed unexpectedly',
+      );
       return { status: failureStatus(new CdhError('INTERNAL', 'internal error')), payload: EMPTY };
     }
   }

@@ -51,14 +51,15 @@ export function encodeFrame(header: Omit<FrameHeader, 'length'>, data: Uint8Arra
 
 /**
  * Cuts a byte stream into frames. Chunks may split a frame anywhere or hold several frames.
- * A frame lying within one chunk is handed out as a view of that chunk; a frame spread over
- * chunks is copied once into a buffer of its announced size, so large frames cost O(size).
+ * A frame lying within one chunk is handed out as a view of that chunk; the pieces of a frame
+ * spread over chunks are kept as they come and copied once when the last arrives, so a large
+ * frame costs O(size), and memory follows the bytes received, not the length announced.
  */
 export class FrameDecoder {
   private readonly headerBytes = Buffer.alloc(FRAME_HEADER_BYTES);
   private headerFilled = 0;
   private header: FrameHeader | undefined;
-  private body: Buffer | undefined;
+  private readonly bodyPieces: Buffer[] = [];
   private bodyFilled = 0;
 
   constructor(private readonly maxDataBytes: number = MAX_FRAME_DATA_BYTES) {}
@@ -88,32 +89,26 @@ export class FrameDecoder {
           this.header = this.parseHeader(this.headerBytes, 0);
           this.headerFilled = 0;
         }
-        const header = this.header;
-        const available = chunk.length - offset;
-        if (available >= header.length) {
+        if (chunk.length - offset >= this.header.length) {
           // The whole body is in this chunk: hand out a view, no copy.
+          const header = this.header;
           this.header = undefined;
           onFrame({ ...header, data: chunk.subarray(offset, offset + header.length) });
           offset += header.length;
-        } else {
-          this.body = Buffer.allocUnsafe(header.length);
-          chunk.copy(this.body, 0, offset);
-          this.bodyFilled = available;
-          offset = chunk.length;
+          continue;
         }
-      } else {
-        const body = this.body as Buffer;
-        const take = Math.min(body.length - this.bodyFilled, chunk.length - offset);
-        chunk.copy(body, this.bodyFilled, offset, offset + take);
-        this.bodyFilled += take;
-        offset += take;
-        if (this.bodyFilled === body.length) {
-          const header = this.header;
-          this.header = undefined;
-          this.body = undefined;
-          this.bodyFilled = 0;
-          onFrame({ ...header, data: body });
-        }
+      }
+      const header = this.header;
+      const take = Math.min(header.length - this.bodyFilled, chunk.length - offset);
+      this.bodyPieces.push(chunk.subarray(offset, offset + take));
+      this.bodyFilled += take;
+      offset += take;
+      if (this.bodyFilled === header.length) {
+        const data = Buffer.concat(this.bodyPieces, header.length);
+        this.header = undefined;
+        this.bodyPieces.length = 0;
+        this.bodyFilled = 0;
+        onFrame({ ...header, data });
       }
     }
   }

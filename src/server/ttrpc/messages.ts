@@ -93,7 +93,8 @@ export function encodeRequestEnvelope(request: Partial<TtrpcRequest>): Uint8Arra
 
 export function encodeResponseEnvelope(response: TtrpcResponse): Uint8Array {
   const message: Record<string, unknown> = {
-    status: response.status.code === 0 ? {} : { code: response.status.code, message: response.status.message },
+    status:
+      response.status.code === 0 ? {} : { code: response.status.code, message: response.status.message },
   };
   if (response.payload.length > 0) message.payload = response.payload;
   return envelopeType('Response').encode(message).finish();
@@ -135,7 +136,10 @@ export function apiRoutes(): ReadonlyMap<string, ApiRoute> {
  * on the wire (absent ones are left to the dispatcher's defaults), bytes as Buffers.
  */
 export function decodeApiMessage(type: protobuf.Type, bytes: Uint8Array): Record<string, unknown> {
-  const message = type.toObject(type.decode(strictReader(bytes)), { defaults: false }) as Record<string, unknown>;
+  const message = type.toObject(type.decode(strictReader(bytes)), { defaults: false }) as Record<
+    string,
+    unknown
+  >;
   for (const [field, value] of Object.entries(message)) {
     if (value instanceof Uint8Array) message[field] = asBuffer(value);
   }

@@ -124,9 +124,15 @@ describe('ttrpc frame codec', () => {
       return bytes;
     };
     assert.doesNotThrow(() => new FrameDecoder().push(header(MAX_FRAME_DATA_BYTES), () => undefined));
-    assert.throws(() => new FrameDecoder().push(header(MAX_FRAME_DATA_BYTES + 1), () => undefined), FrameError);
+    assert.throws(
+      () => new FrameDecoder().push(header(MAX_FRAME_DATA_BYTES + 1), () => undefined),
+      FrameError,
+    );
     // An HTTP/1 request line read as a header announces ~1.2 GB.
-    assert.throws(() => new FrameDecoder().push(Buffer.from('GET / HTTP/1.1\r\n'), () => undefined), FrameError);
+    assert.throws(
+      () => new FrameDecoder().push(Buffer.from('GET / HTTP/1.1\r\n'), () => undefined),
+      FrameError,
+    );
   });
 
   it('refuses an oversized header split across chunks too', () => {

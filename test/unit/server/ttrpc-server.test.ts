@@ -4,7 +4,12 @@ import * as net from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { encodeFrame, FrameDecoder, MAX_FRAME_DATA_BYTES, MessageType } from '../../../src/server/ttrpc/frame';
+import {
+  encodeFrame,
+  FrameDecoder,
+  MAX_FRAME_DATA_BYTES,
+  MessageType,
+} from '../../../src/server/ttrpc/frame';
 import {
   decodeResponseEnvelope,
   encodeRequestEnvelope,
@@ -91,11 +96,20 @@ describe('ttrpc server', { timeout: 15_000 }, () => {
 
   it('maps a CdhError to its status code and message', async () => {
     const client = await connect();
-    const denied = await ttrpcUnsealSecret(client, secret('fail:SIGNATURE_INVALID:the JWS signature does not verify'));
-    assert.deepEqual(denied.status, { code: 7, message: 'SIGNATURE_INVALID: the JWS signature does not verify' });
+    const denied = await ttrpcUnsealSecret(
+      client,
+      secret('fail:SIGNATURE_INVALID:the JWS signature does not verify'),
+    );
+    assert.deepEqual(denied.status, {
+      code: 7,
+      message: 'SIGNATURE_INVALID: the JWS signature does not verify',
+    });
     assert.equal(denied.payload.length, 0);
     const missing = await ttrpcGetResource(client, 'kbs:///missing/x/y');
-    assert.deepEqual(missing.status, { code: 5, message: 'RESOURCE_NOT_FOUND: no resource kbs:///missing/x/y' });
+    assert.deepEqual(missing.status, {
+      code: 5,
+      message: 'RESOURCE_NOT_FOUND: no resource kbs:///missing/x/y',
+    });
   });
 
   it('answers an unexpected failure INTERNAL without its details', async () => {
@@ -130,16 +144,26 @@ describe('ttrpc server', { timeout: 15_000 }, () => {
       assert.match(result.status.message, /^NOT_IMPLEMENTED: unknown service or method/);
     }
     // The connection is still fine.
-    assert.equal((await ttrpcUnsealSecret(client, secret('echo:still here'))).plaintext?.toString(), 'still here');
+    assert.equal(
+      (await ttrpcUnsealSecret(client, secret('echo:still here'))).plaintext?.toString(),
+      'still here',
+    );
   });
 
   it('answers INVALID_ARGUMENT for a payload that is not the method input message', async () => {
     const client = await connect();
     const result = await client.call(...UNSEAL, Buffer.from([0x0a, 0x05, 0x61]));
     assert.equal(result.status.code, 3);
-    assert.match(result.status.message, /^REQUEST_MALFORMED: the payload is not a valid api.UnsealSecretInput/);
+    assert.match(
+      result.status.message,
+      /^REQUEST_MALFORMED: the payload is not a valid api.UnsealSecretInput/,
+    );
     // A string field running past the end of the message (protobufjs's Buffer reader would truncate it).
-    const truncated = await client.call('api.GetResourceService', 'GetResource', Buffer.from([0x0a, 0x7f, 0x6b]));
+    const truncated = await client.call(
+      'api.GetResourceService',
+      'GetResource',
+      Buffer.from([0x0a, 0x7f, 0x6b]),
+    );
     assert.equal(truncated.status.code, 3);
     assert.match(truncated.status.message, /^REQUEST_MALFORMED: /);
     assert.equal((await ttrpcUnsealSecret(client, secret('echo:ok'))).status.code, 0);
@@ -220,12 +244,14 @@ describe('ttrpc server', { timeout: 15_000 }, () => {
       },
       {
         name: 'an even stream id',
-        bytes: () => requestFrame(2, ...UNSEAL, encodeApi('api.UnsealSecretInput', { secret: secret('echo:x') })),
+        bytes: () =>
+          requestFrame(2, ...UNSEAL, encodeApi('api.UnsealSecretInput', { secret: secret('echo:x') })),
         reason: /stream id must be odd/,
       },
       {
         name: 'stream id 0',
-        bytes: () => requestFrame(0, ...UNSEAL, encodeApi('api.UnsealSecretInput', { secret: secret('echo:x') })),
+        bytes: () =>
+          requestFrame(0, ...UNSEAL, encodeApi('api.UnsealSecretInput', { secret: secret('echo:x') })),
         reason: /stream id must be odd/,
       },
       {
@@ -240,17 +266,20 @@ describe('ttrpc server', { timeout: 15_000 }, () => {
       },
       {
         name: 'a data frame on the unary stream in flight',
-        bytes: () => encodeFrame({ streamId: 1001, type: MessageType.Data, flags: 1 }, Buffer.from('PAYLOAD-MARKER')),
+        bytes: () =>
+          encodeFrame({ streamId: 1001, type: MessageType.Data, flags: 1 }, Buffer.from('PAYLOAD-MARKER')),
         reason: /data frame on a unary stream/,
       },
       {
         name: 'a request on a stream id already in use',
-        bytes: () => requestFrame(1001, ...UNSEAL, encodeApi('api.UnsealSecretInput', { secret: secret('echo:x') })),
+        bytes: () =>
+          requestFrame(1001, ...UNSEAL, encodeApi('api.UnsealSecretInput', { secret: secret('echo:x') })),
         reason: /stream id already in use/,
       },
       {
         name: 'garbage instead of a Request envelope',
-        bytes: () => encodeFrame({ streamId: 1, type: MessageType.Request, flags: 0 }, Buffer.from([0x0a, 0x7f, 1])),
+        bytes: () =>
+          encodeFrame({ streamId: 1, type: MessageType.Request, flags: 0 }, Buffer.from([0x0a, 0x7f, 1])),
         reason: /not a ttrpc Request message/,
       },
     ];
@@ -277,7 +306,10 @@ describe('ttrpc server', { timeout: 15_000 }, () => {
         assert.doesNotMatch(warning, /echo:x|PAYLOAD-MARKER|GET \//);
 
         assert.equal((await bystanderCall).plaintext?.toString(), 'bystander');
-        assert.equal((await ttrpcUnsealSecret(bystander, secret('echo:after'))).plaintext?.toString(), 'after');
+        assert.equal(
+          (await ttrpcUnsealSecret(bystander, secret('echo:after'))).plaintext?.toString(),
+          'after',
+        );
         const fresh = await connect();
         assert.equal((await ttrpcUnsealSecret(fresh, secret('echo:fresh'))).plaintext?.toString(), 'fresh');
       });
@@ -285,11 +317,15 @@ describe('ttrpc server', { timeout: 15_000 }, () => {
   });
 
   it('reads requests whose frames arrive split and merged across writes', async () => {
-    const client = await connect();
     const frames = Buffer.concat([
       requestFrame(1, ...UNSEAL, encodeApi('api.UnsealSecretInput', { secret: secret('echo:one') })),
       requestFrame(3, ...UNSEAL, encodeApi('api.UnsealSecretInput', { secret: secret('echo:two') })),
-      requestFrame(5, 'api.GetResourceService', 'GetResource', encodeApi('api.GetResourceRequest', { ResourcePath: 'r' })),
+      requestFrame(
+        5,
+        'api.GetResourceService',
+        'GetResource',
+        encodeApi('api.GetResourceRequest', { ResourcePath: 'r' }),
+      ),
     ]);
     const answers = await rawAnswers(
       fixture.socketPath,
@@ -339,7 +375,10 @@ describe('ttrpc server hand-over and shutdown', { timeout: 15_000 }, () => {
     });
     try {
       const client = await connectTtrpc(fixture.socketPath);
-      assert.equal((await ttrpcUnsealSecret(client, secret('echo:unshifted'))).plaintext?.toString(), 'unshifted');
+      assert.equal(
+        (await ttrpcUnsealSecret(client, secret('echo:unshifted'))).plaintext?.toString(),
+        'unshifted',
+      );
       await client.close();
     } finally {
       await fixture.close();
@@ -369,6 +408,44 @@ describe('ttrpc server hand-over and shutdown', { timeout: 15_000 }, () => {
     }
   });
 
+  it('stops reading requests while the client does not read its answers', async () => {
+    const fixture = await startTtrpcFixture();
+    const socket = net.connect(fixture.socketPath);
+    try {
+      await once(socket, 'connect');
+      socket.pause();
+      const count = 8;
+      for (let streamId = 1; streamId < 2 * count; streamId += 2) {
+        socket.write(
+          requestFrame(
+            streamId,
+            'api.GetResourceService',
+            'GetResource',
+            encodeApi('api.GetResourceRequest', { ResourcePath: `size:${1 << 20}` }),
+          ),
+        );
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.ok(fixture.backend.started < count, `only ${fixture.backend.started} of ${count} calls started`);
+      const decoder = new FrameDecoder();
+      let answered = 0;
+      const allAnswered = new Promise<void>((resolve) =>
+        socket.on('data', (chunk: Buffer) =>
+          decoder.push(chunk, (frame) => {
+            assert.equal(decodeResponseEnvelope(frame.data).payload.length > 1 << 20, true);
+            if (++answered === count) resolve();
+          }),
+        ),
+      );
+      socket.resume();
+      await allAnswered;
+      assert.equal(fixture.backend.started, count);
+    } finally {
+      socket.destroy();
+      await fixture.close();
+    }
+  });
+
   it('destroy() closes every connection at once and aborts their calls', async () => {
     const fixture = await startTtrpcFixture();
     try {
@@ -394,7 +471,11 @@ async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void
 }
 
 /** Writes chunks with pauses between them on a plain socket; collects the answers by stream id. */
-async function rawAnswers(socketPath: string, chunks: Buffer[], count: number): Promise<Map<number, TtrpcResponse>> {
+async function rawAnswers(
+  socketPath: string,
+  chunks: Buffer[],
+  count: number,
+): Promise<Map<number, TtrpcResponse>> {
   const socket = net.connect(socketPath);
   await once(socket, 'connect');
   const answers = new Map<number, TtrpcResponse>();
