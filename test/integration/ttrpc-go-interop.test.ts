@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { PACKAGE_ROOT } from '../../src/package-info';
 import { startTtrpcFixture, type TtrpcFixture } from '../support/ttrpc-fixture';
 
 /**
@@ -16,14 +17,6 @@ import { startTtrpcFixture, type TtrpcFixture } from '../support/ttrpc-fixture';
 
 const run = promisify(execFile);
 const GO_TTRPC_SOURCE = '/usr/share/gocode/src/github.com/containerd/ttrpc';
-
-function packageRoot(): string {
-  for (let dir = __dirname; ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'test', 'interop')))
-      return dir;
-    if (path.dirname(dir) === dir) throw new Error('package root not found');
-  }
-}
 
 function missingToolchain(): string | undefined {
   if (spawnSync('go', ['version']).status !== 0) {
@@ -46,7 +39,7 @@ describe('ttrpc interop with containerd/ttrpc (Go)', { timeout: 180_000 }, () =>
     if (skipReason) return;
     workDir = await mkdtemp(path.join(os.tmpdir(), 'cdh-ttrpc-go-'));
     client = path.join(workDir, 'ttrpc-unseal');
-    const script = path.join(packageRoot(), 'test', 'interop', 'ttrpc-go', 'run.sh');
+    const script = path.join(PACKAGE_ROOT, 'test', 'interop', 'ttrpc-go', 'run.sh');
     const started = Date.now();
     await run(script, ['--build', client], { timeout: 170_000 });
     buildSeconds = (Date.now() - started) / 1000;

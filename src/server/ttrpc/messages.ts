@@ -1,7 +1,8 @@
 import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
 import { API_METHODS, type ApiMethod } from '../api';
-import { loadProtos, protosDir } from './protos';
+import { PROTOS_DIR } from '../../package-info';
+import { loadProtos } from './protos';
 
 /** A ttrpc Request envelope, decoded. */
 export interface TtrpcRequest {
@@ -49,8 +50,7 @@ function asBuffer(bytes: Uint8Array): Buffer {
 /** protos/api.proto and protos/ttrpc/ttrpc.proto in one root, loaded once. */
 export function ttrpcProtoRoot(): protobuf.Root {
   if (!loadedRoot) {
-    const dir = protosDir();
-    loadedRoot = loadProtos(['api.proto', 'ttrpc.proto'], [dir, path.join(dir, 'ttrpc')]);
+    loadedRoot = loadProtos(['api.proto', 'ttrpc.proto'], [PROTOS_DIR, path.join(PROTOS_DIR, 'ttrpc')]);
   }
   return loadedRoot;
 }
