@@ -136,6 +136,14 @@ export const ERROR_CATALOGUE = {
     status: 'RESOURCE_EXHAUSTED',
     meaning: 'the request is larger than max_message_bytes',
   },
+  REQUEST_MALFORMED: {
+    status: 'INVALID_ARGUMENT',
+    meaning: "the request is not a valid protobuf message of the method's input type",
+  },
+  RESPONSE_TOO_LARGE: {
+    status: 'RESOURCE_EXHAUSTED',
+    meaning: 'the answer does not fit in one ttrpc frame (4 MiB)',
+  },
   TOO_MANY_IN_FLIGHT: {
     status: 'RESOURCE_EXHAUSTED',
     meaning: 'more calls are in flight than max_in_flight allows',

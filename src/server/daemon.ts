@@ -13,6 +13,7 @@ import { SecretUnsealer } from '../secret';
 import { ApiDispatcher, type ApiBackend } from './api';
 import { GrpcFront } from './grpc';
 import { ProtocolListener, StartupError } from './listener';
+import { TtrpcServer } from './ttrpc/server';
 
 /** How long in-flight calls may take to finish after SIGTERM. */
 export const SHUTDOWN_GRACE_MS = 10_000;
@@ -64,13 +65,11 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
   };
   const dispatcher = new ApiDispatcher(backend, { maxInFlight: config.maxInFlight, logger });
   const grpcFront = new GrpcFront(dispatcher, { maxMessageBytes: config.maxMessageBytes });
+  const ttrpcServer = new TtrpcServer(dispatcher, { maxMessageBytes: config.maxMessageBytes, logger });
   const listener = new ProtocolListener(
     {
       grpc: (socket: Socket) => grpcFront.injectConnection(socket),
-      ttrpc: (socket: Socket) => {
-        // Until the ttrpc server lands, a non-HTTP/2 connection is closed.
-        socket.destroy();
-      },
+      ttrpc: (socket: Socket) => ttrpcServer.handleConnection(socket),
     },
     logger,
   );
@@ -90,8 +89,10 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
         dispatcher.startDraining();
         await listener.close();
         grpcFront.drain(graceMs);
+        // ttrpc connections close once their answers are written.
+        const ttrpcClosed = ttrpcServer.close();
         const timedOut = await Promise.race([
-          dispatcher.whenIdle().then(() => false),
+          Promise.all([dispatcher.whenIdle(), ttrpcClosed]).then(() => false),
           new Promise<boolean>((resolve) => setTimeout(() => resolve(true), graceMs).unref()),
         ]);
         if (timedOut)
@@ -100,6 +101,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
             'grace period over; closing calls still in flight',
           );
         grpcFront.destroy();
+        ttrpcServer.destroy();
         await registry.close();
         cache.clear();
         logger.info('stopped');
@@ -109,6 +111,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
     kill() {
       listener.removeSocketFile();
       grpcFront.destroy();
+      ttrpcServer.destroy();
     },
   };
 }
