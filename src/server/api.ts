@@ -17,6 +17,8 @@ export const API_METHODS = [
 
 export type ApiMethod = (typeof API_METHODS)[number];
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export interface UnsealSecretInput {
   secret: Uint8Array;
 }
@@ -150,7 +152,8 @@ export class ApiDispatcher {
       if (controller.signal.aborted) reject(controller.signal.reason);
       controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
     });
-    if (deadline !== undefined && Number.isFinite(deadline)) {
+    // Node timers overflow past 2^31-1 ms (they would fire at once): treat longer as none.
+    if (deadline !== undefined && Number.isFinite(deadline) && deadline - Date.now() <= MAX_TIMER_MS) {
       const remaining = Math.max(0, deadline - Date.now());
       setTimer(
         setTimeout(
