@@ -21,6 +21,7 @@ import {
   type GetSecretValueRequest,
 } from '../../src/providers/aliyun/client-key/dkms-messages';
 import { createTestCa, type TestCa } from './pki';
+import { listenOnLoopback } from './listen';
 
 /**
  * An emulator of an Alibaba Cloud KMS instance's dedicated gateway (API dkms-gcs-0.2), for tests.
@@ -173,13 +174,7 @@ export class DkmsEmulator {
 
   static async start(options: DkmsEmulatorOptions): Promise<DkmsEmulator> {
     const emulator = new DkmsEmulator(options);
-    await new Promise<void>((resolve, reject) => {
-      emulator.server.once('error', reject);
-      emulator.server.listen(0, '127.0.0.1', () => {
-        emulator.server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOnLoopback(emulator.server);
     emulator.port = (emulator.server.address() as AddressInfo).port;
     return emulator;
   }

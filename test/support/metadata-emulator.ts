@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from './listen';
 
 /**
  * The ECS instance metadata service's RAM-role corner, for tests: plain HTTP on 127.0.0.1.
@@ -68,10 +69,7 @@ export class MetadataEmulator {
     const server = createServer();
     const emulator = new MetadataEmulator(server, options);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => emulator.handle(req, res));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
+    await listenOnLoopback(server);
     return emulator;
   }
 

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createTestCa, type ServerCert, type TestCa } from './pki';
+import { listenOnLoopback } from './listen';
 
 /**
  * An Alibaba Cloud KMS OpenAPI (RPC style, version 2016-01-20) for tests: HTTPS on 127.0.0.1,
@@ -116,10 +117,7 @@ export class OpenApiEmulator {
     const server = createServer({ key: cert.keyPem, cert: cert.chainPem });
     const emulator = new OpenApiEmulator(server, ca, options);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => emulator.handle(req, res));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
+    await listenOnLoopback(server);
     return emulator;
   }
 

@@ -36,16 +36,7 @@ export async function createStsTokenProvider(
   assertDialAllowed(endpoint.host, `${label} KMS OpenAPI`);
   const tokenFile = new StsTokenFile(tokenPath);
   await tokenFile.current(); // a missing or malformed token file fails the first use, not every call
-  const kms = new OpenApiKmsClient({
-    label,
-    endpoint,
-    regionId,
-    timeoutMs: ctx.config.aliyun.requestTimeoutMs,
-    agent: await createOpenApiAgent(ctx.config.aliyun.openapiCaFile),
-    logger: ctx.logger,
-    ...(options.retry ? { retry: options.retry } : {}),
-    ...(options.sdk ? { sdk: options.sdk } : {}),
-  });
+  const kms = await openKmsClient(label, endpoint, regionId, ctx, options);
   const getter: Getter = {
     async getSecret(name: string, annotations: Annotations, call: CallContext): Promise<Buffer> {
       const selector = secretVersionSelector(annotations);
@@ -75,16 +66,7 @@ export async function createEcsRamRoleProvider(
     ...(options.refreshMarginMs === undefined ? {} : { refreshMarginMs: options.refreshMarginMs }),
     ...(options.now ? { now: options.now } : {}),
   });
-  const kms = new OpenApiKmsClient({
-    label,
-    endpoint,
-    regionId: role.regionId,
-    timeoutMs: ctx.config.aliyun.requestTimeoutMs,
-    agent: await createOpenApiAgent(ctx.config.aliyun.openapiCaFile),
-    logger: ctx.logger,
-    ...(options.retry ? { retry: options.retry } : {}),
-    ...(options.sdk ? { sdk: options.sdk } : {}),
-  });
+  const kms = await openKmsClient(label, endpoint, role.regionId, ctx, options);
   const getter: Getter = {
     async getSecret(name: string, annotations: Annotations, call: CallContext): Promise<Buffer> {
       const selector = secretVersionSelector(annotations);
@@ -113,4 +95,24 @@ function vaultOnlyInstance(
     `client_type ${clientType} serves vault secrets only (KMS OpenAPI GetSecretValue); ` +
     'envelope secrets need client_type client_key';
   return { label, getter, unsupportedReason: { decrypter: reason, encrypter: reason }, close };
+}
+
+/** The OpenAPI client both client types use: config timeouts, CA bundle, test knobs. */
+async function openKmsClient(
+  label: string,
+  endpoint: ReturnType<typeof resolveOpenApiEndpoint>,
+  regionId: string,
+  ctx: ProviderContext,
+  options: OpenApiProviderOptions,
+): Promise<OpenApiKmsClient> {
+  return new OpenApiKmsClient({
+    label,
+    endpoint,
+    regionId,
+    timeoutMs: ctx.config.aliyun.requestTimeoutMs,
+    agent: await createOpenApiAgent(ctx.config.aliyun.openapiCaFile),
+    logger: ctx.logger,
+    ...(options.retry ? { retry: options.retry } : {}),
+    ...(options.sdk ? { sdk: options.sdk } : {}),
+  });
 }
