@@ -25,6 +25,14 @@ function describeAlg(alg: unknown): string {
 
 /** Decodes the JWS header: a JSON object with alg "ES256" and a string kid; other fields ignored. */
 export function parseJwsHeader(encoded: string): JwsHeader {
+  // Upstream's unsigned form: say so, rather than "the header is not base64url".
+  if (encoded === 'fakejwsheader') {
+    throw new CdhError(
+      'SEALED_SECRET_MALFORMED',
+      'the sealed secret is the unsigned form (sealed.fakejwsheader.<payload>.fakesignature), ' +
+        'accepted only with verification skipped (skip_sealed_secret_verification)',
+    );
+  }
   const bytes = decodeBase64Url(encoded, 'the JWS header');
   let header: unknown;
   try {
