@@ -1,14 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { optionalFlag, readLevel, requireFlag, UsageError } from '../cli/args';
-import {
-  runInspect,
-  runKeygen,
-  runSealEnvelopeAli,
-  runSealVault,
-  runUnseal,
-  type SigningOptions,
-} from '../cli/secret-commands';
+import type { SigningOptions } from '../cli/secret-commands';
 import { CdhError } from '../errors';
 import { packageVersion } from '../package-info';
 
@@ -40,6 +33,14 @@ ALIYUN_IN_GUEST_KEY_PATH, ALIYUN_OPENAPI_ENDPOINT, ALIYUN_OPENAPI_CA_FILE, ALIYU
 Exit 0 on success; otherwise non-zero with a one-line error on stderr.
 `;
 
+/**
+ * The commands pull in the config loader, the providers and the crypto: loaded only once the
+ * arguments are known to be good, so --help, --version and usage errors answer at once.
+ */
+function commands(): Promise<typeof import('../cli/secret-commands.js')> {
+  return import('../cli/secret-commands.js');
+}
+
 const SIGNING_FLAGS = {
   'signing-kid': 'string',
   'signing-jwk-path': 'string',
@@ -61,21 +62,26 @@ async function main(argv: string[]): Promise<void> {
         'unseal',
       );
       noMore(level.next, 'unseal');
-      return runUnseal({
+      const request = {
         filePath: requireFlag(level.flags, 'file-path', 'unseal'),
         keyPath: optionalFlag(level.flags, 'key-path'),
         skipVerification: level.flags['skip-verification'] === true,
-      });
+      };
+      return (await commands()).runUnseal(request);
     }
     case 'inspect': {
       const level = readLevel(top.rest, { 'file-path': 'string' }, 'inspect');
       noMore(level.next, 'inspect');
-      return runInspect(requireFlag(level.flags, 'file-path', 'inspect'));
+      const filePath = requireFlag(level.flags, 'file-path', 'inspect');
+      return (await commands()).runInspect(filePath);
     }
     case 'keygen': {
       const level = readLevel(top.rest, { kid: 'string', 'output-dir': 'string' }, 'keygen');
       noMore(level.next, 'keygen');
-      return runKeygen(optionalFlag(level.flags, 'kid'), optionalFlag(level.flags, 'output-dir') ?? '.');
+      return (await commands()).runKeygen(
+        optionalFlag(level.flags, 'kid'),
+        optionalFlag(level.flags, 'output-dir') ?? '.',
+      );
     }
     case undefined:
       throw new UsageError('a command is required: seal, unseal, inspect or keygen (see --help)');
@@ -113,7 +119,7 @@ async function seal(tokens: string[]): Promise<void> {
       'seal envelope ali',
     );
     noMore(ali.next, 'seal envelope ali');
-    return runSealEnvelopeAli({
+    const request = {
       keyId: requireFlag(envelope.flags, 'key-id', 'seal envelope'),
       plaintextPath: filePath,
       passwordFilePath: requireFlag(ali.flags, 'password-file-path', 'seal envelope ali'),
@@ -121,7 +127,8 @@ async function seal(tokens: string[]): Promise<void> {
       kmsInstanceId: requireFlag(ali.flags, 'kms-instance-id', 'seal envelope ali'),
       clientKeyFilePath: requireFlag(ali.flags, 'client-key-file-path', 'seal envelope ali'),
       signing,
-    });
+    };
+    return (await commands()).runSealEnvelopeAli(request);
   }
   if (outer.next === 'vault') {
     if (outer.flags['file-path'] !== undefined) throw new UsageError('seal vault takes no --file-path');
@@ -131,13 +138,14 @@ async function seal(tokens: string[]): Promise<void> {
       'seal vault',
     );
     noMore(vault.next, 'seal vault');
-    return runSealVault({
+    const request = {
       name: requireFlag(vault.flags, 'resource-uri', 'seal vault'),
       provider: requireFlag(vault.flags, 'provider', 'seal vault'),
       providerSettings: jsonObjectFlag(vault.flags, 'provider-settings'),
       annotations: stringMapFlag(vault.flags, 'annotations'),
       signing,
-    });
+    };
+    return (await commands()).runSealVault(request);
   }
   throw new UsageError(
     outer.next === undefined

@@ -18,6 +18,7 @@ import {
   signSealedSecret,
   unsignedSealedSecret,
 } from '../secret';
+import { privateKeyFromJwk } from '../secret/jwk';
 import type { SealedSecretPayload } from '../secret/payload';
 import { UsageError } from './args';
 
@@ -45,6 +46,13 @@ function readInput(path: string, flag: string): Buffer {
   }
 }
 
+const SIGNING_JWK = 'the signing JWK (--signing-jwk-path)';
+
+/** A bad signing key is reported before the KMS is asked to wrap anything. */
+function checkSigningKey(signing: SigningOptions | undefined): void {
+  if (signing) privateKeyFromJwk(signing.jwk, SIGNING_JWK);
+}
+
 function emit(payload: SealedSecretPayload, signing: SigningOptions | undefined): void {
   const sealed = signing
     ? signSealedSecret(payload, signing.jwk, signing.kid)
@@ -64,6 +72,7 @@ export interface SealEnvelopeAliRequest {
 
 /** `secret seal envelope ... ali ...`: the data key is wrapped by Alibaba Cloud KMS (client key). */
 export async function runSealEnvelopeAli(request: SealEnvelopeAliRequest): Promise<void> {
+  checkSigningKey(request.signing);
   const plaintext = readInput(request.plaintextPath, '--file-path');
   const clientKeyId = clientKeyIdOf(request.clientKeyFilePath);
   const providerSettings = {
@@ -146,6 +155,13 @@ export interface UnsealRequest {
 export async function runUnseal(request: UnsealRequest): Promise<void> {
   const sealed = readInput(request.filePath, '--file-path');
   const config = cliConfig();
+  const skipVerification = request.skipVerification || config.skipSealedSecretVerification;
+  if (!skipVerification && sealed.toString('latin1').trimStart().startsWith('sealed.fakejwsheader.'))
+    throw new CdhError(
+      'SEALED_SECRET_MALFORMED',
+      'the sealed secret is the unsigned form (sealed.fakejwsheader.<payload>.fakesignature): ' +
+        'unseal it with --skip-verification',
+    );
   if (request.keyPath !== undefined) {
     config.aliyun.credentialDir = request.keyPath;
     config.sealedSecret.signingKeyDir = request.keyPath;
@@ -155,7 +171,7 @@ export async function runUnseal(request: UnsealRequest): Promise<void> {
   try {
     const unsealer = new SecretUnsealer({
       registry,
-      skipVerification: request.skipVerification || config.skipSealedSecretVerification,
+      skipVerification,
       signingKeyDir: config.sealedSecret.signingKeyDir,
       logger,
     });
