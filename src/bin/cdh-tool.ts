@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { CdhClient, grpcTarget } from '../client/cdh-client';
+import type { CdhClient } from '../client/cdh-client';
 import { DEFAULT_SOCKET } from '../config/types';
 import { packageVersion } from '../package-info';
 
@@ -89,15 +89,31 @@ async function main(): Promise<void> {
       fail(`unknown command "${command}" (see --help)`);
   }
 
-  const client = new CdhClient(grpcTarget(values.socket ?? DEFAULT_SOCKET));
+  // gRPC is loaded only once the arguments are known to be good (usage errors answer at once).
+  const { CdhClient: Client, grpcTarget, grpcStatusName } = await import('../client/cdh-client.js');
+  const target = grpcTarget(values.socket ?? DEFAULT_SOCKET);
+  const client = new Client(target);
   try {
     await request(client);
   } catch (error) {
-    const details = (error as { details?: string }).details ?? (error as Error).message;
-    fail(details, 1);
+    fail(describeCallFailure(error, target, grpcStatusName), 1);
   } finally {
     client.close();
   }
+}
+
+/** One line: the gRPC status name, then what the daemon (or the channel) said. */
+function describeCallFailure(error: unknown, target: string, statusName: (code: number) => string): string {
+  const { code, details } = error as { code?: unknown; details?: unknown };
+  if (typeof code !== 'number' || typeof details !== 'string')
+    return `unexpected failure: ${(error as Error)?.message ?? String(error)}`;
+  // grpc-js: "No connection established. Last error: Error: connect ENOENT /x.sock. Resolution note: "
+  const unreachable =
+    /^No connection established\. Last error: (?:Error: )?(.*?)\.?(?: Resolution note:.*)?$/s.exec(
+      details.trim(),
+    );
+  const said = unreachable ? `no daemon answers at ${target} (${unreachable[1]})` : details;
+  return `${statusName(code)}: ${said}`.replace(/\s*\n\s*/g, ' ');
 }
 
 void main();

@@ -91,6 +91,11 @@ export class CdhClient {
   }
 }
 
+/** `UNAVAILABLE`, `NOT_FOUND`, ... for a gRPC status number. */
+export function grpcStatusName(code: number): string {
+  return grpc.status[code] ?? `status ${code}`;
+}
+
 /** grpc-js accepts `unix:///abs` and `host:port` directly; `unix:/abs` is normalised. */
 export function grpcTarget(address: string): string {
   if (address.startsWith('unix:') && !address.startsWith('unix://')) return `unix://${address.slice(5)}`;
