@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig } from '../config/load';
 import type { CdhConfig } from '../config/types';
@@ -162,6 +162,10 @@ export async function runUnseal(request: UnsealRequest): Promise<void> {
       'the sealed secret is the unsigned form (sealed.fakejwsheader.<payload>.fakesignature): ' +
         'unseal it with --skip-verification',
     );
+  const target = request.filePath === '-' ? undefined : `${request.filePath}.unsealed`;
+  // Checked again when writing (flag wx); this early check spares a KMS call.
+  if (target !== undefined && existsSync(target))
+    throw new UsageError(`${target} exists; not overwriting it`);
   if (request.keyPath !== undefined) {
     config.aliyun.credentialDir = request.keyPath;
     config.sealedSecret.signingKeyDir = request.keyPath;
@@ -177,10 +181,12 @@ export async function runUnseal(request: UnsealRequest): Promise<void> {
     });
     const plaintext = await unsealer.unseal(sealed, noDeadline());
     try {
-      if (request.filePath === '-') {
-        process.stdout.write(plaintext);
+      if (target === undefined) {
+        // Wiped only once written: where stdout is asynchronous (pipes on macOS) the write holds the buffer.
+        await new Promise<void>((resolve, reject) =>
+          process.stdout.write(plaintext, (error) => (error ? reject(error) : resolve())),
+        );
       } else {
-        const target = `${request.filePath}.unsealed`;
         try {
           writeFileSync(target, plaintext, { flag: 'wx', mode: 0o600 });
         } catch (error) {
@@ -210,18 +216,22 @@ export async function runKeygen(kid: string | undefined, outputDir: string): Pro
       '--kid may hold only letters, digits, ".", "_" and "-", not starting with "." (it names files)',
     );
   const pair = generateSigningJwkPair(name);
-  mkdirSync(outputDir, { recursive: true });
   const privatePath = join(outputDir, `${name}-private.json`);
   const publicPath = join(outputDir, `${name}-public.json`);
+  let wrotePrivate = false;
   try {
+    mkdirSync(outputDir, { recursive: true });
     writeFileSync(privatePath, `${JSON.stringify(pair.privateJwk, null, 2)}\n`, { flag: 'wx', mode: 0o600 });
+    wrotePrivate = true;
     writeFileSync(publicPath, `${JSON.stringify(pair.publicJwk, null, 2)}\n`, { flag: 'wx', mode: 0o644 });
   } catch (error) {
+    // Half a pair would only block the next attempt.
+    if (wrotePrivate) rmSync(privatePath, { force: true });
     const code = (error as NodeJS.ErrnoException).code;
     throw new UsageError(
       code === 'EEXIST'
         ? `a key named ${name} already exists in ${outputDir}`
-        : `cannot write keys (${code})`,
+        : `cannot write keys to ${outputDir} (${code ?? 'error'})`,
     );
   }
   process.stdout.write(`${name}\n`);
