@@ -48,6 +48,8 @@ const SIGNING_FLAGS = {
 } as const;
 
 async function main(argv: string[]): Promise<void> {
+  // `secret seal --help` too: no option takes "--help" as its value, so it can only mean help.
+  if (argv.includes('--help')) return void process.stdout.write(USAGE);
   const top = readLevel(argv, { help: 'boolean', h: 'boolean', version: 'boolean', V: 'boolean' }, 'secret');
   if (top.flags['help'] || top.flags['h']) return void process.stdout.write(USAGE);
   if (top.flags['version'] || top.flags['V'])
