@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
@@ -511,6 +511,14 @@ describe('secret keygen', { concurrency: true }, () => {
     assert.equal(readFileSync(privateJwkPath, 'utf8'), before);
   });
 
+  test('a half pair left by hand blocks keygen without adding a private file', async () => {
+    const dir = mkdirIn('keygen-half');
+    writeFileSync(join(dir, 'half-public.json'), '{}');
+    const result = await secret(['keygen', '--kid', 'half', '--output-dir', dir]);
+    assert.match(singleLineFailure(result, 'secret', 'keygen over half a pair'), /already exists/);
+    assert.deepEqual(readdirSync(dir), ['half-public.json']);
+  });
+
   test('without --kid, a fresh kid is made up and printed', async () => {
     const dir = join(work.path, 'keygen-no-kid');
     const kid = singleLineOutput(await secret(['keygen', '--output-dir', dir]), 'keygen without --kid');
@@ -748,6 +756,11 @@ describe('bad flags and missing files: one stderr line, non-zero exit', { concur
       /^cdh-tool: UNAVAILABLE: no daemon answers at unix:\/\/\/\S*no-daemon\.sock \(connect ENOENT /,
     ],
     [
+      'cdh-tool: get-resource of a resource the daemon cannot serve',
+      () => ['--socket', verifying.target, 'get-resource', '--resource-uri', 'kbs:///default/none/here'],
+      /^cdh-tool: [A-Z_]+: /,
+    ],
+    [
       'cdh-tool: health with no daemon',
       () => ['--socket', `unix://${join(work.path, 'no-daemon.sock')}`, 'health'],
       /UNAVAILABLE: no daemon answers/,
@@ -787,6 +800,19 @@ describe('--help and --version', { concurrency: 3 }, () => {
       assert.equal(singleLineOutput(result, `${name} --version`), `${name} ${packageVersion()}`);
     });
   }
+  test('secret --help after a command prints the usage too', async () => {
+    for (const args of [
+      ['seal', '--help'],
+      ['seal', 'envelope', '--key-id', 'k', '--help'],
+      ['unseal', '--help'],
+    ]) {
+      const result = await runCli(SECRET_BIN, args);
+      assert.equal(result.stderr, '');
+      assert.equal(result.code, 0);
+      assert.match(result.stdout, /^Usage: secret/);
+    }
+  });
+
   test('cdh-tool health against a running daemon prints SERVING', async () => {
     assert.equal(singleLineOutput(await cdhTool(verifying, ['health']), 'cdh-tool health'), 'SERVING');
   });
