@@ -19,7 +19,10 @@ const CAPABILITY_PURPOSE: Record<Capability, string> = {
 export interface RegistryOptions {
   /**
    * Reuse provider instances across calls (default). `false` builds a fresh instance per
-   * call, which is what the upstream driver does; only the benchmark uses it.
+   * call and closes it when that call completes, which is what the upstream driver does
+   * (new client, new TLS session, PKCS#12 parse); only the benchmark uses it. In that mode
+   * the instance is built when a capability's method is called, not when it is looked up,
+   * so a looked-up capability that is never called (a cache hit) costs and leaks nothing.
    */
   readonly reuseInstances?: boolean;
 }
@@ -76,29 +79,59 @@ export class ProviderRegistry {
     settings: ProviderSettings,
     capability: C,
   ): Promise<NonNullable<ProviderInstance[C]>> {
-    const instance = await this.instance(provider, settings);
-    const found = instance[capability];
-    if (found === undefined) {
-      const reason = instance.unsupportedReason?.[capability];
-      throw new CdhError(
-        'PROVIDER_CAPABILITY_MISSING',
-        `provider ${instance.label} cannot ${CAPABILITY_PURPOSE[capability]}${reason ? `: ${reason}` : ''}`,
-      );
-    }
-    return found as NonNullable<ProviderInstance[C]>;
+    const factory = this.factory(provider);
+    if (!this.reuseInstances) return this.perCallCapability(factory, settings, capability);
+    return capabilityOf(await this.sharedInstance(factory, settings), capability);
   }
 
-  private instance(provider: string, settings: ProviderSettings): Promise<ProviderInstance> {
-    const name = provider.toLowerCase();
-    const factory = this.factories.get(name);
+  private factory(provider: string): ProviderFactory {
+    const factory = this.factories.get(provider.toLowerCase());
     if (factory === undefined) {
       throw new CdhError(
         'PROVIDER_UNKNOWN',
         `unknown provider "${provider}" (supported: ${this.providerNames.join(', ')})`,
       );
     }
-    if (!this.reuseInstances) return Promise.resolve(factory.create(settings, this.context));
+    return factory;
+  }
 
+  /**
+   * The capability with every method wrapped: each call builds its own instance, uses it once
+   * and closes it when the call completes (otherwise its keep-alive sockets would linger).
+   */
+  private perCallCapability<C extends Capability>(
+    factory: ProviderFactory,
+    settings: ProviderSettings,
+    capability: C,
+  ): NonNullable<ProviderInstance[C]> {
+    const once = async <T>(use: (found: NonNullable<ProviderInstance[C]>) => Promise<T>): Promise<T> => {
+      const instance = await factory.create(settings, this.context);
+      try {
+        return await use(capabilityOf(instance, capability));
+      } finally {
+        await Promise.resolve()
+          .then(() => instance.close?.())
+          .catch((error: unknown) =>
+            this.context.logger.warn(
+              { provider: factory.name, err: error instanceof Error ? error.message : String(error) },
+              'closing a per-call provider instance failed',
+            ),
+          );
+      }
+    };
+    const wrappers: { [K in Capability]: NonNullable<ProviderInstance[K]> } = {
+      decrypter: { decrypt: (...args) => once<Buffer>((found) => (found as Decrypter).decrypt(...args)) },
+      encrypter: {
+        encrypt: (...args) =>
+          once<Awaited<ReturnType<Encrypter['encrypt']>>>((found) => (found as Encrypter).encrypt(...args)),
+      },
+      getter: { getSecret: (...args) => once<Buffer>((found) => (found as Getter).getSecret(...args)) },
+    };
+    return wrappers[capability];
+  }
+
+  private sharedInstance(factory: ProviderFactory, settings: ProviderSettings): Promise<ProviderInstance> {
+    const name = factory.name.toLowerCase();
     const key = `${name}\u0000${canonicalJson(settings)}`;
     const cached = this.instances.get(key);
     if (cached !== undefined) return cached;
@@ -110,6 +143,21 @@ export class ProviderRegistry {
     });
     return pending;
   }
+}
+
+function capabilityOf<C extends Capability>(
+  instance: ProviderInstance,
+  capability: C,
+): NonNullable<ProviderInstance[C]> {
+  const found = instance[capability];
+  if (found === undefined) {
+    const reason = instance.unsupportedReason?.[capability];
+    throw new CdhError(
+      'PROVIDER_CAPABILITY_MISSING',
+      `provider ${instance.label} cannot ${CAPABILITY_PURPOSE[capability]}${reason ? `: ${reason}` : ''}`,
+    );
+  }
+  return found as NonNullable<ProviderInstance[C]>;
 }
 
 /** JSON with object keys sorted, so equal settings give equal cache keys. */
