@@ -1,7 +1,13 @@
 import { CdhError } from '../../errors';
 import type { ProviderFactory, ProviderInstance, ProviderSettings, ProviderContext } from '../types';
-import { createClientKeyProvider } from './client-key';
-import { createEcsRamRoleProvider, createStsTokenProvider } from './openapi';
+
+// The client-type modules are loaded on the first create() that needs them: client_key pulls
+// in node-forge and protobufjs (~150 ms of require), which the daemon's start-up should not pay.
+/* eslint-disable @typescript-eslint/no-require-imports */
+const clientKeyModule = (): typeof import('./client-key') =>
+  require('./client-key') as typeof import('./client-key');
+const openApiModule = (): typeof import('./openapi') => require('./openapi') as typeof import('./openapi');
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export const CLIENT_TYPES = ['client_key', 'ecs_ram_role', 'sts_token'] as const;
 export type ClientType = (typeof CLIENT_TYPES)[number];
@@ -13,11 +19,11 @@ export const aliyunProvider: ProviderFactory = {
     const clientType = settings['client_type'];
     switch (clientType) {
       case 'client_key':
-        return createClientKeyProvider(settings, ctx);
+        return clientKeyModule().createClientKeyProvider(settings, ctx);
       case 'sts_token':
-        return createStsTokenProvider(settings, ctx);
+        return openApiModule().createStsTokenProvider(settings, ctx);
       case 'ecs_ram_role':
-        return createEcsRamRoleProvider(settings, ctx);
+        return openApiModule().createEcsRamRoleProvider(settings, ctx);
       default:
         throw new CdhError(
           'PROVIDER_SETTINGS_INVALID',

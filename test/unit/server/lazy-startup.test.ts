@@ -1,0 +1,125 @@
+import * as grpc from '@grpc/grpc-js';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { silentLogger } from '../../../src/log';
+import { builtinProviders } from '../../../src/providers';
+import { ApiDispatcher } from '../../../src/server/api';
+import { startDaemon } from '../../../src/server/daemon';
+import { GrpcFront } from '../../../src/server/grpc';
+import { ReflectionClient } from '../../support/reflection-client';
+
+/** Whether a module whose resolved path contains `fragment` has been required in this process. */
+function loaded(fragment: string): boolean {
+  return Object.keys(require.cache).some((path) => path.includes(fragment));
+}
+
+test('start-up modules do not pull in the provider back ends or server reflection', () => {
+  assert.equal(typeof startDaemon, 'function');
+  assert.deepEqual(
+    builtinProviders().map((p) => p.name),
+    ['aliyun'],
+  );
+  const dispatcher = new ApiDispatcher(
+    {
+      unsealSecret: async () => new Uint8Array(0),
+      getResource: async () => new Uint8Array(0),
+    },
+    { maxInFlight: 1, logger: silentLogger() },
+  );
+  const front = new GrpcFront(dispatcher, { maxMessageBytes: 1024 });
+  try {
+    for (const heavy of [
+      '/node-forge/',
+      '/@grpc/reflection/',
+      '/@alicloud/',
+      'providers/aliyun/client-key/',
+      'providers/aliyun/openapi/',
+    ]) {
+      assert.equal(loaded(heavy), false, `${heavy} is loaded at start-up`);
+    }
+  } finally {
+    front.destroy();
+  }
+});
+
+/** A GrpcFront served on a temp unix socket (connections handed in as the listener does). */
+async function servedFront(): Promise<{ target: string; close(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'cdh-reflection-'));
+  const dispatcher = new ApiDispatcher(
+    { unsealSecret: async () => new Uint8Array(0), getResource: async () => new Uint8Array(0) },
+    { maxInFlight: 4, logger: silentLogger() },
+  );
+  const front = new GrpcFront(dispatcher, { maxMessageBytes: 1024 });
+  front.setServing(true);
+  const server = createServer((socket) => front.injectConnection(socket));
+  const socketPath = join(dir, 's.sock');
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  return {
+    target: `unix://${socketPath}`,
+    async close() {
+      front.destroy();
+      await new Promise((resolve) => server.close(resolve));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Opens a raw ServerReflectionInfo stream (bytes in, bytes out). */
+function rawReflectionStream(target: string): {
+  stream: grpc.ClientDuplexStream<Buffer, Buffer>;
+  client: grpc.Client;
+} {
+  const client = new grpc.Client(target, grpc.credentials.createInsecure());
+  const passThrough = (bytes: Buffer): Buffer => bytes;
+  const stream = client.makeBidiStreamRequest(
+    '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',
+    passThrough,
+    passThrough,
+    new grpc.Metadata(),
+    { deadline: Date.now() + 5000 },
+  );
+  return { stream, client };
+}
+
+test('reflection is built on its first call and relays both versions; a malformed request is refused', async () => {
+  const served = await servedFront();
+  try {
+    const { stream, client } = rawReflectionStream(served.target);
+    const status = new Promise<grpc.StatusObject>((resolve) => stream.on('status', resolve));
+    stream.on('error', () => undefined);
+    stream.on('data', () => undefined);
+    // Field 7 (list_services) with a wire type that cannot be read: not a ServerReflectionRequest.
+    stream.write(Buffer.from([0x3f, 0xff, 0xff]));
+    assert.equal((await status).code, grpc.status.INTERNAL);
+    client.close();
+
+    for (const version of ['v1', 'v1alpha'] as const) {
+      const reflection = new ReflectionClient(served.target, version);
+      try {
+        assert.ok((await reflection.listServices()).includes('api.SealedSecretService'));
+      } finally {
+        reflection.close();
+      }
+    }
+    assert.equal(loaded('/@grpc/reflection/'), true);
+
+    // A client that goes away mid-stream leaves the server serving.
+    const abandoned = rawReflectionStream(served.target);
+    abandoned.stream.on('error', () => undefined);
+    abandoned.stream.cancel();
+    abandoned.client.close();
+    const reflection = new ReflectionClient(served.target);
+    try {
+      const files = await reflection.fileContainingSymbol('api.UnsealSecretInput');
+      assert.ok(files.some((file) => file.package === 'api'));
+    } finally {
+      reflection.close();
+    }
+  } finally {
+    await served.close();
+  }
+});
