@@ -1,0 +1,172 @@
+/**
+ * Profiles one benchmark scenario with `node --cpu-prof` and prints where the CPU went:
+ * self time by package (or file of ours) and the hottest functions.
+ *
+ * Usage: node dist/bench/profile.js SCENARIO [CONCURRENCY=16] [OUT_DIR]
+ *   SCENARIO: uncached | cached | per-call | in-process | cached-in-process | load-generator | startup
+ * The .cpuprofile files stay in OUT_DIR (default: a temp dir, printed) for Chrome DevTools.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CdhClient } from '../src/client/cdh-client';
+import { childEnv, DAEMON_BIN } from '../test/support/daemon';
+import { BENCH_DIR, prepareBench, runJson } from './harness';
+import type { LoadResult } from './load';
+
+const DURATION_MS = 4000;
+const WARMUP_MS = 700;
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Self time (ms) by key, busiest first, idle left out. */
+function selfTime(profile: CpuProfile, keyOf: (node: ProfileNode) => string): Array<[string, number]> {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const totals = new Map<string, number>();
+  profile.samples.forEach((id, i) => {
+    const node = byId.get(id);
+    if (node === undefined || node.callFrame.functionName === '(idle)') return;
+    const key = keyOf(node);
+    totals.set(key, (totals.get(key) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000);
+  });
+  return [...totals].sort((a, b) => b[1] - a[1]);
+}
+
+function packageOf(node: ProfileNode): string {
+  const url = node.callFrame.url;
+  const inModules = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (inModules) return inModules[1] as string;
+  if (url.includes('/dist/')) return `ours: ${url.slice(url.indexOf('/dist/') + 6)}`;
+  if (url.startsWith('node:')) return `node: ${url.slice(5).split('/')[1] ?? url}`;
+  return node.callFrame.functionName || '(native)';
+}
+
+function functionOf(node: ProfileNode): string {
+  const { functionName, url, lineNumber } = node.callFrame;
+  const where = url.replace(/.*node_modules\//, '').replace(/.*\/dist\//, '');
+  return `${functionName || '(anonymous)'} ${where ? `${where}:${lineNumber + 1}` : ''}`.trim();
+}
+
+function report(dir: string, label: string): void {
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))) {
+    const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
+    const byPackage = selfTime(profile, packageOf);
+    const busy = byPackage.reduce((sum, [, ms]) => sum + ms, 0);
+    console.log(`\n### ${label}: ${file} (${busy.toFixed(0)} ms busy)\n`);
+    console.log('| self ms | % | package / file |\n| ---: | ---: | --- |');
+    for (const [key, ms] of byPackage.slice(0, 15))
+      console.log(`| ${ms.toFixed(0)} | ${((100 * ms) / busy).toFixed(1)} | ${key} |`);
+    console.log('\n| self ms | % | function |\n| ---: | ---: | --- |');
+    for (const [key, ms] of selfTime(profile, functionOf).slice(0, 20))
+      console.log(`| ${ms.toFixed(0)} | ${((100 * ms) / busy).toFixed(1)} | ${key.replace(/\|/g, '\\|')} |`);
+  }
+}
+
+/** The daemon (or the per-call bench daemon) under `node --cpu-prof`, serving on a temp socket. */
+async function profiledDaemon(
+  bin: string,
+  config: Record<string, unknown>,
+  profileDir: string,
+): Promise<{ target: string; stop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'cdh-profiled-'));
+  const configFile = join(dir, 'cdh.json');
+  writeFileSync(configFile, JSON.stringify(config));
+  const target = `unix://${join(dir, 'cdh.sock')}`;
+  const child = spawn(
+    process.execPath,
+    ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, bin, '--socket', target, '-c', configFile],
+    { env: childEnv(), stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const client = new CdhClient(target, { timeoutMs: 1000 });
+  try {
+    for (let tries = 0; ; tries++) {
+      const status = await client.check('', 500).catch(() => 'DOWN');
+      if (status === 'SERVING') break;
+      if (tries > 600 || child.exitCode !== null) throw new Error('the profiled daemon did not serve');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  } finally {
+    client.close();
+  }
+  return {
+    target,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const [scenario, concurrencyText, outDir] = process.argv.slice(2);
+  const concurrency = Number(concurrencyText ?? 16);
+  const dir = outDir ?? mkdtempSync(join(tmpdir(), 'cdh-profile-'));
+  const profiling = ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+  const setup = await prepareBench();
+  try {
+    let result: LoadResult | undefined;
+    if (scenario === 'in-process' || scenario === 'cached-in-process') {
+      const cached = scenario === 'cached-in-process';
+      result = await runJson<LoadResult>(
+        'inprocess.js',
+        [
+          cached ? setup.cachedConfigFile : setup.uncachedConfigFile,
+          cached ? setup.oneSecret : setup.manySecrets,
+          concurrency,
+          DURATION_MS,
+          WARMUP_MS,
+        ],
+        { nodeFlags: profiling },
+      );
+    } else if (scenario === 'startup') {
+      const daemon = await profiledDaemon(DAEMON_BIN, setup.uncachedConfig, dir);
+      await daemon.stop();
+    } else if (['uncached', 'cached', 'per-call', 'load-generator'].includes(scenario ?? '')) {
+      const config = scenario === 'cached' ? setup.cachedConfig : setup.uncachedConfig;
+      const bin = scenario === 'per-call' ? join(BENCH_DIR, 'daemon-per-call.js') : DAEMON_BIN;
+      // The load generator is profiled instead of the daemon: the daemon's profile goes elsewhere.
+      const daemonDir = scenario === 'load-generator' ? mkdtempSync(join(tmpdir(), 'cdh-profile-')) : dir;
+      const daemon = await profiledDaemon(bin, config, daemonDir);
+      try {
+        result = await runJson<LoadResult>(
+          'load.js',
+          [
+            daemon.target,
+            scenario === 'cached' ? setup.oneSecret : setup.manySecrets,
+            concurrency,
+            DURATION_MS,
+            WARMUP_MS,
+          ],
+          { nodeFlags: scenario === 'load-generator' ? profiling : [] },
+        );
+      } finally {
+        await daemon.stop();
+        if (daemonDir !== dir) rmSync(daemonDir, { recursive: true, force: true });
+      }
+    } else {
+      throw new Error(`unknown scenario ${String(scenario)} (see the usage in bench/profile.ts)`);
+    }
+    if (result) console.log(`${scenario} c${concurrency}: ${JSON.stringify(result)}`);
+    report(dir, scenario as string);
+    console.log(`\nprofiles in ${dir}`);
+  } finally {
+    await setup.close();
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`profile failed: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});

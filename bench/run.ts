@@ -1,0 +1,316 @@
+/**
+ * `npm run bench`: the whole benchmark in one invocation, printed as markdown.
+ *
+ *   - the KMS gateway emulator in its own process, a signing key, 256 distinct sealed
+ *     secrets (sealed with the domain code through the emulator, signed ES256)
+ *   - start-up: exec → SERVING (median of 5) and idle RSS
+ *   - at concurrency 1, 16 and 64, each from its own load process over the socket:
+ *       (a) uncached unseal through the socket (cache ttl 0; the callers rotate over the 256
+ *           secrets so single-flight never merges them: every unseal reaches the KMS)
+ *       (b) the in-process floor: the same unseal with no gRPC (SecretUnsealer in one process)
+ *       (c) the per-call-client strategy (upstream's): a new provider instance per call
+ *   - (d) cached unseal (ttl 300, one secret) at concurrency 16
+ *
+ * Then a table per scenario, the ratios, and each target met or missed.
+ * Environment: BENCH_DURATION_MS (default 3000) per scenario, BENCH_JSON=FILE writes raw results.
+ */
+import { writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { spawnDaemon, type DaemonProcess } from '../test/support/daemon';
+import { BENCH_DIR, DISTINCT_SECRETS, prepareBench, runJson, type EmulatorProcess } from './harness';
+import { CdhClient } from '../src/client/cdh-client';
+import { RawGrpcClient } from './h2-grpc-client';
+import { processCpuMs, processMemoryMb, readSecrets, type LoadResult } from './load';
+import { measureStartup, type StartupResult } from './startup';
+
+const DURATION_MS = Number(process.env['BENCH_DURATION_MS'] ?? 3000);
+const WARMUP_MS = 700;
+const CONCURRENCIES = [1, 16, 64] as const;
+const STARTS = 5;
+
+type Scenario =
+  | 'uncached-socket'
+  | 'in-process'
+  | 'per-call'
+  | 'cached-socket'
+  | 'cached-socket, grpc-js client'
+  | 'cached in-process'
+  | 'gRPC floor';
+
+interface Row extends LoadResult {
+  readonly scenario: Scenario;
+  readonly concurrency: number;
+  /** CPU ms per measured call of the daemon (in-process: of the unsealing process). */
+  readonly cpuMsPerCall: number;
+  /** CPU ms per measured call of the load generator process (not for in-process). */
+  readonly loadCpuMsPerCall?: number;
+  /** Emulator CPU ms per unseal, over the whole run incl. warm-up. */
+  readonly emulatorCpuMsPerCall: number;
+  readonly vmHwmMb: number;
+  /** Decrypt requests the emulator saw per unseal (warm-up included). */
+  readonly kmsCallsPerUnseal: number;
+  /** TLS handshakes the emulator completed per unseal. */
+  readonly tlsPerUnseal: number;
+}
+
+interface Measured {
+  readonly result: LoadResult & { vmHwmMb?: number; loadCpuMs?: number };
+  readonly kmsCalls: number;
+  readonly tlsHandshakes: number;
+  readonly emulatorCpuMs: number;
+}
+
+async function measured(
+  emulator: EmulatorProcess,
+  run: () => Promise<LoadResult & { vmHwmMb?: number; loadCpuMs?: number }>,
+): Promise<Measured> {
+  const before = await emulator.stats();
+  const emulatorCpuBefore = processCpuMs(emulator.pid);
+  const result = await run();
+  const emulatorCpuMs = processCpuMs(emulator.pid) - emulatorCpuBefore;
+  const after = await emulator.stats();
+  return {
+    result,
+    kmsCalls: (after.requests['Decrypt'] ?? 0) - (before.requests['Decrypt'] ?? 0),
+    tlsHandshakes: after.tlsConnections - before.tlsConnections,
+    emulatorCpuMs,
+  };
+}
+
+function row(scenario: Scenario, concurrency: number, m: Measured, vmHwmMb: number): Row {
+  const { result } = m;
+  if (result.failures > 0 || result.calls === 0) {
+    throw new Error(
+      `${scenario} at c${concurrency}: ${result.failures} failures, ${result.calls} calls; first error: ${result.firstError}`,
+    );
+  }
+  return {
+    ...result,
+    scenario,
+    concurrency,
+    cpuMsPerCall: (result.cpuMs ?? NaN) / result.calls,
+    ...(result.loadCpuMs === undefined ? {} : { loadCpuMsPerCall: result.loadCpuMs / result.calls }),
+    emulatorCpuMsPerCall: m.emulatorCpuMs / result.allCalls,
+    vmHwmMb,
+    kmsCallsPerUnseal: m.kmsCalls / result.allCalls,
+    tlsPerUnseal: m.tlsHandshakes / result.allCalls,
+  };
+}
+
+async function socketScenario(
+  scenario: Scenario,
+  daemon: DaemonProcess,
+  emulator: EmulatorProcess,
+  secretFile: string,
+  concurrency: number,
+  env: Record<string, string> = {},
+): Promise<Row> {
+  const pid = daemon.child.pid as number;
+  const m = await measured(emulator, () =>
+    runJson('load.js', [daemon.target, secretFile, concurrency, DURATION_MS, WARMUP_MS, pid], { env }),
+  );
+  return row(scenario, concurrency, m, processMemoryMb(pid, 'VmHWM'));
+}
+
+async function inProcessScenario(
+  scenario: Scenario,
+  emulator: EmulatorProcess,
+  configFile: string,
+  secretFile: string,
+  concurrency: number,
+): Promise<Row> {
+  const m = await measured(emulator, () =>
+    runJson('inprocess.js', [configFile, secretFile, concurrency, DURATION_MS, WARMUP_MS]),
+  );
+  return row(scenario, concurrency, m, m.result.vmHwmMb ?? NaN);
+}
+
+const fmt = (value: number | undefined, digits = 1): string =>
+  value === undefined || !Number.isFinite(value) ? '–' : value.toFixed(digits);
+
+function rowTable(rows: Row[]): string {
+  const lines = [
+    '| scenario | c | unseal/s | p50 ms | p99 ms | daemon CPU ms/call | load-gen CPU ms/call | emulator CPU ms/call | VmHWM MB | KMS calls/unseal | TLS handshakes/unseal |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.scenario} | ${r.concurrency} | ${fmt(r.perSecond, 0)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ` +
+        `${fmt(r.cpuMsPerCall, 2)} | ${fmt(r.loadCpuMsPerCall, 2)} | ${fmt(r.emulatorCpuMsPerCall, 2)} | ` +
+        `${fmt(r.vmHwmMb, 0)} | ${fmt(r.kmsCallsPerUnseal, 3)} | ${fmt(r.tlsPerUnseal, 3)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+interface Target {
+  readonly name: string;
+  readonly value: string;
+  readonly goal: string;
+  readonly met: boolean;
+}
+
+function targetTable(targets: Target[]): string {
+  return [
+    '| target | measured | goal | |',
+    '| --- | ---: | --- | --- |',
+    ...targets.map((t) => `| ${t.name} | ${t.value} | ${t.goal} | ${t.met ? 'met' : '**missed**'} |`),
+  ].join('\n');
+}
+
+function targets(rows: Row[], startup: StartupResult): Target[] {
+  const find = (scenario: Scenario, c: number): Row => {
+    const found = rows.find((r) => r.scenario === scenario && r.concurrency === c);
+    if (!found) throw new Error(`no ${scenario} c${c} row`);
+    return found;
+  };
+  const socket16 = find('uncached-socket', 16);
+  const floor16 = find('in-process', 16);
+  const cached = find('cached-socket', 16);
+  const socketVsFloor = socket16.perSecond / floor16.perSecond;
+  const reuse16 = socket16.perSecond / find('per-call', 16).perSecond;
+  const reuse1 = find('uncached-socket', 1).perSecond / find('per-call', 1).perSecond;
+  const daemonHwm = Math.max(
+    ...rows
+      .filter((r) => ['uncached-socket', 'per-call', 'cached-socket'].includes(r.scenario))
+      .map((r) => r.vmHwmMb),
+  );
+  return [
+    {
+      name: 'uncached socket / in-process floor, c16',
+      value: `${socketVsFloor.toFixed(2)}×`,
+      goal: '≥ 0.7×',
+      met: socketVsFloor >= 0.7,
+    },
+    {
+      name: 'reuse / per-call client, c16',
+      value: `${reuse16.toFixed(1)}×`,
+      goal: '≥ 5×',
+      met: reuse16 >= 5,
+    },
+    { name: 'reuse / per-call client, c1', value: `${reuse1.toFixed(1)}×`, goal: '≥ 5×', met: reuse1 >= 5 },
+    {
+      name: 'cached unseal/s, c16',
+      value: fmt(cached.perSecond, 0),
+      goal: '≥ 5,000/s',
+      met: cached.perSecond >= 5000,
+    },
+    { name: 'cached p99, c16', value: `${fmt(cached.p99Ms, 2)} ms`, goal: '< 10 ms', met: cached.p99Ms < 10 },
+    {
+      name: `exec → SERVING, median of ${STARTS}`,
+      value: `${startup.medianMs} ms`,
+      goal: '< 500 ms',
+      met: startup.medianMs < 500,
+    },
+    {
+      name: 'idle RSS',
+      value: `${fmt(startup.idleRssMb)} MB`,
+      goal: '< 100 MB',
+      met: startup.idleRssMb < 100,
+    },
+    {
+      name: 'daemon VmHWM under the load above',
+      value: `${fmt(daemonHwm)} MB`,
+      goal: '< 200 MB',
+      met: daemonHwm < 200,
+    },
+  ];
+}
+
+/** The lean load client and grpc-js's must get the same plaintext from the daemon. */
+async function sameAnswerFromBothClients(target: string, secretFile: string): Promise<void> {
+  const [secret] = readSecrets(secretFile);
+  const raw = new RawGrpcClient(target);
+  const grpcJs = new CdhClient(target);
+  try {
+    const [fromRaw, fromGrpcJs] = await Promise.all([
+      raw.unsealSecret(secret as Buffer),
+      grpcJs.unsealSecret(secret as Buffer),
+    ]);
+    if (fromRaw.length === 0 || !fromRaw.equals(fromGrpcJs))
+      throw new Error('the HTTP/2 load client and grpc-js disagree on the plaintext');
+  } finally {
+    raw.close();
+    grpcJs.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const began = Date.now();
+  const load1 = loadavg()[0] as number;
+  const setup = await prepareBench();
+  const { emulator, manySecrets, oneSecret, uncachedConfig, cachedConfig, uncachedConfigFile } = setup;
+  process.stderr.write(
+    `sealed ${DISTINCT_SECRETS} secrets through the emulator (${Date.now() - began} ms)\n`,
+  );
+  const daemons: DaemonProcess[] = [];
+  try {
+    process.stderr.write('start-up …\n');
+    const startup = await measureStartup(STARTS, { config: uncachedConfig });
+
+    const reuse = await spawnDaemon({ config: uncachedConfig });
+    daemons.push(reuse);
+    const perCall = await spawnDaemon({ config: uncachedConfig, bin: join(BENCH_DIR, 'daemon-per-call.js') });
+    daemons.push(perCall);
+    const cached = await spawnDaemon({ config: cachedConfig });
+    daemons.push(cached);
+    const grpcFloor = await spawnDaemon({
+      config: cachedConfig,
+      bin: join(BENCH_DIR, 'grpc-floor-server.js'),
+    });
+    daemons.push(grpcFloor);
+
+    await sameAnswerFromBothClients(reuse.target, oneSecret);
+
+    const rows: Row[] = [];
+    for (const c of CONCURRENCIES) {
+      process.stderr.write(`concurrency ${c} …\n`);
+      rows.push(await socketScenario('uncached-socket', reuse, emulator, manySecrets, c));
+      rows.push(await inProcessScenario('in-process', emulator, uncachedConfigFile, manySecrets, c));
+      rows.push(await socketScenario('per-call', perCall, emulator, manySecrets, c));
+    }
+    rows.push(await socketScenario('cached-socket', cached, emulator, oneSecret, 16));
+    rows.push(
+      await socketScenario('cached-socket, grpc-js client', cached, emulator, oneSecret, 16, {
+        BENCH_CLIENT: 'grpc-js',
+      }),
+    );
+    // What bounds the cached figure: the domain's cached unseal alone, and gRPC alone.
+    rows.push(await inProcessScenario('cached in-process', emulator, setup.cachedConfigFile, oneSecret, 16));
+    rows.push(await socketScenario('gRPC floor', grpcFloor, emulator, oneSecret, 16));
+
+    const goals = targets(rows, startup);
+    const cpu = cpus();
+    const report = [
+      `## Benchmark ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+      '',
+      `Machine: ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.version}, ` +
+        `load average ${load1.toFixed(1)} at start / ${(loadavg()[0] as number).toFixed(1)} at end ` +
+        `(shared with other work). ${DURATION_MS} ms per scenario after ${WARMUP_MS} ms of warm-up; ` +
+        `${DISTINCT_SECRETS} distinct ES256-signed envelope secrets (A256GCM, client_key).`,
+      '',
+      rowTable(rows),
+      '',
+      `Start-up: exec → SERVING ${startup.samplesMs.join(', ')} ms (median ${startup.medianMs}); ` +
+        `CPU to SERVING median ${startup.medianCpuMs.toFixed(0)} ms; bare \`node -e\` start median ` +
+        `${startup.bareNodeMs} ms; idle VmRSS ${fmt(startup.idleRssMb)} MB.`,
+      '',
+      targetTable(goals),
+      '',
+      `Whole run: ${((Date.now() - began) / 1000).toFixed(0)} s.`,
+    ].join('\n');
+    process.stdout.write(`${report}\n`);
+    const jsonFile = process.env['BENCH_JSON'];
+    if (jsonFile) writeFileSync(jsonFile, JSON.stringify({ rows, startup, goals }, null, 2));
+  } finally {
+    await Promise.allSettled(daemons.map((d) => d.stop()));
+    for (const d of daemons) d.cleanup();
+    await setup.close();
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});
