@@ -7,7 +7,7 @@
  * the daemon used to get there (utime + stime) is reported too: on a shared, noisy machine it
  * varies less than the wall time. Bare `node` start-up is measured the same way for reference.
  *
- * Usage: node dist/bench/startup.js [starts=5]
+ * Usage: node dist/bench/startup.js [starts=5] [DAEMON_JS]   (another build's daemon, to compare)
  */
 import { spawn } from 'node:child_process';
 import { spawnDaemon, type SpawnDaemonOptions } from '../test/support/daemon';
@@ -52,7 +52,7 @@ async function bareNodeStartMs(): Promise<number> {
 
 export async function measureStartup(
   starts: number,
-  options: Pick<SpawnDaemonOptions, 'config' | 'env'> = {},
+  options: Pick<SpawnDaemonOptions, 'config' | 'env' | 'bin'> = {},
 ): Promise<StartupResult> {
   const samplesMs: number[] = [];
   const cpuMs: number[] = [];
@@ -93,7 +93,8 @@ export async function measureStartup(
 
 if (require.main === module) {
   const starts = Number(process.argv[2] ?? 5);
-  void measureStartup(starts).then((r) => {
+  const bin = process.argv[3];
+  void measureStartup(starts, bin === undefined ? {} : { bin }).then((r) => {
     console.log(
       `exec -> SERVING: median ${r.medianMs.toFixed(0)} ms over ${starts} starts ` +
         `(${r.samplesMs.join(', ')}); CPU to SERVING median ${r.medianCpuMs.toFixed(0)} ms; ` +
