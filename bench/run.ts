@@ -236,6 +236,26 @@ async function sameAnswerFromBothClients(target: string, secretFile: string): Pr
   }
 }
 
+/**
+ * On 2 shared cores the system is CPU-bound at c16, so throughput follows the CPU every
+ * process spends per unseal; this says how that splits for the socket path and the floor.
+ */
+function cpuNote(rows: Row[]): string {
+  const socket = rows.find((r) => r.scenario === 'uncached-socket' && r.concurrency === 16);
+  const floor = rows.find((r) => r.scenario === 'in-process' && r.concurrency === 16);
+  if (!socket || !floor) return '';
+  const socketTotal = socket.cpuMsPerCall + (socket.loadCpuMsPerCall ?? 0) + socket.emulatorCpuMsPerCall;
+  const floorTotal = floor.cpuMsPerCall + floor.emulatorCpuMsPerCall;
+  return (
+    `CPU per uncached unseal at c16, all processes: socket ${fmt(socketTotal, 2)} ms ` +
+    `(daemon ${fmt(socket.cpuMsPerCall, 2)} + load generator ${fmt(socket.loadCpuMsPerCall, 2)} + ` +
+    `emulator ${fmt(socket.emulatorCpuMsPerCall, 2)}), in-process ${fmt(floorTotal, 2)} ms ` +
+    `(unsealer ${fmt(floor.cpuMsPerCall, 2)} + emulator ${fmt(floor.emulatorCpuMsPerCall, 2)}): ` +
+    `floor/socket ${fmt(floorTotal / socketTotal, 2)}; daemon alone vs unsealer alone ` +
+    `${fmt(floor.cpuMsPerCall / socket.cpuMsPerCall, 2)}.`
+  );
+}
+
 async function main(): Promise<void> {
   const began = Date.now();
   const load1 = loadavg()[0] as number;
@@ -297,6 +317,8 @@ async function main(): Promise<void> {
         `${startup.bareNodeMs} ms; idle VmRSS ${fmt(startup.idleRssMb)} MB.`,
       '',
       targetTable(goals),
+      '',
+      cpuNote(rows),
       '',
       `Whole run: ${((Date.now() - began) / 1000).toFixed(0)} s.`,
     ].join('\n');
