@@ -95,8 +95,7 @@ export class ApiDispatcher {
     }
     this.inFlight++;
     const controller = new AbortController();
-    const onCallerAbort = (): void =>
-      controller.abort(new CdhError('CANCELLED', 'the caller cancelled the call'));
+    const onCallerAbort = (): void => controller.abort(callerGone(call.deadline));
     call.signal?.addEventListener('abort', onCallerAbort, { once: true });
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -155,12 +154,7 @@ export class ApiDispatcher {
     // Node timers overflow past 2^31-1 ms (they would fire at once): treat longer as none.
     if (deadline !== undefined && Number.isFinite(deadline) && deadline - Date.now() <= MAX_TIMER_MS) {
       const remaining = Math.max(0, deadline - Date.now());
-      setTimer(
-        setTimeout(
-          () => controller.abort(new CdhError('DEADLINE_EXCEEDED', `the caller's deadline passed`)),
-          remaining,
-        ),
-      );
+      setTimer(setTimeout(() => controller.abort(deadlineExceeded()), remaining));
     }
     // The domain stops its KMS request when the signal aborts; the caller is answered at once.
     cancelled.catch(() => undefined);
@@ -187,6 +181,23 @@ export class ApiDispatcher {
     }
     return { ok: false, ...failure };
   }
+}
+
+function deadlineExceeded(): CdhError {
+  return new CdhError('DEADLINE_EXCEEDED', `the caller's deadline passed`);
+}
+
+/** Timers may fire a little early; a caller gone this close to its deadline ran out of time. */
+const DEADLINE_SLACK_MS = 10;
+
+/**
+ * Why the caller went away. grpc-js answers DEADLINE_EXCEEDED itself when the deadline passes
+ * and reports the call as cancelled, possibly before our own deadline timer fires: the domain
+ * and the log must still see a deadline, not a cancellation.
+ */
+function callerGone(deadline: number | undefined): CdhError {
+  if (deadline !== undefined && Date.now() >= deadline - DEADLINE_SLACK_MS) return deadlineExceeded();
+  return new CdhError('CANCELLED', 'the caller cancelled the call');
 }
 
 function elapsedMs(started: bigint): number {

@@ -45,6 +45,28 @@ test("the caller's deadline answers DEADLINE_EXCEEDED and aborts the domain's si
   assert.equal(seen[0]?.signal.aborted, true);
 });
 
+test('a caller that goes away at its deadline is DEADLINE_EXCEEDED, earlier it is CANCELLED', async () => {
+  // grpc-js answers the deadline itself and reports the call as cancelled, maybe before our timer.
+  for (const [deadlineInMs, expected] of [
+    [-1, 'DEADLINE_EXCEEDED'],
+    [5_000, 'CANCELLED'],
+  ] as const) {
+    const seen: CallContext[] = [];
+    const dispatcher = new ApiDispatcher(slowBackend(500, seen), { maxInFlight: 8, logger: silentLogger() });
+    const caller = new AbortController();
+    const outcome = dispatcher.invoke(
+      'api.SealedSecretService/UnsealSecret',
+      { secret: Buffer.from('x') },
+      { ...call, deadline: Date.now() + deadlineInMs, signal: caller.signal },
+    );
+    // Before the dispatcher's own deadline timer can fire.
+    caller.abort();
+    const result = await outcome;
+    assert.equal(result.ok === false && result.status, expected);
+    assert.equal((seen[0]?.signal.reason as CdhError).code, expected);
+  }
+});
+
 test('a catalogued error keeps its status and message; an unexpected one becomes a generic INTERNAL', async () => {
   const backend: ApiBackend = {
     unsealSecret: async () => {
