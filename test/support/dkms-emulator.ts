@@ -66,7 +66,9 @@ export type DkmsFault =
   /** Destroy the connection once the request has arrived. */
   | { readonly kind: 'reset' }
   /** Answer normally after a delay. */
-  | { readonly kind: 'slow'; readonly delayMs: number };
+  | { readonly kind: 'slow'; readonly delayMs: number }
+  /** Send the status line, headers and half the body of a normal answer, then destroy the connection. */
+  | { readonly kind: 'truncate' };
 
 export interface DkmsEmulatorStats {
   /** TCP connections accepted. */
@@ -81,6 +83,10 @@ export interface DkmsEmulatorStats {
   succeeded: Record<string, number>;
   /** Error answers, by ErrorCode. */
   errors: Record<string, number>;
+  /** Requests whose client went away (connection closed, request aborted) before the answer was sent. */
+  abandoned: number;
+  /** Requests failed by `failRatio` (not counted in `errors`' injected entries twice). */
+  ratioFailures: number;
 }
 
 export interface EmulatorAnswer {
@@ -148,6 +154,9 @@ export class DkmsEmulator {
   private readonly faults: DkmsFault[] = [];
   private readonly maxClockSkewMs: number;
   private port = 0;
+  private ratioFault: { ratio: number; random: () => number; status: number } | undefined;
+  /** Set while the emulator itself drops connections (offline, close): not the client's doing. */
+  private dropping = false;
 
   private constructor(options: DkmsEmulatorOptions) {
     this.instanceId = options.instanceId;
@@ -250,8 +259,46 @@ export class DkmsEmulator {
     this.injectFaults({ kind: 'slow', delayMs }, count);
   }
 
+  /** The next `count` requests get the headers and half the body of their answer, then a reset. */
+  truncateNext(count = 1): void {
+    this.injectFaults({ kind: 'truncate' }, count);
+  }
+
+  /**
+   * From now on, each request (after the queued faults) fails with HTTP `status` with
+   * probability `ratio`, drawn from a PRNG seeded with `seed` (reproducible runs). 0 turns it off.
+   */
+  failRatio(ratio: number, seed = 1, status = 503): void {
+    this.ratioFault = ratio > 0 ? { ratio, random: seededRandom(seed), status } : undefined;
+  }
+
   clearFaults(): void {
     this.faults.length = 0;
+    this.ratioFault = undefined;
+  }
+
+  /** Stops listening and drops every connection, keeping keys and secrets: dials are refused. */
+  async goOffline(): Promise<void> {
+    this.dropping = true;
+    try {
+      const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      this.server.closeAllConnections();
+      for (const socket of this.sockets) socket.destroy();
+      await closed;
+    } finally {
+      this.dropping = false;
+    }
+  }
+
+  /** Listens again on the same port (after goOffline, or to come up where a daemon already dials). */
+  async goOnline(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.port, '127.0.0.1', () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
   }
 
   resetStats(): void {
@@ -261,6 +308,11 @@ export class DkmsEmulator {
   /** Stops listening and drops every connection (hung requests included). */
   async close(): Promise<void> {
     this.faults.length = 0;
+    this.dropping = true;
+    if (!this.server.listening) {
+      for (const socket of this.sockets) socket.destroy();
+      return;
+    }
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
     for (const socket of this.sockets) socket.destroy();
@@ -282,19 +334,44 @@ export class DkmsEmulator {
       return;
     }
 
-    const fault = this.faults.shift();
+    // The client gave up before the answer went out (its deadline passed, it was cancelled).
+    let droppedHere = false;
+    res.on('close', () => {
+      if (!res.writableEnded && !droppedHere && !this.dropping) this.stats.abandoned++;
+    });
+
+    let fault = this.faults.shift();
+    if (fault === undefined && this.ratioFault !== undefined) {
+      const { ratio, random, status } = this.ratioFault;
+      if (random() < ratio) {
+        this.stats.ratioFailures++;
+        fault = { kind: 'error', status, errorCode: 'InternalFailure', errorMessage: 'injected failure' };
+      }
+    }
     if (fault?.kind === 'hang') return;
     if (fault?.kind === 'reset') {
+      droppedHere = true;
       req.socket.destroy();
       return;
     }
     if (fault?.kind === 'slow') await delay(fault.delayMs);
+    if (res.destroyed) return;
 
     try {
       if (fault?.kind === 'error') refuse(fault.status, fault.errorCode, fault.errorMessage);
       const answer = this.process(req, headers, body, requestId);
       this.stats.succeeded[apiName] = (this.stats.succeeded[apiName] ?? 0) + 1;
       this.lastAnswer = { apiName, status: 200, errorCode: '', requestId };
+      if (fault?.kind === 'truncate') {
+        res.writeHead(200, {
+          'Content-Type': CONTENT_TYPE,
+          'Content-Length': String(answer.length),
+          'x-kms-requestid': requestId,
+        });
+        droppedHere = true;
+        res.write(answer.subarray(0, Math.floor(answer.length / 2)), () => req.socket.destroy());
+        return;
+      }
       send(res, 200, answer, requestId);
     } catch (error) {
       const answer: ErrorAnswer =
@@ -491,7 +568,28 @@ export class DkmsEmulator {
 }
 
 function emptyStats(): DkmsEmulatorStats {
-  return { tcpConnections: 0, tlsConnections: 0, tlsFailures: 0, requests: {}, succeeded: {}, errors: {} };
+  return {
+    tcpConnections: 0,
+    tlsConnections: 0,
+    tlsFailures: 0,
+    requests: {},
+    succeeded: {},
+    errors: {},
+    abandoned: 0,
+    ratioFailures: 0,
+  };
+}
+
+/** mulberry32: a small seeded PRNG, so fault patterns repeat from run to run. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 function decodeRequest<N extends DkmsMessageName>(name: N, body: Buffer): DkmsMessages[N] {
