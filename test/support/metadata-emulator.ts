@@ -55,6 +55,9 @@ export class MetadataEmulator {
   private readonly roles: Map<string, string>;
   private readonly tokens = new Map<string, number>();
   private readonly delayed = new Set<NodeJS.Timeout>();
+  /** Injected answers for the next requests (any path), one per request. */
+  private readonly faults: Array<{ readonly status: number } | 'hang'> = [];
+  private port = 0;
 
   private constructor(
     private readonly server: Server,
@@ -70,12 +73,44 @@ export class MetadataEmulator {
     const emulator = new MetadataEmulator(server, options);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => emulator.handle(req, res));
     await listenOnLoopback(server);
+    emulator.port = (server.address() as AddressInfo).port;
     return emulator;
+  }
+
+  /** The next `count` requests are answered with HTTP `status` (a flapping service). */
+  failNext(count: number, status = 500): void {
+    for (let i = 0; i < count; i++) this.faults.push({ status });
+  }
+
+  /** The next `count` requests are read and never answered. */
+  hangNext(count = 1): void {
+    for (let i = 0; i < count; i++) this.faults.push('hang');
+  }
+
+  clearFaults(): void {
+    this.faults.length = 0;
+  }
+
+  /** Stops listening (dials are refused) and drops every connection; goOnline listens again. */
+  async goOffline(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  async goOnline(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.port, '127.0.0.1', () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
   }
 
   /** `http://127.0.0.1:<port>`, what metadata_endpoint takes. */
   get endpoint(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return `http://127.0.0.1:${this.port}`;
   }
 
   /** Session tokens issued so far stop working (the client must get a new one). */
@@ -90,12 +125,16 @@ export class MetadataEmulator {
   async close(): Promise<void> {
     for (const timer of this.delayed) clearTimeout(timer);
     this.server.closeAllConnections();
+    if (!this.server.listening) return;
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     req.resume();
     req.on('end', () => {
+      const fault = this.faults.shift();
+      if (fault === 'hang') return;
+      if (fault !== undefined) return this.text(res, fault.status, 'injected failure');
       const path = new URL(req.url ?? '/', 'http://metadata').pathname;
       if (path === TOKEN_PATH) {
         this.counters.tokenRequests++;

@@ -3,7 +3,7 @@ import { request as httpsRequest } from 'node:https';
 import { CdhError } from '../../../errors';
 import { assertDialAllowed } from '../../../net-guard';
 import type { StsCredentials } from '../openapi/credential-files';
-import { raceSignal } from '../openapi/signal';
+import { abortError, raceSignal } from '../openapi/signal';
 
 export const DEFAULT_METADATA_ENDPOINT = 'http://100.100.100.200';
 export const TOKEN_PATH = '/latest/api/token';
@@ -36,6 +36,13 @@ interface MetadataAnswer {
   readonly body: string;
 }
 
+/** One refresh shared by concurrent callers; aborted when every one of them has given up. */
+interface SharedRefresh {
+  readonly result: Promise<RoleCredentials>;
+  readonly controller: AbortController;
+  waiters: number;
+}
+
 /**
  * Fetches the STS credentials of the instance's RAM role from the ECS metadata service.
  * Hardened mode first (a session token from PUT /latest/api/token sent on the GET); the plain
@@ -48,7 +55,7 @@ export class EcsMetadataClient {
   private readonly tokenTtlSeconds: number;
   private readonly now: () => number;
   private cached?: RoleCredentials;
-  private refreshing?: Promise<RoleCredentials>;
+  private refreshing?: SharedRefresh;
   private sessionToken?: { readonly value: string; readonly expiresAt: number };
 
   constructor(private readonly options: EcsMetadataClientOptions) {
@@ -65,13 +72,40 @@ export class EcsMetadataClient {
     if (cached !== undefined && this.now() < cached.expiresAt - this.refreshMarginMs) {
       return Promise.resolve(cached);
     }
-    if (this.refreshing === undefined) {
-      const refresh = this.refresh().finally(() => {
+    let shared = this.refreshing;
+    if (shared === undefined) {
+      const controller = new AbortController();
+      const result = this.refresh(controller.signal).finally(() => {
         if (this.refreshing === refresh) this.refreshing = undefined;
       });
-      this.refreshing = refresh;
+      result.catch(() => undefined);
+      const refresh: SharedRefresh = { result, controller, waiters: 0 };
+      this.refreshing = shared = refresh;
     }
-    return raceSignal(this.refreshing, signal);
+    return this.join(shared, signal);
+  }
+
+  /**
+   * Waits for a shared refresh. A caller whose signal fires stops waiting at once; when the
+   * last one has gone, the metadata request itself is aborted (a hung service must not hold a
+   * socket, nor make the next caller wait for a request nobody wants).
+   */
+  private join(shared: SharedRefresh, signal: AbortSignal | undefined): Promise<RoleCredentials> {
+    shared.waiters++;
+    if (signal === undefined) return shared.result;
+    const leave = (): void => {
+      if (--shared.waiters > 0) return;
+      shared.controller.abort(abortError(signal));
+      if (this.refreshing === shared) this.refreshing = undefined;
+    };
+    if (signal.aborted) {
+      leave();
+      return Promise.reject(abortError(signal));
+    }
+    signal.addEventListener('abort', leave, { once: true });
+    const stopListening = (): void => signal.removeEventListener('abort', leave);
+    shared.result.then(stopListening, stopListening);
+    return raceSignal(shared.result, signal);
   }
 
   /** Forgets `stale` (the KMS refused it), so the next call fetches new credentials. */
@@ -79,15 +113,15 @@ export class EcsMetadataClient {
     if (this.cached === stale) this.cached = undefined;
   }
 
-  private async refresh(): Promise<RoleCredentials> {
+  private async refresh(signal: AbortSignal): Promise<RoleCredentials> {
     const path = CREDENTIALS_PATH + encodeURIComponent(this.options.roleName);
-    let token = await this.hardenedModeToken();
-    let answer = await this.send('GET', path, token === undefined ? {} : { [TOKEN_HEADER]: token });
+    let token = await this.hardenedModeToken(signal);
+    let answer = await this.send('GET', path, token === undefined ? {} : { [TOKEN_HEADER]: token }, signal);
     if (token !== undefined && (answer.status === 401 || answer.status === 403)) {
       // The session token may have been revoked early: get a new one, once.
       this.sessionToken = undefined;
-      token = await this.hardenedModeToken();
-      answer = await this.send('GET', path, token === undefined ? {} : { [TOKEN_HEADER]: token });
+      token = await this.hardenedModeToken(signal);
+      answer = await this.send('GET', path, token === undefined ? {} : { [TOKEN_HEADER]: token }, signal);
     }
     const credentials = this.parseCredentials(answer);
     this.cached = credentials;
@@ -95,11 +129,16 @@ export class EcsMetadataClient {
   }
 
   /** The hardened-mode session token, or undefined when the service has no token endpoint. */
-  private async hardenedModeToken(): Promise<string | undefined> {
+  private async hardenedModeToken(signal: AbortSignal): Promise<string | undefined> {
     const current = this.sessionToken;
     if (current !== undefined && this.now() < current.expiresAt - 60_000) return current.value;
     const requestedAt = this.now();
-    const answer = await this.send('PUT', TOKEN_PATH, { [TOKEN_TTL_HEADER]: String(this.tokenTtlSeconds) });
+    const answer = await this.send(
+      'PUT',
+      TOKEN_PATH,
+      { [TOKEN_TTL_HEADER]: String(this.tokenTtlSeconds) },
+      signal,
+    );
     if (answer.status === 404 || answer.status === 405) return undefined;
     if (answer.status !== 200) {
       throw this.answerError('PUT', TOKEN_PATH, answer.status, 'refused to issue a session token');
@@ -179,8 +218,14 @@ export class EcsMetadataClient {
     );
   }
 
-  private send(method: 'GET' | 'PUT', path: string, headers: OutgoingHttpHeaders): Promise<MetadataAnswer> {
+  private send(
+    method: 'GET' | 'PUT',
+    path: string,
+    headers: OutgoingHttpHeaders,
+    signal: AbortSignal,
+  ): Promise<MetadataAnswer> {
     assertDialAllowed(this.endpoint.hostname, 'aliyun ecs_ram_role ECS metadata service');
+    if (signal.aborted) return Promise.reject(abortError(signal));
     const url = new URL(path, this.endpoint);
     const timeoutMs = this.options.timeoutMs;
     return new Promise<MetadataAnswer>((resolve, reject) => {
@@ -194,6 +239,13 @@ export class EcsMetadataClient {
         );
       const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
       const req = send(url, { method, headers, agent: false });
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        req.destroy();
+        reject(abortError(signal));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      req.once('close', () => signal.removeEventListener('abort', onAbort));
       const timer = setTimeout(() => {
         req.destroy();
         fail(`no answer within ${timeoutMs} ms`);

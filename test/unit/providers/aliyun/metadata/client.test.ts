@@ -22,6 +22,7 @@ beforeEach(() => {
   emulator.tokenEndpointStatus = undefined;
   emulator.answerDelayMs = 0;
   emulator.credentialLifetimeMs = 60 * 60 * 1000;
+  emulator.clearFaults();
   emulator.resetCounters();
 });
 
@@ -106,6 +107,22 @@ test('a caller that gives up stops waiting; the shared refresh still completes f
   const credentials = await patient;
   assert.equal(credentials.accessKeyId, emulator.issued.at(-1)?.accessKeyId);
   assert.equal(emulator.counters.credentialRequests, 1);
+});
+
+test('a refresh every caller has given up on is aborted; the next caller does not wait for it', async () => {
+  const metadata = client({ timeoutMs: 5000 });
+  emulator.hangNext(1);
+  const first = new AbortController();
+  const second = new AbortController();
+  const impatient = [metadata.credentials(first.signal), metadata.credentials(second.signal)];
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  first.abort();
+  second.abort();
+  for (const waiting of impatient) await assert.rejects(waiting, { code: 'CANCELLED' });
+  const started = Date.now();
+  const credentials = await metadata.credentials();
+  assert.ok(Date.now() - started < 1000, 'a fresh request, not the hung one');
+  assert.equal(credentials.accessKeyId, emulator.issued.at(-1)?.accessKeyId);
 });
 
 test('a revoked session token is replaced once', async () => {
