@@ -3,6 +3,7 @@ import { CdhError } from '../errors';
 import { decodeBase64Url, encodeBase64Url } from '../crypto/base64';
 import type { CallContext } from '../providers/types';
 import { decodeUtf8, SEALED_PREFIX, type SealedParts } from './compact';
+import { findDuplicateMemberName } from './json';
 import { describeKid, type VerificationKeyResolver } from './signing-keys';
 
 /** ES256 only: P-256, SHA-256, signature r‖s as 64 raw bytes (IEEE P1363). */
@@ -34,18 +35,27 @@ export function parseJwsHeader(encoded: string): JwsHeader {
     );
   }
   const bytes = decodeBase64Url(encoded, 'the JWS header');
+  const text = decodeUtf8(bytes, 'the JWS header');
   let header: unknown;
   try {
-    header = JSON.parse(decodeUtf8(bytes, 'the JWS header'));
+    header = JSON.parse(text);
   } catch (cause) {
-    if (cause instanceof CdhError) throw cause;
     throw new CdhError('SEALED_SECRET_MALFORMED', 'the JWS header is not JSON', { cause });
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) {
     throw new CdhError('SEALED_SECRET_MALFORMED', 'the JWS header is not a JSON object');
   }
-  const { alg, kid } = header as Record<string, unknown>;
+  // RFC 7515 section 4: duplicate names must be rejected or resolved as the last; rejected here.
+  if (findDuplicateMemberName(text) !== undefined) {
+    throw new CdhError('SEALED_SECRET_MALFORMED', 'the JWS header has a member name twice');
+  }
+  const fields = header as Record<string, unknown>;
+  const { alg, kid } = fields;
   if (alg !== JWS_ALG) throw signatureInvalid(`${describeAlg(alg)} is refused; only ${JWS_ALG} is accepted`);
+  // RFC 7515 section 4.1.11: critical extensions not understood must be refused; none are.
+  if (Object.prototype.hasOwnProperty.call(fields, 'crit')) {
+    throw signatureInvalid('the JWS header lists critical extensions (crit); none are supported');
+  }
   if (typeof kid !== 'string') throw signatureInvalid('the JWS header has no string kid');
   return { alg, kid };
 }

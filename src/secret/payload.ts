@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { CdhError } from '../errors';
 import { WRAP_TYPES } from '../crypto/wrap';
 import { decodeUtf8 } from './compact';
+import { findDuplicateMemberName } from './json';
 
 /**
  * The JSON payload of a sealed secret, validated field by field. Messages name the field
@@ -65,6 +66,13 @@ export function parsePayload(bytes: Uint8Array): SealedSecretPayload {
     value = JSON.parse(text);
   } catch (cause) {
     throw new CdhError('SEALED_SECRET_MALFORMED', 'the sealed secret payload is not valid JSON', { cause });
+  }
+  const duplicate = findDuplicateMemberName(text);
+  if (duplicate !== undefined) {
+    throw new CdhError(
+      'PAYLOAD_INVALID',
+      `sealed secret payload: member name ${describeSegment(duplicate)} appears twice in one object`,
+    );
   }
   return validatePayload(value);
 }

@@ -161,6 +161,34 @@ test('a header that is not a base64url JSON object is SEALED_SECRET_MALFORMED', 
   }
 });
 
+test('a header with a member name twice is SEALED_SECRET_MALFORMED, whichever value comes last', async () => {
+  const privateKey = createPrivateKey({ key: testKey, format: 'jwk' });
+  const signWith = (headerJson: string): string => {
+    const header = encodeBase64Url(Buffer.from(headerJson));
+    const body = encodeBase64Url(Buffer.from(JSON.stringify(payload)));
+    const signature = sign('sha256', Buffer.from(`${header}.${body}`), {
+      key: privateKey,
+      dsaEncoding: 'ieee-p1363',
+    });
+    return `sealed.${header}.${body}.${encodeBase64Url(signature)}`;
+  };
+  for (const header of [
+    '{"alg":"none","kid":"key.json","alg":"ES256"}',
+    '{"alg":"ES256","kid":"../x","kid":"key.json"}',
+    '{"alg":"ES256","kid":"key.json","kid":"key.json"}',
+  ]) {
+    await assert.rejects(verify(signWith(header)), cdhError('SEALED_SECRET_MALFORMED', 'twice'));
+  }
+});
+
+test('a header with crit (critical extensions) is SIGNATURE_INVALID: none are understood', async () => {
+  const privateKey = createPrivateKey({ key: testKey, format: 'jwk' });
+  const secret = compact({ alg: 'ES256', kid: 'key.json', crit: ['exp'], exp: 1 }, (input) =>
+    sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }),
+  );
+  await assert.rejects(verify(secret), cdhError('SIGNATURE_INVALID', 'crit'));
+});
+
 test('other header fields are ignored', async () => {
   const privateKey = createPrivateKey({ key: testKey, format: 'jwk' });
   const secret = compact({ typ: 'sealed-secret', alg: 'ES256', kid: 'key.json', x5u: 'ignored' }, (input) =>

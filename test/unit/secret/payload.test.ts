@@ -97,6 +97,24 @@ test('bad JSON and invalid UTF-8 are SEALED_SECRET_MALFORMED', () => {
   );
 });
 
+test('a member name twice in one object is PAYLOAD_INVALID, at any depth (JSON.parse would keep the last)', () => {
+  const valid = JSON.stringify(validEnvelope);
+  for (const [text, name] of [
+    [`{"type":"vault",${valid.slice(1)}`, 'type'],
+    [`{"version":"0.1.0",${valid.slice(1)}`, 'version'],
+    [valid.replace('"provider_settings":{}', '"provider_settings":{"a":1,"a":2}'), 'a'],
+    [valid.replace('"annotations":{}', '"annotations":{"iv":"x","\\u0069v":"y"}'), 'iv'],
+  ] as const) {
+    assert.throws(
+      () => parsePayload(bytes(text)),
+      failsWith('PAYLOAD_INVALID', `member name ${name} appears twice`),
+    );
+  }
+  // The same name in different objects is fine.
+  const nested = valid.replace('"provider_settings":{}', '"provider_settings":{"type":"x","o":{"type":"y"}}');
+  assert.equal(parsePayload(bytes(nested)).type, 'envelope');
+});
+
 test('a payload that is not an object is PAYLOAD_INVALID', () => {
   for (const json of ['[]', '"text"', '42', 'null', 'true']) {
     assert.throws(() => parsePayload(bytes(json)), failsWith('PAYLOAD_INVALID', 'the payload'), json);
