@@ -10,9 +10,10 @@ export interface SealedParts {
 
 export const SEALED_PREFIX = 'sealed';
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a leading U+FEFF in the text (the default would drop it silently).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-/** Decodes UTF-8 strictly: invalid sequences are an error, not U+FFFD. */
+/** Decodes UTF-8 strictly: invalid sequences are an error, not U+FFFD; a byte order mark stays. */
 export function decodeUtf8(bytes: Uint8Array, what: string): string {
   try {
     return utf8.decode(bytes);
@@ -26,7 +27,7 @@ export function decodeUtf8(bytes: Uint8Array, what: string): string {
  * end of a file) is ignored; nothing else is.
  */
 export function splitSealedSecret(input: Uint8Array | string): SealedParts {
-  const text = (typeof input === 'string' ? input : decodeUtf8(input, 'the sealed secret')).trim();
+  const text = trimWhitespace(typeof input === 'string' ? input : decodeUtf8(input, 'the sealed secret'));
   const parts = text.split('.');
   if (parts.length !== 4 || parts[0] !== SEALED_PREFIX) {
     throw new CdhError(
@@ -37,6 +38,19 @@ export function splitSealedSecret(input: Uint8Array | string): SealedParts {
   }
   const [, header = '', payload = '', signature = ''] = parts;
   return { header, payload, signature };
+}
+
+/** String.prototype.trim strips U+FEFF too; a byte order mark is not whitespace (as upstream's Rust trim). */
+function isTrimmed(char: string): boolean {
+  return char !== '\uFEFF' && /\s/.test(char);
+}
+
+function trimWhitespace(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && isTrimmed(text.charAt(start))) start++;
+  while (end > start && isTrimmed(text.charAt(end - 1))) end--;
+  return text.slice(start, end);
 }
 
 /**

@@ -53,7 +53,8 @@ function p256Fields(value: unknown, source: string, withPrivate: boolean): P256J
 /** Parses key file / resource bytes as JSON (the content is never echoed). */
 export function parseJwkBytes(bytes: Uint8Array, source: string): unknown {
   try {
-    return JSON.parse(decodeUtf8(bytes, source));
+    // Key files are the operator's: a byte order mark from an editor is tolerated there.
+    return JSON.parse(decodeUtf8(bytes, source).replace(/^\uFEFF/, ''));
   } catch (cause) {
     throw new CdhError('SIGNING_KEY_UNAVAILABLE', `${source}: the key is not JSON (a JWK is expected)`, {
       cause,

@@ -189,6 +189,20 @@ test('a header with crit (critical extensions) is SIGNATURE_INVALID: none are un
   await assert.rejects(verify(secret), cdhError('SIGNATURE_INVALID', 'crit'));
 });
 
+test('a byte order mark is not whitespace: before the secret it is SEALED_SECRET_MALFORMED', () => {
+  const signed = signSealedSecret(payload, testKey, 'key.json');
+  for (const input of [
+    Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(signed)]),
+    `\uFEFF${signed}`,
+  ]) {
+    assert.throws(() => splitSealedSecret(input), cdhError('SEALED_SECRET_MALFORMED'));
+  }
+  // Whitespace, Unicode's included, is trimmed.
+  for (const input of [` \t${signed}\r\n`, `\u00a0${signed}\u2028`]) {
+    assert.equal(splitSealedSecret(input).signature, signed.split('.')[3]);
+  }
+});
+
 test('other header fields are ignored', async () => {
   const privateKey = createPrivateKey({ key: testKey, format: 'jwk' });
   const secret = compact({ typ: 'sealed-secret', alg: 'ES256', kid: 'key.json', x5u: 'ignored' }, (input) =>

@@ -115,6 +115,11 @@ test('a member name twice in one object is PAYLOAD_INVALID, at any depth (JSON.p
   assert.equal(parsePayload(bytes(nested)).type, 'envelope');
 });
 
+test('a byte order mark before the payload JSON is SEALED_SECRET_MALFORMED', () => {
+  const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), bytes(JSON.stringify(validEnvelope))]);
+  assert.throws(() => parsePayload(withBom), failsWith('SEALED_SECRET_MALFORMED', 'JSON'));
+});
+
 test('a payload that is not an object is PAYLOAD_INVALID', () => {
   for (const json of ['[]', '"text"', '42', 'null', 'true']) {
     assert.throws(() => parsePayload(bytes(json)), failsWith('PAYLOAD_INVALID', 'the payload'), json);
