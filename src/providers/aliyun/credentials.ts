@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CdhError } from '../../errors';
 import type { ProviderSettings } from '../types';
@@ -64,11 +64,20 @@ export function credentialFilePath(dir: string, fileName: string): string {
   return full;
 }
 
-/** Reads a credential file; every failure is CREDENTIAL_UNAVAILABLE naming the file. */
+/**
+ * Opening never blocks: a FIFO without a writer would otherwise hold a thread of libuv's small
+ * pool forever (and a few of them every file and crypto call); a terminal must not become ours.
+ */
+const OPEN_FLAGS = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY;
+
+/**
+ * Reads a credential file: only a regular file of at most 1 MiB (a device such as /dev/zero
+ * would be read until memory runs out). Every failure is CREDENTIAL_UNAVAILABLE naming the file.
+ */
 export async function readCredentialFile(filePath: string, what: string): Promise<Buffer> {
   let handle: fs.FileHandle | undefined;
   try {
-    handle = await fs.open(filePath, 'r');
+    handle = await fs.open(filePath, OPEN_FLAGS);
     const stat = await handle.stat();
     if (!stat.isFile()) throw credentialError(filePath, what, 'is not a regular file');
     if (stat.size > MAX_CREDENTIAL_FILE_BYTES) {

@@ -1,6 +1,7 @@
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CdhError } from '../../../errors';
+import { readCredentialFile } from '../credentials';
 import { checkRegionId } from './settings';
 
 /** Temporary (STS) credentials of the KMS OpenAPI. Never logged, never put in a message. */
@@ -53,15 +54,15 @@ export class StsTokenFile {
       throw fileUnavailable(`the token file ${this.path}`, error);
     }
     if (this.cached?.fingerprint === fingerprint) return this.cached.credentials;
-    let content: string;
+    // token_path comes from the sealed secret: a device, FIFO or huge file must fail fast.
+    const content = await readCredentialFile(this.path, 'aliyun sts_token: the token file');
     try {
-      content = await readFile(this.path, 'utf8');
-    } catch (error) {
-      throw fileUnavailable(`the token file ${this.path}`, error);
+      const credentials = parseStsTokenFile(content.toString('utf8'), this.path);
+      this.cached = { fingerprint, credentials };
+      return credentials;
+    } finally {
+      content.fill(0);
     }
-    const credentials = parseStsTokenFile(content, this.path);
-    this.cached = { fingerprint, credentials };
-    return credentials;
   }
 }
 
@@ -78,13 +79,13 @@ export interface EcsRamRoleFile {
 /** Reads `<credential_dir>/ecsRamRole.json`: `{"ecs_ram_role_name": "...", "region_id": "..."}`. */
 export async function readEcsRamRoleFile(credentialDir: string): Promise<EcsRamRoleFile> {
   const path = join(credentialDir, ECS_RAM_ROLE_FILE);
-  let content: string;
   try {
-    content = await readFile(path, 'utf8');
+    await stat(path);
   } catch (error) {
     throw fileUnavailable(`${path}`, error);
   }
-  return parseEcsRamRoleFile(content, path);
+  const content = await readCredentialFile(path, 'aliyun ecs_ram_role: the role file');
+  return parseEcsRamRoleFile(content.toString('utf8'), path);
 }
 
 export function parseEcsRamRoleFile(content: string, path: string): EcsRamRoleFile {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -86,6 +87,29 @@ test('reading a missing or non-regular credential file names it', async () => {
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
+});
+
+test('a device or a FIFO is refused at once: never read to the end, never waited on', async () => {
+  const started = Date.now();
+  for (const device of ['/dev/zero', '/dev/null']) {
+    await assert.rejects(
+      readCredentialFile(device, 'token file'),
+      assertCdhError('CREDENTIAL_UNAVAILABLE', new RegExp(`token file ${device} is not a regular file`)),
+    );
+  }
+  const dir = await makeTempDir();
+  try {
+    const fifo = path.join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    // Without O_NONBLOCK the open would wait for a writer, holding a libuv thread for ever.
+    await assert.rejects(
+      readCredentialFile(fifo, 'token file'),
+      assertCdhError('CREDENTIAL_UNAVAILABLE', /is not a regular file/),
+    );
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+  assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
 });
 
 test('file fingerprints change when a file is replaced and say missing when it is gone', async () => {
