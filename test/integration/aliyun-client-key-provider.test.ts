@@ -362,6 +362,10 @@ test('annotations.iv missing or not strict base64 is PROVIDER_SETTINGS_INVALID n
     { iv: 'AAAAAAAAAAAAAAA' },
     { iv: 'AAAAAAAAAAAAAAB=' },
     { iv: 'AAAAAAAA-_AAAAAA' },
+    // Canonical base64, but not the 12 bytes AES_GCM takes: refused before the gateway is called.
+    { iv: Buffer.alloc(11).toString('base64') },
+    { iv: Buffer.alloc(13).toString('base64') },
+    { iv: Buffer.alloc(16).toString('base64') },
   ];
   for (const annotations of bad) {
     await assert.rejects(

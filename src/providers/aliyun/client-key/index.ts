@@ -32,6 +32,8 @@ import {
 export { parseClientKeySettings } from './settings';
 
 const AES_GCM = 'AES_GCM';
+/** The gateway's AES_GCM takes a 12-byte IV; anything else is refused before a call is made. */
+const AES_GCM_IV_BYTES = 12;
 
 /** Knobs for tests; production uses the defaults. */
 export interface ClientKeyProviderOptions {
@@ -288,6 +290,12 @@ function decodeIvAnnotation(annotations: Annotations): Buffer {
   const iv = Buffer.from(value, 'base64');
   if (iv.toString('base64') !== value) {
     throw new CdhError('PROVIDER_SETTINGS_INVALID', 'aliyun annotations.iv is not canonical base64');
+  }
+  if (iv.length !== AES_GCM_IV_BYTES) {
+    throw new CdhError(
+      'PROVIDER_SETTINGS_INVALID',
+      `aliyun annotations.iv is ${iv.length} bytes; ${AES_GCM} at the KMS takes a ${AES_GCM_IV_BYTES}-byte iv`,
+    );
   }
   return iv;
 }
