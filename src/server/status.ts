@@ -27,9 +27,11 @@ export function toCallFailure(error: unknown): CallFailure {
  */
 export const MAX_STATUS_MESSAGE_CHARS = 1024;
 
+const TRUNCATED = '… (message truncated)';
+
 function boundMessage(message: string): string {
   const oneLine = message.replace(/[\r\n]+/g, ' ');
   return oneLine.length <= MAX_STATUS_MESSAGE_CHARS
     ? oneLine
-    : `${oneLine.slice(0, MAX_STATUS_MESSAGE_CHARS - 20)}… (message truncated)`;
+    : `${oneLine.slice(0, MAX_STATUS_MESSAGE_CHARS - TRUNCATED.length)}${TRUNCATED}`;
 }
