@@ -66,8 +66,9 @@ export class TestKms {
     for (const [name, value] of Object.entries(options.secrets ?? {})) this.setSecret(name, value);
   }
 
-  addKey(keyId: string): void {
-    this.masterKeys.set(keyId, randomBytes(32));
+  /** Creates a master key for `keyId` (random unless given: fixtures wrapped elsewhere need it fixed). */
+  addKey(keyId: string, masterKey: Uint8Array = randomBytes(32)): void {
+    this.masterKeys.set(keyId, Buffer.from(masterKey));
   }
 
   setSecret(name: string, value: string | Uint8Array): void {
