@@ -90,11 +90,15 @@ export class ProtocolListener {
     return `unix://${address.path}`;
   }
 
-  /** Stops accepting; connections already routed are the protocol servers' to close. */
+  /**
+   * Stops accepting and removes the socket file. Connections already routed are the protocol
+   * servers' to close (after draining): server.close()'s callback waits for every one of them,
+   * so it is not awaited; a client that keeps its channel open would hold shutdown for ever.
+   */
   async close(): Promise<void> {
     for (const socket of this.pending) socket.destroy();
     this.pending.clear();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.server.listening) this.server.close();
     this.removeSocketFile();
   }
 
