@@ -17,6 +17,11 @@ import { TtrpcServer } from './ttrpc/server';
 
 /** How long in-flight calls may take to finish after SIGTERM. */
 export const SHUTDOWN_GRACE_MS = 10_000;
+/**
+ * Once no call is in flight, how long connections may take to close on their own (the last
+ * answers being written). A health Watch stream keeps its connection open: it is not waited for.
+ */
+const FLUSH_WAIT_MS = 1000;
 
 export interface DaemonOptions {
   readonly logger?: Logger;
@@ -91,6 +96,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
         grpcFront.drain(graceMs);
         // ttrpc connections close once their answers are written.
         const ttrpcClosed = ttrpcServer.close();
+        const graceEnds = Date.now() + graceMs;
         const timedOut = await Promise.race([
           Promise.all([dispatcher.whenIdle(), ttrpcClosed]).then(() => false),
           new Promise<boolean>((resolve) => setTimeout(() => resolve(true), graceMs).unref()),
@@ -100,6 +106,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
             { inFlight: dispatcher.callsInFlight },
             'grace period over; closing calls still in flight',
           );
+        else await grpcFront.whenClosed(Math.min(FLUSH_WAIT_MS, Math.max(0, graceEnds - Date.now())));
         grpcFront.destroy();
         ttrpcServer.destroy();
         await registry.close();

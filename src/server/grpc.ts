@@ -20,6 +20,8 @@ export class GrpcFront {
   private readonly server: grpc.Server;
   private readonly injector: grpc.ConnectionInjector;
   private readonly health: HealthImplementation;
+  private readonly connections = new Set<Duplex>();
+  private readonly closeWaiters = new Set<() => void>();
 
   constructor(dispatcher: ApiDispatcher, options: GrpcFrontOptions) {
     this.server = new grpc.Server({
@@ -50,12 +52,39 @@ export class GrpcFront {
   }
 
   injectConnection(connection: Duplex): void {
+    this.connections.add(connection);
+    connection.once('close', () => {
+      this.connections.delete(connection);
+      for (const waiter of this.closeWaiters) waiter();
+    });
     this.injector.injectConnection(connection);
   }
 
   /** Sends GOAWAY to every session; after graceMs the rest is closed. */
   drain(graceMs: number): void {
     this.injector.drain(graceMs);
+  }
+
+  /**
+   * Resolves once every connection has closed on its own (after drain, a session closes when
+   * its last answer is written), or after waitMs. Destroying earlier would reset streams whose
+   * answer is still being sent, and their callers would see CANCELLED.
+   */
+  whenClosed(waitMs: number): Promise<void> {
+    if (this.connections.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.closeWaiters.delete(waiter);
+        resolve();
+      };
+      const waiter = (): void => {
+        if (this.connections.size === 0) done();
+      };
+      const timer = setTimeout(done, waitMs);
+      timer.unref();
+      this.closeWaiters.add(waiter);
+    });
   }
 
   destroy(): void {
