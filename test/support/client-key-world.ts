@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createPrivateKey } from 'node:crypto';
 import { join } from 'node:path';
 import forge from 'node-forge';
 import { createClientKeyProvider } from '../../src/providers/aliyun/client-key';
 import type { Encrypter, ProviderInstance } from '../../src/providers/types';
 import { sealEnvelope, sealVault, signSealedSecret } from '../../src/secret';
+import { signCompact } from '../../src/secret/jws';
 import type { SealedSecretPayload } from '../../src/secret/payload';
 import {
   clientKeyConfig,
@@ -55,6 +57,8 @@ export interface ClientKeyWorld {
   sealVault(name: string, annotations?: Record<string, string>, instanceId?: string): string;
   /** Signs any payload with the upstream test key under SIGNING_KID. */
   sign(payload: object): string;
+  /** Signs payload JSON text as it is (duplicate names, odd spacing), under `kid`. */
+  signRaw(payloadJson: string, kid?: string): string;
   /** Config file sections (snake_case) for spawnDaemon. */
   daemonConfig(requestTimeoutMs?: number): Record<string, unknown>;
   close(): Promise<void>;
@@ -137,6 +141,9 @@ export async function startClientKeyWorld(): Promise<ClientKeyWorld> {
       );
     },
     sign,
+    signRaw(payloadJson, kid = SIGNING_KID) {
+      return signCompact(payloadJson, createPrivateKey({ key: testKey, format: 'jwk' }), kid);
+    },
     daemonConfig(requestTimeoutMs = 5000) {
       return {
         sealed_secret: { signing_key_dir: signingKeyDir },
