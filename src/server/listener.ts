@@ -85,8 +85,19 @@ export class ProtocolListener {
       process.umask(previousUmask);
     }
     this.socketPath = address.path;
-    chmodSync(address.path, permissions.mode);
-    if (permissions.group !== '') chownSync(address.path, -1, resolveGroup(permissions.group));
+    try {
+      chmodSync(address.path, permissions.mode);
+      if (permissions.group !== '') chownSync(address.path, -1, resolveGroup(permissions.group));
+    } catch (error) {
+      // Not serving after all: leave no socket file behind.
+      this.server.close();
+      this.removeSocketFile();
+      if (error instanceof StartupError) throw error;
+      throw new StartupError(
+        `config key "socket_group"/"socket_mode": cannot set the permissions of ${address.path}: ` +
+          `${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      );
+    }
     return `unix://${address.path}`;
   }
 
