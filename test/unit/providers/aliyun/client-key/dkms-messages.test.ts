@@ -47,3 +47,13 @@ test('responses and Error decode by field number, absent fields get defaults, by
   assert.deepEqual(secret.VersionStages, ['A', 'B']);
   assert.equal(secret.VersionId, '');
 });
+
+test('a decoded Plaintext is a view of the answer: wiping the data key wipes the answer too', () => {
+  // The unsealer wipes the data key it gets; no unwiped copy may stay in the gateway's answer.
+  const dataKey = Buffer.alloc(32, 0xab);
+  const answer = encodeDkms('DecryptResponse', { KeyId: 'k', Plaintext: dataKey, RequestId: 'r' });
+  const decoded = decodeDkms('DecryptResponse', answer);
+  assert.ok(decoded.Plaintext.equals(dataKey));
+  decoded.Plaintext.fill(0);
+  assert.equal(answer.indexOf(dataKey), -1);
+});
