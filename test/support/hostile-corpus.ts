@@ -52,6 +52,7 @@ export const HOSTILE_ENVIRONMENT = {
     'escape-link.json': 'symlink to ../outside/signer.json (a valid JWK outside the key dir: bait)',
     'zero-link.json': 'symlink to /dev/zero',
   },
+  kbc: 'offline_fs_kbc without resource files: a kbs:// kid names no resource',
   outside_key_dir: { 'outside/signer.json': 'the public JWK again, outside signing_key_dir (bait)' },
   test_provider: {
     name: 'test',
@@ -818,17 +819,25 @@ export function generateHostileCorpus(): HostileCorpus {
     ['null', null, DENIED, 'SIGNATURE_INVALID'],
     ['an object', { path: 'signer.json' }, DENIED, 'SIGNATURE_INVALID'],
     ['an array', ['signer.json'], DENIED, 'SIGNATURE_INVALID'],
+    // kbs:// kids are KBS resources (offline_fs: in-memory names, no files); none is there.
     [
-      'a kbs:/// resource (no KBS configured)',
+      'a kbs:/// resource with a traversal',
       'kbs:///default/keys/../../signer',
-      PRECONDITION,
-      'PROVIDER_NOT_CONFIGURED',
+      DENIED,
+      'SIGNING_KEY_UNAVAILABLE',
+    ],
+    ['a kbs:/// resource ending in ".."', 'kbs:///default/keys/..', DENIED, 'SIGNING_KEY_UNAVAILABLE'],
+    [
+      'a kbs:/// resource with an encoded traversal',
+      'kbs:///default/keys/%2e%2e%2f',
+      DENIED,
+      'SIGNING_KEY_UNAVAILABLE',
     ],
     [
       'a kbs:// resource with a host',
       'kbs://evil.example/default/keys/signer',
-      PRECONDITION,
-      'PROVIDER_NOT_CONFIGURED',
+      DENIED,
+      'SIGNING_KEY_UNAVAILABLE',
     ],
   ];
   for (const [what, kid, status, code] of kidCases) {
