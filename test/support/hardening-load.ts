@@ -60,6 +60,8 @@ export interface LoadReport {
   readonly uncatalogued: string[];
   /** Answers that differ from what the item expects (other than KMS outages: UNAVAILABLE). */
   readonly unexpected: string[];
+  /** The first few messages of KMS outages met by valid secrets (allowed, but worth reading). */
+  readonly outageSamples: string[];
   readonly daemonAlive: boolean;
   readonly exitCode: number | null;
   readonly memory: {
@@ -67,6 +69,8 @@ export interface LoadReport {
     readonly rssAfterWarmupKb: number;
     readonly rssEndKb: number;
     readonly vmHwmKb: number;
+    /** VmRSS every 5 % of the calls. */
+    readonly rssSeriesKb: number[];
   };
   readonly emulator: { readonly decryptRequests: number; readonly injectedFailures: number };
 }
@@ -191,6 +195,7 @@ export async function runHardeningLoad(options: LoadOptions): Promise<LoadReport
     const failures: Record<string, number> = {};
     const uncatalogued: string[] = [];
     const unexpected: string[] = [];
+    const outageSamples: string[] = [];
     let ok = 0;
     let wrongPlaintexts = 0;
     let next = 0;
@@ -216,6 +221,7 @@ export async function runHardeningLoad(options: LoadOptions): Promise<LoadReport
             uncatalogued.push(`${item.label}: ${status} ${failure.details}`);
           // A valid secret may meet a KMS outage (all retries failed); nothing else is allowed.
           const outage = status === 'UNAVAILABLE' && code === 'KMS_UNAVAILABLE';
+          if (outage && outageSamples.length < 5) outageSamples.push(failure.details ?? '');
           if (item.plaintext !== undefined ? !outage : status !== item.status || code !== item.code)
             unexpected.push(`${item.label}: ${status} ${failure.details?.slice(0, 200)}`);
         }
@@ -244,6 +250,7 @@ export async function runHardeningLoad(options: LoadOptions): Promise<LoadReport
       failures,
       uncatalogued,
       unexpected,
+      outageSamples,
       daemonAlive,
       exitCode,
       memory: {
@@ -251,6 +258,7 @@ export async function runHardeningLoad(options: LoadOptions): Promise<LoadReport
         rssAfterWarmupKb: warm.rssKb,
         rssEndKb: end.rssKb,
         vmHwmKb: end.hwmKb,
+        rssSeriesKb: samples.map((sample) => sample.rssKb),
       },
       emulator: {
         decryptRequests: world.emulator.stats.requests['Decrypt'] ?? 0,
