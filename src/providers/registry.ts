@@ -25,17 +25,32 @@ export interface RegistryOptions {
    * so a looked-up capability that is never called (a cache hit) costs and leaks nothing.
    */
   readonly reuseInstances?: boolean;
+  /** Most provider instances kept (least recently used are closed once idle). Default 64. */
+  readonly maxInstances?: number;
+}
+
+interface CachedInstance {
+  readonly pending: Promise<ProviderInstance>;
+  /** Calls currently using the instance: an evicted one is closed when this drops to 0. */
+  inUse: number;
+  evicted: boolean;
+  /** Capabilities wrapped once per instance, counting their calls. */
+  readonly wrapped: Partial<{ [K in Capability]: NonNullable<ProviderInstance[K]> }>;
 }
 
 /**
  * Maps a provider name and its settings to a provider instance with the wanted capability.
  * Instances are expensive (credential files, PKCS#12, TLS set-up) so they are cached by
- * provider name + normalised settings, and concurrent first uses share one construction.
+ * provider name + the provider's identity of the settings (only the fields it uses: junk
+ * fields from an untrusted sealed secret must not mint instances), concurrent first uses
+ * share one construction, and the cache is a bounded LRU whose evicted instances are closed
+ * once no call uses them.
  */
 export class ProviderRegistry {
   private readonly factories = new Map<string, ProviderFactory>();
-  private readonly instances = new Map<string, Promise<ProviderInstance>>();
+  private readonly instances = new Map<string, CachedInstance>();
   private readonly reuseInstances: boolean;
+  private readonly maxInstances: number;
 
   constructor(
     factories: readonly ProviderFactory[],
@@ -44,6 +59,12 @@ export class ProviderRegistry {
   ) {
     for (const factory of factories) this.factories.set(factory.name.toLowerCase(), factory);
     this.reuseInstances = options.reuseInstances ?? true;
+    this.maxInstances = options.maxInstances ?? 64;
+  }
+
+  /** Instances currently cached (tests). */
+  get cachedInstances(): number {
+    return this.instances.size;
   }
 
   /** False for providers whose answers must not be cached (unknown providers: true; they fail anyway). */
@@ -71,7 +92,7 @@ export class ProviderRegistry {
   async close(): Promise<void> {
     const all = [...this.instances.values()];
     this.instances.clear();
-    await Promise.allSettled(all.map(async (pending) => (await pending).close?.()));
+    await Promise.allSettled(all.map(async (entry) => (await entry.pending).close?.()));
   }
 
   private async capability<C extends Capability>(
@@ -80,8 +101,9 @@ export class ProviderRegistry {
     capability: C,
   ): Promise<NonNullable<ProviderInstance[C]>> {
     const factory = this.factory(provider);
-    if (!this.reuseInstances) return this.perCallCapability(factory, settings, capability);
-    return capabilityOf(await this.sharedInstance(factory, settings), capability);
+    const identity = factory.identity ? factory.identity(settings) : settings;
+    if (!this.reuseInstances) return this.perCallCapability(factory, identity, capability);
+    return this.sharedCapability(factory, identity, capability);
   }
 
   private factory(provider: string): ProviderFactory {
@@ -130,18 +152,80 @@ export class ProviderRegistry {
     return wrappers[capability];
   }
 
-  private sharedInstance(factory: ProviderFactory, settings: ProviderSettings): Promise<ProviderInstance> {
-    const name = factory.name.toLowerCase();
-    const key = `${name}\u0000${canonicalJson(settings)}`;
-    const cached = this.instances.get(key);
-    if (cached !== undefined) return cached;
-    const pending = Promise.resolve().then(() => factory.create(settings, this.context));
-    this.instances.set(key, pending);
+  private async sharedCapability<C extends Capability>(
+    factory: ProviderFactory,
+    identity: ProviderSettings,
+    capability: C,
+  ): Promise<NonNullable<ProviderInstance[C]>> {
+    const key = `${factory.name.toLowerCase()}\u0000${canonicalJson(identity)}`;
+    let entry = this.instances.get(key);
+    if (entry === undefined) {
+      entry = this.build(key, factory, identity);
+    } else {
+      // Most recently used goes last.
+      this.instances.delete(key);
+      this.instances.set(key, entry);
+    }
+    const instance = await entry.pending;
+    const known = entry.wrapped[capability];
+    if (known !== undefined) return known;
+    const wrapped = this.counted(entry, capabilityOf(instance, capability), capability);
+    entry.wrapped[capability] = wrapped;
+    return wrapped;
+  }
+
+  private build(key: string, factory: ProviderFactory, identity: ProviderSettings): CachedInstance {
+    const entry: CachedInstance = {
+      pending: Promise.resolve().then(() => factory.create(identity, this.context)),
+      inUse: 0,
+      evicted: false,
+      wrapped: {},
+    };
+    this.instances.set(key, entry);
     // A failed construction (missing file, bad settings) must not be cached.
-    pending.catch(() => {
-      if (this.instances.get(key) === pending) this.instances.delete(key);
+    entry.pending.catch(() => {
+      if (this.instances.get(key) === entry) this.instances.delete(key);
     });
-    return pending;
+    while (this.instances.size > this.maxInstances) {
+      const [oldestKey, oldest] = this.instances.entries().next().value as [string, CachedInstance];
+      this.instances.delete(oldestKey);
+      oldest.evicted = true;
+      if (oldest.inUse === 0) this.closeQuietly(oldest);
+    }
+    return entry;
+  }
+
+  /** The capability with its methods counting calls in flight, so eviction waits for them. */
+  private counted<C extends Capability>(
+    entry: CachedInstance,
+    found: NonNullable<ProviderInstance[C]>,
+    capability: C,
+  ): NonNullable<ProviderInstance[C]> {
+    const track = async <T>(call: () => Promise<T>): Promise<T> => {
+      entry.inUse++;
+      try {
+        return await call();
+      } finally {
+        if (--entry.inUse === 0 && entry.evicted) this.closeQuietly(entry);
+      }
+    };
+    const wrappers: { [K in Capability]: () => NonNullable<ProviderInstance[K]> } = {
+      decrypter: () => ({ decrypt: (...args) => track(() => (found as Decrypter).decrypt(...args)) }),
+      encrypter: () => ({ encrypt: (...args) => track(() => (found as Encrypter).encrypt(...args)) }),
+      getter: () => ({ getSecret: (...args) => track(() => (found as Getter).getSecret(...args)) }),
+    };
+    return wrappers[capability]() as NonNullable<ProviderInstance[C]>;
+  }
+
+  private closeQuietly(entry: CachedInstance): void {
+    void entry.pending
+      .then((instance) => instance.close?.())
+      .catch((error: unknown) =>
+        this.context.logger.warn(
+          { err: error instanceof Error ? error.message : String(error) },
+          'closing an evicted provider instance failed',
+        ),
+      );
   }
 }
 

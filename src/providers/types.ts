@@ -66,6 +66,11 @@ export interface ProviderFactory {
    * change at any time, and cheaply, says false so edits show at once.
    */
   readonly cacheable?: boolean;
+  /**
+   * The part of provider_settings that determines an instance (default: all of it). Instances
+   * are cached by it and built from it, so fields a provider ignores cannot mint new ones.
+   */
+  identity?(settings: ProviderSettings): ProviderSettings;
   /** Validates settings (throws PROVIDER_SETTINGS_INVALID) and builds an instance. May be async (file reads). */
   create(settings: ProviderSettings, ctx: ProviderContext): ProviderInstance | Promise<ProviderInstance>;
 }

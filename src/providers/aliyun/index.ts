@@ -12,9 +12,25 @@ const openApiModule = (): typeof import('./openapi') => require('./openapi') as 
 export const CLIENT_TYPES = ['client_key', 'ecs_ram_role', 'sts_token'] as const;
 export type ClientType = (typeof CLIENT_TYPES)[number];
 
+/** The provider_settings fields each client type reads (the seed's tables). */
+const SETTINGS_FIELDS: Record<ClientType, readonly string[]> = {
+  client_key: ['client_key_id', 'kms_instance_id'],
+  sts_token: ['token_path', 'region_id'],
+  ecs_ram_role: [],
+};
+
 /** The `aliyun` provider: one of three ways of reaching Alibaba Cloud KMS, chosen by client_type. */
 export const aliyunProvider: ProviderFactory = {
   name: 'aliyun',
+  identity(settings: ProviderSettings): ProviderSettings {
+    const clientType = settings['client_type'];
+    if (typeof clientType !== 'string' || !(CLIENT_TYPES as readonly string[]).includes(clientType))
+      return settings;
+    const identity: Record<string, unknown> = { client_type: clientType };
+    for (const field of SETTINGS_FIELDS[clientType as ClientType])
+      if (Object.hasOwn(settings, field)) identity[field] = settings[field];
+    return identity;
+  },
   create(settings: ProviderSettings, ctx: ProviderContext): Promise<ProviderInstance> {
     const clientType = settings['client_type'];
     switch (clientType) {

@@ -16,6 +16,8 @@ export const kbsProvider: ProviderFactory = {
   name: 'kbs',
   // Resources are local files re-read on change; caching would only hide edits.
   cacheable: false,
+  // provider_settings carry nothing for kbs: one instance serves them all.
+  identity: () => ({}),
   create(_settings: ProviderSettings, ctx: ProviderContext): ProviderInstance {
     const resources = ctx.resources;
     if (resources === undefined) {
