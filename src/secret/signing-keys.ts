@@ -55,6 +55,9 @@ interface CachedResourceKey {
   readonly key: KeyObject;
 }
 
+/** How long a key file, once checked, is used without checking it again. */
+export const KEY_FILE_RECHECK_MS = 1000;
+
 export interface SigningKeyResolverOptions {
   /** Clock for the KBS key cache (tests). */
   readonly now?: () => number;
@@ -69,6 +72,8 @@ export interface SigningKeyResolverOptions {
  */
 export class SigningKeyResolver implements VerificationKeyResolver {
   private readonly fileKeys = new Map<string, CachedFileKey>();
+  /** Keys by kid with the time their file was last checked (see KEY_FILE_RECHECK_MS). */
+  private readonly recentlyChecked = new Map<string, { key: KeyObject; checkedAt: number }>();
   private readonly resourceKeys = new Map<string, CachedResourceKey>();
   private readonly now: () => number;
 
@@ -99,6 +104,16 @@ export class SigningKeyResolver implements VerificationKeyResolver {
 
   private async fromFile(kid: string): Promise<KeyObject> {
     checkKidIsRelativeName(kid);
+    // Two realpaths and a stat per unseal are a tenth of a cached unseal's cost: a file checked
+    // moments ago is trusted for a moment more (a replaced or removed key shows within 1 s).
+    const recent = this.recentlyChecked.get(kid);
+    if (recent !== undefined && this.now() - recent.checkedAt < KEY_FILE_RECHECK_MS) return recent.key;
+    const key = await this.loadFileKey(kid);
+    remember(this.recentlyChecked, kid, { key, checkedAt: this.now() });
+    return key;
+  }
+
+  private async loadFileKey(kid: string): Promise<KeyObject> {
     const file = await this.realKeyFile(kid);
     const stats = await fs.stat(file).catch((cause: unknown) => {
       throw unavailable(kid, 'the key file is not readable', cause);

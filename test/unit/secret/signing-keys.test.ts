@@ -5,7 +5,7 @@ import { mkdirSync, promises as fsPromises, symlinkSync, utimesSync, writeFileSy
 import * as path from 'node:path';
 import { CdhError } from '../../../src/errors';
 import type { CallContext, ResourceReader } from '../../../src/providers/types';
-import { SigningKeyResolver } from '../../../src/secret/signing-keys';
+import { KEY_FILE_RECHECK_MS, SigningKeyResolver } from '../../../src/secret/signing-keys';
 import { upstreamJwk } from '../../support/sealed-fixtures';
 import { callContext, cdhError, temporaryDirectory } from '../../support/secret-helpers';
 
@@ -124,12 +124,13 @@ test('a private JWK is accepted and its d ignored', async () => {
   assert.equal(key.export({ format: 'jwk' }).x, testKey['x']);
 });
 
-test('keys are cached per file until the file changes', async () => {
+test('keys are cached per file until the file changes, which shows once the recheck window has passed', async () => {
   const dir = path.join(tmp.dir, 'cache');
   mkdirSync(dir);
   const file = path.join(dir, 'rotating.json');
   writeFileSync(file, JSON.stringify(testKey));
-  const resolver = new SigningKeyResolver(dir);
+  let clock = 1_000_000;
+  const resolver = new SigningKeyResolver(dir, undefined, { now: () => clock });
   let first: string | undefined;
   const reads = await recordingFileReads(async () => {
     first = (await resolver.resolve('rotating.json', callContext())).export({ format: 'jwk' }).x;
@@ -140,6 +141,10 @@ test('keys are cached per file until the file changes', async () => {
 
   writeFileSync(file, JSON.stringify(testKey2));
   utimesSync(file, new Date(), new Date(Date.now() + 5000));
+  clock += KEY_FILE_RECHECK_MS - 1;
+  const stillOld = await resolver.resolve('rotating.json', callContext());
+  assert.equal(stillOld.export({ format: 'jwk' }).x, testKey['x'], 'within the window: no file calls');
+  clock += 2;
   const rotated = await resolver.resolve('rotating.json', callContext());
   assert.equal(rotated.export({ format: 'jwk' }).x, testKey2['x']);
 });
