@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { decodeStandardBase64 } from '../crypto/base64';
 import { checkIvLength, decryptData, wipe } from '../crypto/wrap';
@@ -5,6 +6,7 @@ import type { ProviderLookup } from '../providers/cache';
 import type { CallContext, ResourceReader } from '../providers/types';
 import { decodeUnverifiedPayload, splitSealedSecret } from './compact';
 import { verifySealedParts } from './jws';
+import { PayloadMemo } from './payload-memo';
 import { parsePayload, type EnvelopeSecret, type SealedSecretPayload, type VaultSecret } from './payload';
 import { SigningKeyResolver, type VerificationKeyResolver } from './signing-keys';
 
@@ -22,6 +24,7 @@ export interface SecretUnsealerDeps {
 /** `UnsealSecret`: sealed secret bytes in, plaintext out. */
 export class SecretUnsealer {
   private readonly keys: VerificationKeyResolver;
+  private readonly memo = new PayloadMemo();
 
   constructor(private readonly deps: SecretUnsealerDeps) {
     this.keys = new SigningKeyResolver(deps.signingKeyDir, deps.resources);
@@ -35,10 +38,28 @@ export class SecretUnsealer {
 
   private async readPayload(secret: Uint8Array, ctx: CallContext): Promise<SealedSecretPayload> {
     const parts = splitSealedSecret(secret);
-    const bytes = this.deps.skipVerification
-      ? decodeUnverifiedPayload(parts.payload)
-      : await verifySealedParts(parts, this.keys, ctx);
-    return parsePayload(bytes);
+    const verifying = !this.deps.skipVerification;
+    const digest = PayloadMemo.digestOf(parts);
+    if (digest !== undefined) {
+      const known = await this.memo.recall(digest, verifying ? this.keys : undefined, ctx);
+      if (known !== undefined) return known;
+    }
+    if (!verifying) {
+      const payload = parsePayload(decodeUnverifiedPayload(parts.payload));
+      if (digest !== undefined) this.memo.remember(digest, payload);
+      return payload;
+    }
+    let verifiedBy: { kid: string; key: KeyObject } | undefined;
+    const recordingKeys: VerificationKeyResolver = {
+      resolve: async (kid, resolveCtx) => {
+        const key = await this.keys.resolve(kid, resolveCtx);
+        verifiedBy = { kid, key };
+        return key;
+      },
+    };
+    const payload = parsePayload(await verifySealedParts(parts, recordingKeys, ctx));
+    if (digest !== undefined && verifiedBy !== undefined) this.memo.remember(digest, payload, verifiedBy);
+    return payload;
   }
 
   private async unsealEnvelope(secret: EnvelopeSecret, ctx: CallContext): Promise<Buffer> {
