@@ -10,9 +10,8 @@ import pino from 'pino';
 import { loadConfig } from '../src/config/load';
 import { createLogger } from '../src/log';
 import { builtinProviders } from '../src/providers';
-import { CachedProviders, SecretCache } from '../src/providers/cache';
 import { ProviderRegistry } from '../src/providers/registry';
-import { SecretUnsealer } from '../src/secret';
+import { createUnsealService } from '../src/secret/service';
 import { cpuWindow, drive, processMemoryMb, readSecrets } from './load';
 
 async function main(): Promise<void> {
@@ -25,16 +24,7 @@ async function main(): Promise<void> {
   // Same level as the daemon; to stderr, as stdout carries the result.
   const logger = createLogger(config.log.level, pino.destination({ fd: 2, sync: false }));
   const registry = new ProviderRegistry(builtinProviders(), { config, logger });
-  const cache = new SecretCache({
-    ttlMs: config.cache.ttlSeconds * 1000,
-    maxEntries: config.cache.maxEntries,
-  });
-  const unsealer = new SecretUnsealer({
-    registry: new CachedProviders(registry, cache),
-    skipVerification: config.skipSealedSecretVerification,
-    signingKeyDir: config.sealedSecret.signingKeyDir,
-    logger,
-  });
+  const { unsealer, cache } = createUnsealService(config, registry, logger);
   const secrets = readSecrets(secretFile);
   const cpu = cpuWindow('self');
   const result = await drive(

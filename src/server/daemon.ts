@@ -5,11 +5,10 @@ import type { CdhConfig } from '../config/types';
 import { isCdhError } from '../errors';
 import { createLogger } from '../log';
 import { builtinProviders } from '../providers';
-import { CachedProviders, SecretCache } from '../providers/cache';
 import { createResourceStore, provisionCredentials } from '../providers/kbs';
 import { ProviderRegistry } from '../providers/registry';
 import type { ProviderFactory, ResourceReader } from '../providers/types';
-import { SecretUnsealer } from '../secret';
+import { createUnsealService } from '../secret/service';
 import { ApiDispatcher, type ApiBackend } from './api';
 import { GrpcFront } from './grpc';
 import { ProtocolListener, StartupError } from './listener';
@@ -53,17 +52,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
     { config, logger, resources: resourceStore },
     { reuseInstances: options.reuseProviderInstances ?? true },
   );
-  const cache = new SecretCache({
-    ttlMs: config.cache.ttlSeconds * 1000,
-    maxEntries: config.cache.maxEntries,
-  });
-  const unsealer = new SecretUnsealer({
-    registry: new CachedProviders(registry, cache),
-    skipVerification: config.skipSealedSecretVerification,
-    signingKeyDir: config.sealedSecret.signingKeyDir,
-    resources: resourceStore,
-    logger,
-  });
+  const { unsealer, cache } = createUnsealService(config, registry, logger, resourceStore);
   const backend: ApiBackend = {
     unsealSecret: (secret, ctx) => unsealer.unseal(secret, ctx),
     getResource: (uri, ctx) => resourceStore.getResource(uri, ctx),

@@ -79,7 +79,9 @@ describe('shutdown under load and bounded in-flight calls', { concurrency: 1 }, 
         }
       };
       const workers = Array.from({ length: 64 }, worker);
-      await sleep(1200);
+      // Under load means: calls have been succeeding for a while (not a fixed time: CI is slow).
+      const loadedBy = Date.now() + 20_000;
+      while (records.filter((r) => r.status === 'OK').length <= 64 && Date.now() < loadedBy) await sleep(50);
       const sigtermAt = Date.now();
       daemon.child.kill('SIGTERM');
       const code = await Promise.race([daemon.exited(), sleep(15_000, 'still running', { ref: false })]);
