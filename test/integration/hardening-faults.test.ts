@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import {
   startClientKeyWorld,
@@ -10,6 +9,7 @@ import {
 } from '../support/client-key-world';
 import type { CdhClient } from '../../src/client/cdh-client';
 import { spawnDaemon, type DaemonProcess } from '../support/daemon';
+import { until } from '../support/wait';
 
 /*
  * KMS faults through the gateway emulator, against the daemon process: the KMS down at
@@ -60,15 +60,6 @@ function assertFailed(outcome: Outcome, status: string, code: string, maxMs: num
   assert.ok(outcome.details.startsWith(`${code}:`), outcome.details);
   assert.ok(outcome.ms <= maxMs, `answered after ${outcome.ms} ms (bound ${maxMs} ms)`);
   assert.ok(!outcome.details.includes(PLAINTEXT));
-}
-
-async function until(condition: () => boolean, withinMs: number): Promise<boolean> {
-  const giveUp = Date.now() + withinMs;
-  while (!condition()) {
-    if (Date.now() > giveUp) return false;
-    await sleep(10);
-  }
-  return true;
 }
 
 describe('KMS faults through the daemon process (aliyun client_key)', { concurrency: 1 }, () => {

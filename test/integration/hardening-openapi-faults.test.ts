@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import type { CdhClient } from '../../src/client/cdh-client';
 import { spawnDaemon, type DaemonProcess } from '../support/daemon';
 import { OpenApiFixture } from '../support/openapi-fixture';
+import { until } from '../support/wait';
 
 /*
  * Faults of the KMS OpenAPI and of a flapping ECS metadata service (sts_token, ecs_ram_role),
@@ -49,15 +49,6 @@ async function unseal(client: CdhClient, secret: Buffer, deadlineMs = 10_000): P
       ms: Date.now() - started,
     };
   }
-}
-
-async function until(condition: () => boolean, withinMs: number): Promise<boolean> {
-  const giveUp = Date.now() + withinMs;
-  while (!condition()) {
-    if (Date.now() > giveUp) return false;
-    await sleep(10);
-  }
-  return true;
 }
 
 describe('KMS OpenAPI and metadata faults through the daemon process', { concurrency: 1 }, () => {

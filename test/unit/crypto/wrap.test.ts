@@ -2,17 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { decryptData, encryptData, IV_BYTES, WRAP_TYPES, wipe } from '../../../src/crypto/wrap';
-import { CdhError, type ErrorCode } from '../../../src/errors';
-
-function failsWith(code: ErrorCode, ...mentions: string[]) {
-  return (error: unknown): boolean => {
-    assert.ok(error instanceof CdhError, `expected a CdhError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    for (const text of mentions)
-      assert.ok(error.message.includes(text), `"${error.message}" lacks "${text}"`);
-    return true;
-  };
-}
+import { cdhError } from '../../support/secret-helpers';
 
 test('A256GCM and A256CTR round trip, for empty and larger plaintexts', () => {
   for (const wrapType of WRAP_TYPES) {
@@ -50,11 +40,11 @@ test('a data key of 16 or 33 bytes is DATA_KEY_INVALID naming its length and the
     for (const length of [0, 16, 31, 33]) {
       assert.throws(
         () => decryptData(wrapType, randomBytes(length), iv, randomBytes(32)),
-        failsWith('DATA_KEY_INVALID', `${length} bytes`, wrapType),
+        cdhError('DATA_KEY_INVALID', `${length} bytes`, wrapType),
       );
       assert.throws(
         () => encryptData(wrapType, randomBytes(length), iv, randomBytes(4)),
-        failsWith('DATA_KEY_INVALID'),
+        cdhError('DATA_KEY_INVALID'),
       );
     }
   }
@@ -65,13 +55,13 @@ test('a wrong IV length is PAYLOAD_INVALID naming iv, its length and the expecte
   for (const length of [0, 11, 13, 16]) {
     assert.throws(
       () => decryptData('A256GCM', key, randomBytes(length), randomBytes(32)),
-      failsWith('PAYLOAD_INVALID', 'iv', `${length} bytes`, '12-byte'),
+      cdhError('PAYLOAD_INVALID', 'iv', `${length} bytes`, '12-byte'),
     );
   }
   for (const length of [12, 15, 17]) {
     assert.throws(
       () => decryptData('A256CTR', key, randomBytes(length), randomBytes(32)),
-      failsWith('PAYLOAD_INVALID', 'iv', `${length} bytes`, '16-byte'),
+      cdhError('PAYLOAD_INVALID', 'iv', `${length} bytes`, '16-byte'),
     );
   }
 });
@@ -94,7 +84,7 @@ test('a tampered tag, ciphertext, key or IV is DECRYPTION_FAILED', () => {
     assert.throws(
       () => decryptData('A256GCM', k, i, d),
       (error: unknown) =>
-        failsWith('DECRYPTION_FAILED')(error) && !(error as Error).message.includes('top secret'),
+        cdhError('DECRYPTION_FAILED')(error) && !(error as Error).message.includes('top secret'),
     );
   }
 });
@@ -102,7 +92,7 @@ test('a tampered tag, ciphertext, key or IV is DECRYPTION_FAILED', () => {
 test('A256GCM data shorter than the tag is PAYLOAD_INVALID naming encrypted_data', () => {
   assert.throws(
     () => decryptData('A256GCM', randomBytes(32), randomBytes(12), randomBytes(15)),
-    failsWith('PAYLOAD_INVALID', 'encrypted_data'),
+    cdhError('PAYLOAD_INVALID', 'encrypted_data'),
   );
 });
 

@@ -1,21 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CdhError, type ErrorCode } from '../../../src/errors';
+import { CdhError } from '../../../src/errors';
 import { MAX_PAYLOAD_DEPTH, parsePayload, validatePayload } from '../../../src/secret/payload';
 import { upstreamVector } from '../../support/sealed-fixtures';
+import { cdhError } from '../../support/secret-helpers';
 
 function bytes(text: string): Buffer {
   return Buffer.from(text, 'utf8');
-}
-
-function failsWith(code: ErrorCode, ...mentions: string[]) {
-  return (error: unknown): boolean => {
-    assert.ok(error instanceof CdhError, `expected a CdhError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    for (const text of mentions)
-      assert.ok(error.message.includes(text), `"${error.message}" lacks "${text}"`);
-    return true;
-  };
 }
 
 const validEnvelope = {
@@ -88,12 +79,12 @@ test('provider_settings and annotations are kept as given', () => {
 test('bad JSON and invalid UTF-8 are SEALED_SECRET_MALFORMED', () => {
   assert.throws(
     () => parsePayload(bytes('{"version": "0.1.0",')),
-    failsWith('SEALED_SECRET_MALFORMED', 'JSON'),
+    cdhError('SEALED_SECRET_MALFORMED', 'JSON'),
   );
-  assert.throws(() => parsePayload(bytes('')), failsWith('SEALED_SECRET_MALFORMED'));
+  assert.throws(() => parsePayload(bytes('')), cdhError('SEALED_SECRET_MALFORMED'));
   assert.throws(
     () => parsePayload(Buffer.from([0x7b, 0xff, 0x7d])),
-    failsWith('SEALED_SECRET_MALFORMED', 'UTF-8'),
+    cdhError('SEALED_SECRET_MALFORMED', 'UTF-8'),
   );
 });
 
@@ -107,7 +98,7 @@ test('a member name twice in one object is PAYLOAD_INVALID, at any depth (JSON.p
   ] as const) {
     assert.throws(
       () => parsePayload(bytes(text)),
-      failsWith('PAYLOAD_INVALID', `member name ${name} appears twice`),
+      cdhError('PAYLOAD_INVALID', `member name ${name} appears twice`),
     );
   }
   // The same name in different objects is fine.
@@ -117,31 +108,31 @@ test('a member name twice in one object is PAYLOAD_INVALID, at any depth (JSON.p
 
 test('a byte order mark before the payload JSON is SEALED_SECRET_MALFORMED', () => {
   const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), bytes(JSON.stringify(validEnvelope))]);
-  assert.throws(() => parsePayload(withBom), failsWith('SEALED_SECRET_MALFORMED', 'JSON'));
+  assert.throws(() => parsePayload(withBom), cdhError('SEALED_SECRET_MALFORMED', 'JSON'));
 });
 
 test('a payload that is not an object is PAYLOAD_INVALID', () => {
   for (const json of ['[]', '"text"', '42', 'null', 'true']) {
-    assert.throws(() => parsePayload(bytes(json)), failsWith('PAYLOAD_INVALID', 'the payload'), json);
+    assert.throws(() => parsePayload(bytes(json)), cdhError('PAYLOAD_INVALID', 'the payload'), json);
   }
 });
 
 test('version, type and wrap_type must have supported values', () => {
   assert.throws(
     () => validatePayload({ ...validEnvelope, version: '0.2.0' }),
-    failsWith('PAYLOAD_INVALID', 'version', '"0.1.0"'),
+    cdhError('PAYLOAD_INVALID', 'version', '"0.1.0"'),
   );
   assert.throws(
     () => validatePayload({ ...validEnvelope, version: 1 }),
-    failsWith('PAYLOAD_INVALID', 'version'),
+    cdhError('PAYLOAD_INVALID', 'version'),
   );
   assert.throws(
     () => validatePayload({ ...validEnvelope, type: 'kms' }),
-    failsWith('PAYLOAD_INVALID', 'type', '"envelope"', '"vault"'),
+    cdhError('PAYLOAD_INVALID', 'type', '"envelope"', '"vault"'),
   );
   assert.throws(
     () => validatePayload({ ...validEnvelope, wrap_type: 'A128GCM' }),
-    failsWith('PAYLOAD_INVALID', 'wrap_type', '"A256GCM"', '"A256CTR"'),
+    cdhError('PAYLOAD_INVALID', 'wrap_type', '"A256GCM"', '"A256CTR"'),
   );
 });
 
@@ -159,10 +150,10 @@ test('every required envelope field is checked for presence and type, by name', 
   ]) {
     const missing: Record<string, unknown> = { ...validEnvelope };
     delete missing[field];
-    assert.throws(() => validatePayload(missing), failsWith('PAYLOAD_INVALID', field, 'missing'), field);
+    assert.throws(() => validatePayload(missing), cdhError('PAYLOAD_INVALID', field, 'missing'), field);
     assert.throws(
       () => validatePayload({ ...validEnvelope, [field]: 7 }),
-      failsWith('PAYLOAD_INVALID', field),
+      cdhError('PAYLOAD_INVALID', field),
       field,
     );
   }
@@ -170,25 +161,25 @@ test('every required envelope field is checked for presence and type, by name', 
 
 test('a vault secret needs a string name', () => {
   const vault = { version: '0.1.0', type: 'vault', provider: 'kbs', provider_settings: {} };
-  assert.throws(() => validatePayload(vault), failsWith('PAYLOAD_INVALID', 'name', 'missing'));
+  assert.throws(() => validatePayload(vault), cdhError('PAYLOAD_INVALID', 'name', 'missing'));
   assert.throws(
     () => validatePayload({ ...vault, name: ['x'] }),
-    failsWith('PAYLOAD_INVALID', 'name', 'a string', 'an array'),
+    cdhError('PAYLOAD_INVALID', 'name', 'a string', 'an array'),
   );
 });
 
 test('provider_settings must be an object and annotations string to string', () => {
   assert.throws(
     () => validatePayload({ ...validEnvelope, provider_settings: [] }),
-    failsWith('PAYLOAD_INVALID', 'provider_settings', 'an object'),
+    cdhError('PAYLOAD_INVALID', 'provider_settings', 'an object'),
   );
   assert.throws(
     () => validatePayload({ ...validEnvelope, provider_settings: null }),
-    failsWith('PAYLOAD_INVALID', 'provider_settings'),
+    cdhError('PAYLOAD_INVALID', 'provider_settings'),
   );
   assert.throws(
     () => validatePayload({ ...validEnvelope, annotations: { version_id: 3 } }),
-    failsWith('PAYLOAD_INVALID', 'annotations.version_id', 'a string', 'a number'),
+    cdhError('PAYLOAD_INVALID', 'annotations.version_id', 'a string', 'a number'),
   );
 });
 
@@ -217,21 +208,18 @@ test('__proto__, constructor and prototype keys are refused anywhere and pollute
     '{"a":{"constructor":{"prototype":{}}}}',
     '{"prototype":1}',
   ]) {
-    assert.throws(() => parsePayload(json(inner)), failsWith('PAYLOAD_INVALID', 'not allowed'), inner);
+    assert.throws(() => parsePayload(json(inner)), cdhError('PAYLOAD_INVALID', 'not allowed'), inner);
   }
   assert.throws(
     () => parsePayload(bytes(`{"__proto__":{"version":"0.1.0"},"type":"vault"}`)),
-    failsWith('PAYLOAD_INVALID', '__proto__'),
+    cdhError('PAYLOAD_INVALID', '__proto__'),
   );
   assert.equal(({} as Record<string, unknown>)['polluted'], undefined);
 });
 
 test('deeply nested or huge JSON is refused or handled without crashing', () => {
   const deep = `{"version":"0.1.0","type":"vault","name":"n","provider":"p","provider_settings":{"a":${'['.repeat(100_000)}${']'.repeat(100_000)}}}`;
-  assert.throws(
-    () => parsePayload(bytes(deep)),
-    failsWith('SEALED_SECRET_MALFORMED', `${MAX_PAYLOAD_DEPTH}`),
-  );
+  assert.throws(() => parsePayload(bytes(deep)), cdhError('SEALED_SECRET_MALFORMED', `${MAX_PAYLOAD_DEPTH}`));
   const nestedOk = `{"version":"0.1.0","type":"vault","name":"n","provider":"p","provider_settings":{"a":${'['.repeat(20)}${']'.repeat(20)}}}`;
   assert.equal(parsePayload(bytes(nestedOk)).type, 'vault');
   const wide = {
@@ -243,22 +231,22 @@ test('deeply nested or huge JSON is refused or handled without crashing', () => 
     ...validEnvelope,
     annotations: Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`k${i}`, i])),
   };
-  assert.throws(() => validatePayload(manyBadAnnotations), failsWith('PAYLOAD_INVALID', 'and 995 more'));
+  assert.throws(() => validatePayload(manyBadAnnotations), cdhError('PAYLOAD_INVALID', 'and 995 more'));
 });
 
 test('provider, key_id and name have generous length bounds, since errors may echo them', () => {
   assert.throws(
     () => validatePayload({ ...validEnvelope, provider: 'p'.repeat(129) }),
-    failsWith('PAYLOAD_INVALID', 'provider is longer than 128 characters'),
+    cdhError('PAYLOAD_INVALID', 'provider is longer than 128 characters'),
   );
   assert.throws(
     () => validatePayload({ ...validEnvelope, key_id: 'k'.repeat(1025) }),
-    failsWith('PAYLOAD_INVALID', 'key_id is longer than 1024 characters'),
+    cdhError('PAYLOAD_INVALID', 'key_id is longer than 1024 characters'),
   );
   const vault = { version: '0.1.0', type: 'vault', provider: 'kbs', provider_settings: {} };
   assert.throws(
     () => validatePayload({ ...vault, name: 'n'.repeat(4097) }),
-    failsWith('PAYLOAD_INVALID', 'name is longer than 4096 characters'),
+    cdhError('PAYLOAD_INVALID', 'name is longer than 4096 characters'),
   );
   assert.equal(validatePayload({ ...vault, name: 'n'.repeat(4096) }).type, 'vault');
 });
