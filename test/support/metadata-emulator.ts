@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { listenOnLoopback } from './listen';
+import { DelayedActions } from './delayed-actions';
 
 /**
  * The ECS instance metadata service's RAM-role corner, for tests: plain HTTP on 127.0.0.1.
@@ -54,7 +55,7 @@ export class MetadataEmulator {
 
   private readonly roles: Map<string, string>;
   private readonly tokens = new Map<string, number>();
-  private readonly delayed = new Set<NodeJS.Timeout>();
+  private readonly delayed = new DelayedActions();
   /** Injected answers for the next requests (any path), one per request. */
   private readonly faults: Array<{ readonly status: number } | 'hang'> = [];
   private port = 0;
@@ -123,7 +124,7 @@ export class MetadataEmulator {
   }
 
   async close(): Promise<void> {
-    for (const timer of this.delayed) clearTimeout(timer);
+    this.delayed.cancelAll();
     this.server.closeAllConnections();
     if (!this.server.listening) return;
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -143,24 +144,11 @@ export class MetadataEmulator {
         this.counters.credentialRequests++;
         const answer = (): void =>
           this.credentials(decodeURIComponent(path.slice(CREDENTIALS_PREFIX.length)), req, res);
-        if (this.answerDelayMs > 0) this.later(res, answer, this.answerDelayMs);
+        if (this.answerDelayMs > 0) this.delayed.later(res, answer, this.answerDelayMs);
         else answer();
       } else {
         this.notFound(res);
       }
-    });
-  }
-
-  /** Runs `action` after `ms` unless the client went away or the emulator closed first. */
-  private later(res: ServerResponse, action: () => void, ms: number): void {
-    const timer = setTimeout(() => {
-      this.delayed.delete(timer);
-      if (!res.destroyed) action();
-    }, ms);
-    this.delayed.add(timer);
-    res.on('close', () => {
-      clearTimeout(timer);
-      this.delayed.delete(timer);
     });
   }
 

@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createTestCa, type ServerCert, type TestCa } from './pki';
 import { listenOnLoopback } from './listen';
+import { DelayedActions } from './delayed-actions';
 
 /**
  * An Alibaba Cloud KMS OpenAPI (RPC style, version 2016-01-20) for tests: HTTPS on 127.0.0.1,
@@ -97,7 +98,7 @@ export class OpenApiEmulator {
   private readonly credentials = new Map<string, EmulatorCredential>();
   private readonly secrets = new Map<string, SecretVersionSpec[]>();
   private readonly usedNonces = new Map<string, number>();
-  private readonly delayed = new Set<NodeJS.Timeout>();
+  private readonly delayed = new DelayedActions();
   private readonly maxClockSkewMs: number;
   private faults: { remaining: number; status: number } = { remaining: 0, status: 503 };
 
@@ -161,7 +162,7 @@ export class OpenApiEmulator {
   }
 
   async close(): Promise<void> {
-    for (const timer of this.delayed) clearTimeout(timer);
+    this.delayed.cancelAll();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -211,23 +212,9 @@ export class OpenApiEmulator {
         res.writeHead(status, { 'content-type': 'application/json;charset=utf-8' });
         res.end(payload);
       };
-      if (this.answerDelayMs > 0) this.later(res, send, this.answerDelayMs);
+      if (this.answerDelayMs > 0)
+        this.delayed.later(res, send, this.answerDelayMs, () => this.counters.abandoned++);
       else send();
-    });
-  }
-
-  /** Runs `action` after `ms` unless the client went away or the emulator closed first. */
-  private later(res: ServerResponse, action: () => void, ms: number): void {
-    const timer = setTimeout(() => {
-      this.delayed.delete(timer);
-      if (!res.destroyed) action();
-    }, ms);
-    this.delayed.add(timer);
-    res.on('close', () => {
-      if (this.delayed.delete(timer)) {
-        clearTimeout(timer);
-        this.counters.abandoned++;
-      }
     });
   }
 
