@@ -5,9 +5,10 @@ import type { CdhConfig } from '../config/types';
 import { isCdhError } from '../errors';
 import { createLogger } from '../log';
 import { builtinProviders } from '../providers';
-import { createResourceStore, provisionCredentials } from '../providers/kbs';
+import { aaTokenSource } from '../kbc/aa-token';
+import { createKbc, provisionCredentials, type Kbc } from '../kbc';
 import { ProviderRegistry } from '../providers/registry';
-import type { ProviderFactory, ResourceReader } from '../providers/types';
+import type { ProviderFactory } from '../providers/types';
 import { createUnsealService } from '../secret/service';
 import { ApiDispatcher, type ApiBackend } from './api';
 import { GrpcFront } from './grpc';
@@ -100,11 +101,13 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
         ttrpcServer.destroy();
         await registry.close();
         cache.clear();
+        resourceStore.close?.();
         logger.info('stopped');
       })();
       return stopping;
     },
     kill() {
+      resourceStore.close?.();
       listener.removeSocketFile();
       grpcFront.destroy();
       ttrpcServer.destroy();
@@ -112,13 +115,15 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
   };
 }
 
-/** The KBC's resources, then the [[credentials]] written from them: both before the socket serves. */
-async function prepareResources(config: CdhConfig, logger: Logger): Promise<ResourceReader> {
+/** The KBC, then the [[credentials]] written from it: both before the socket serves. */
+async function prepareResources(config: CdhConfig, logger: Logger): Promise<Kbc> {
+  let kbc: Kbc | undefined;
   try {
-    const store = await createResourceStore(config, logger);
-    await provisionCredentials(config, store, logger);
-    return store;
+    kbc = await createKbc(config, logger, { tokenSource: (socket) => aaTokenSource(socket, logger) });
+    await provisionCredentials(config, kbc, logger);
+    return kbc;
   } catch (error) {
+    kbc?.close?.();
     if (isCdhError(error)) throw new StartupError(error.message);
     throw error;
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CdhError } from '../../../../src/errors';
-import { formatResourceUri, parseResourceUri, resourceKey } from '../../../../src/providers/kbs/uri';
+import { CdhError } from '../../../src/errors';
+import { formatResourceUri, parseResourceUri, resourceKey } from '../../../src/kbc/uri';
 
 test('a resource URI with an empty host parses into repo, type and tag', () => {
   const uri = parseResourceUri('kbs:///default/aliyun/clientKey_KAAP.f4c8.json');
