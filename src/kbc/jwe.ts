@@ -64,7 +64,10 @@ export class TeeKey {
    */
   async decrypt(answer: Buffer): Promise<Buffer> {
     const jwe = parseFlattened(answer);
-    const header = parseProtectedHeader(jwe.protected);
+    const protectedHeader = parseProtectedHeader(jwe.protected);
+    for (const name of Object.keys({ ...jwe.header, ...jwe.unprotected }))
+      if (name in protectedHeader) throw new JweError(`header parameter "${name}" appears twice`);
+    const header = { ...jwe.unprotected, ...jwe.header, ...protectedHeader };
     if (header.enc !== 'A256GCM') throw new JweError(`content encryption "${String(header.enc)}" is not A256GCM`);
     const alg = header.alg;
     if (!this.algorithms.includes(alg as JweAlg)) {
@@ -122,6 +125,9 @@ export class JweError extends Error {
 
 interface FlattenedJwe {
   protected: string;
+  /** Unprotected headers (RFC 7516 7.2.2): some producers put `epk` in the recipient's `header`. */
+  header?: Record<string, unknown>;
+  unprotected?: Record<string, unknown>;
   encrypted_key?: string;
   iv: string;
   ciphertext: string;
@@ -159,6 +165,13 @@ function parseFlattened(answer: Buffer): FlattenedJwe {
   };
   if (typeof record['encrypted_key'] === 'string') jwe.encrypted_key = record['encrypted_key'];
   if (typeof record['aad'] === 'string') jwe.aad = record['aad'];
+  for (const field of ['header', 'unprotected'] as const) {
+    const value = record[field];
+    if (value === undefined) continue;
+    if (value === null || typeof value !== 'object' || Array.isArray(value))
+      throw new JweError(`its "${field}" is not a JSON object`);
+    jwe[field] = value as Record<string, unknown>;
+  }
   return jwe;
 }
 
