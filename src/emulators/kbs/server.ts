@@ -84,6 +84,8 @@ export class KbsEmulator {
     byStatus: {},
     lastResourcePath: '',
   };
+  /** Which JOSE implementation encrypts the answers (may be switched between requests). */
+  producer: JweProducer;
   private readonly faults: KbsFault[] = [];
   private readonly sessions = new Map<string, Session>();
   private readonly sockets = new Set<Socket>();
@@ -91,11 +93,13 @@ export class KbsEmulator {
   private signingKey: CryptoKey | undefined;
   private verifyKey: CryptoKey | undefined;
   private jose: Jose | undefined;
-  /** Tokens issued before this are refused (revoke()). */
-  private notBefore = 0;
+  /** Sequence number of the next token; tokens numbered below `minSequence` are refused. */
+  private sequence = 0;
+  private minSequence = 0;
   private baseUrl = '';
 
   constructor(readonly options: KbsEmulatorOptions) {
+    this.producer = options.producer ?? 'jose';
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       this.handle(req, res).catch((error: unknown) => {
         if (!res.headersSent) this.error(res, 500, 'InternalError', (error as Error).message);
@@ -150,7 +154,7 @@ export class KbsEmulator {
 
   /** Every token issued so far is refused from now on (401), as after a KBS restart. */
   revokeTokens(): void {
-    this.notBefore = Math.floor(Date.now() / 1000) + 1;
+    this.minSequence = this.sequence;
   }
 
   resetCounters(): void {
@@ -223,7 +227,7 @@ export class KbsEmulator {
       return reject('AttestationFailed', 'report_data is not SHA-384 of the JCS runtime data');
     session.teePubkey = teePubkey;
     const jose = this.jose as Jose;
-    const token = await new jose.SignJWT({ 'tee-pubkey': teePubkey, tee: SAMPLE_TEE })
+    const token = await new jose.SignJWT({ 'tee-pubkey': teePubkey, tee: SAMPLE_TEE, seq: this.sequence++ })
       .setProtectedHeader({ alg: 'ES256', typ: 'JWT' })
       .setIssuer('cdh-kbs-emulator')
       .setIssuedAt()
@@ -273,7 +277,7 @@ export class KbsEmulator {
     }
     let jwe: Record<string, unknown>;
     try {
-      jwe = await encryptResource(content, teePubkey, this.options.producer ?? 'jose', this.options.python);
+      jwe = await encryptResource(content, teePubkey, this.producer, this.options.python);
     } finally {
       content.fill(0);
     }
@@ -296,7 +300,7 @@ export class KbsEmulator {
           issuer: 'cdh-kbs-emulator',
           algorithms: ['ES256'],
         });
-        if (typeof payload.iat !== 'number' || payload.iat < this.notBefore) return undefined;
+        if (typeof payload['seq'] !== 'number' || payload['seq'] < this.minSequence) return undefined;
         return payload['tee-pubkey'] as PublicJwk;
       } catch {
         return undefined;
