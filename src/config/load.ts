@@ -38,7 +38,24 @@ const unixSocketAddress = z
 
 /** A string naming a resource: `kbs://...`, `kbs+<plugin>://...`, `file://...` or a path ('' = unset). */
 const resourceRef = z.string().max(4096);
-const registryMirror = z.strictObject({ location: z.string(), insecure: z.boolean() }).partial();
+/**
+ * Registry entries and mirrors as upstream reads them: known keys typed, unknown keys ignored
+ * with a warning (upstream ignores them silently). This matters for upstream's own
+ * example.config.toml, where the `[image]` keys written after a `[[...registry.mirror]]` table
+ * belong, in TOML, to that mirror.
+ */
+const REGISTRY_KEYS = ['prefix', 'location', 'insecure', 'blocked', 'mirror'] as const;
+const MIRROR_KEYS = ['location', 'insecure'] as const;
+const registryMirror = z.looseObject({ location: z.string(), insecure: z.boolean() }).partial();
+const registryEntry = z
+  .looseObject({
+    prefix: z.string(),
+    location: z.string(),
+    insecure: z.boolean(),
+    blocked: z.boolean(),
+    mirror: z.array(registryMirror),
+  })
+  .partial();
 
 /**
  * Upstream's `[image]` table (image-rs ImageConfig): every key is known and typed, so a typo
@@ -57,17 +74,7 @@ const imageSchema = z
     registry_config: z
       .strictObject({
         'unqualified-search-registries': z.array(z.string()),
-        registry: z.array(
-          z
-            .strictObject({
-              prefix: z.string(),
-              location: z.string(),
-              insecure: z.boolean(),
-              blocked: z.boolean(),
-              mirror: z.array(registryMirror),
-            })
-            .partial(),
-        ),
+        registry: z.array(registryEntry),
       })
       .partial(),
     image_pull_proxy: z.strictObject({ https_proxy: z.string(), http_proxy: z.string(), no_proxy: z.string() }).partial(),
@@ -160,10 +167,10 @@ export function resolveConfig(
   if (!parsed.success) throw issueToError(parsed.error.issues[0]);
   const file: ConfigFile = parsed.data;
   const warnings: string[] = [];
-  if (file.image !== undefined)
-    warnings.push(
-      'config section [image] is validated but not used yet: PullImage is not part of this build',
-    );
+  if (file.image !== undefined) {
+    warnings.push('config section [image] is validated but not used yet: PullImage is not part of this build');
+    warnings.push(...ignoredRegistryKeys(file.image.registry_config?.registry ?? []));
+  }
 
   const config = defaultConfig();
   if (file.socket !== undefined) config.socket = file.socket;
@@ -312,6 +319,26 @@ function checkKbc(config: CdhConfig): void {
     throw new ConfigError('kbc.url', 'must be "http://host[:port][/path]" or "https://..." (no user, query or fragment)');
   if (config.kbc.kbsCert !== '' && !config.kbc.kbsCert.includes('-----BEGIN CERTIFICATE-----'))
     throw new ConfigError('kbc.kbs_cert', 'must be PEM text (-----BEGIN CERTIFICATE-----)');
+}
+
+function ignoredRegistryKeys(registries: ReadonlyArray<Record<string, unknown>>): string[] {
+  const warnings: string[] = [];
+  const note = (key: string): void => {
+    warnings.push(
+      `config key "${key}" is ignored, as upstream ignores it (in TOML, keys written after a [[...]] table belong to that table)`,
+    );
+  };
+  registries.forEach((registry, index) => {
+    const base = `image.registry_config.registry.${index}`;
+    for (const key of Object.keys(registry))
+      if (!(REGISTRY_KEYS as readonly string[]).includes(key)) note(`${base}.${key}`);
+    const mirrors = Array.isArray(registry['mirror']) ? (registry['mirror'] as Array<Record<string, unknown>>) : [];
+    mirrors.forEach((mirror, m) => {
+      for (const key of Object.keys(mirror))
+        if (!(MIRROR_KEYS as readonly string[]).includes(key)) note(`${base}.mirror.${m}.${key}`);
+    });
+  });
+  return warnings;
 }
 
 function readConfigFile(path: string): unknown {
