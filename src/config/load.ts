@@ -120,7 +120,7 @@ const fileSchema = z.strictObject({
   sealed_secret: z.strictObject({ signing_key_dir: absolutePath }).partial(),
   aliyun: z
     .strictObject({
-      credential_dir: absolutePath,
+      credential_dir: z.string().refine((v) => v === '' || isAbsolute(v), 'must be an absolute path (or empty: the default lookup)'),
       dkms_connect_to: hostPort,
       openapi_endpoint: hostPort,
       openapi_ca_file: z
