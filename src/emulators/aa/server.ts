@@ -49,6 +49,8 @@ export class AaEmulator {
   readonly counters: AaCounters = { getToken: 0, getTokenFailed: 0, otherCalls: 0 };
   /** Answer the next N GetToken calls with this ttrpc status instead (fault injection). */
   failNext: { count: number; code: number; message: string } | undefined;
+  /** What GetToken handed out, newest last (at most 64): tests check that none of it leaks. */
+  readonly issued: Array<{ readonly token: string; readonly teeKeyPem: string }> = [];
   /** Delay GetToken answers by this many ms (a slow attestation). */
   delayMs = 0;
   private readonly server: net.Server;
@@ -120,6 +122,8 @@ export class AaEmulator {
     if (attest.status !== 200) throw new Error(`KBS attest answered ${attest.status}: ${attest.body.toString()}`);
     const { token } = JSON.parse(attest.body.toString('utf8')) as { token: string };
     void privateKey;
+    this.issued.push({ token, teeKeyPem: pem });
+    if (this.issued.length > 64) this.issued.shift();
     return Buffer.from(JSON.stringify({ token, tee_keypair: pem }));
   }
 
