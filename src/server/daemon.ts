@@ -26,8 +26,6 @@ export interface DaemonOptions {
   readonly logger?: Logger;
   /** Replaces the built-in providers (tests register a test provider). */
   readonly providers?: readonly ProviderFactory[];
-  /** Builds a fresh provider instance per call (the upstream strategy; benchmark only). */
-  readonly reuseProviderInstances?: boolean;
 }
 
 export interface DaemonHandle {
@@ -47,11 +45,11 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
 
   const resourceStore = await prepareResources(config, logger);
 
-  const registry = new ProviderRegistry(
-    options.providers ?? builtinProviders(),
-    { config, logger, resources: resourceStore },
-    { reuseInstances: options.reuseProviderInstances ?? true },
-  );
+  const registry = new ProviderRegistry(options.providers ?? builtinProviders(), {
+    config,
+    logger,
+    resources: resourceStore,
+  });
   const { unsealer, cache } = createUnsealService(config, registry, logger, resourceStore);
   const backend: ApiBackend = {
     unsealSecret: (secret, ctx) => unsealer.unseal(secret, ctx),

@@ -2,12 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CdhClient } from '../../src/client/cdh-client';
-import { LOOPBACK_ONLY_ENV } from '../../src/net-guard';
-import { PACKAGE_ROOT } from '../../src/package-info';
-
-// Every test process and every daemon it spawns refuses non-loopback hosts.
-process.env[LOOPBACK_ONLY_ENV] = '1';
+import { CdhClient } from '../client/cdh-client';
+import { LOOPBACK_ONLY_ENV } from '../net-guard';
+import { PACKAGE_ROOT } from '../package-info';
 
 export const DAEMON_BIN = join(PACKAGE_ROOT, 'dist/src/bin/confidential-data-hub.js');
 export const SECRET_BIN = join(PACKAGE_ROOT, 'dist/src/bin/secret.js');
@@ -20,8 +17,9 @@ export function tempDir(prefix = 'cdh-test-'): { path: string; cleanup(): void }
 }
 
 /**
- * Environment for child processes: the loopback guard on, and nothing inherited that could
- * point a provider at production or change verification.
+ * Environment for child processes: the loopback guard on (CDH_LOOPBACK_ONLY=1: they only ever
+ * talk to emulators on 127.0.0.1), and nothing inherited that could point a provider at
+ * production or change verification. The calling process's own environment is left alone.
  */
 export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, [LOOPBACK_ONLY_ENV]: '1' };
