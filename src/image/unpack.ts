@@ -56,13 +56,22 @@ async function parseSequentially(
   let chain: Promise<void> = Promise.resolve();
   let wakeFailure: (() => void) | undefined;
   const failed = new Promise<void>((resolve) => (wakeFailure = resolve));
+  // Entries whose body is still arriving: a failure ends them, or their writers would wait forever.
+  const unfinished = new Set<ReadEntry>();
   const fail = (error: unknown): void => {
     failure ??= error;
     wakeFailure?.();
+    for (const entry of unfinished) entry.destroy(error instanceof Error ? error : new Error(String(error)));
+    unfinished.clear();
   };
   const parser = new Parser({
     strict: true,
     onReadEntry: (entry: ReadEntry) => {
+      if (failure !== undefined) return void entry.resume();
+      unfinished.add(entry);
+      const done = (): void => void unfinished.delete(entry);
+      entry.once('end', done);
+      entry.once('close', done);
       chain = chain.then(async () => {
         if (failure !== undefined) return void entry.resume();
         try {
