@@ -292,3 +292,61 @@ describe('failures: registry down, tampered blob, shared downloads', () => {
     assert.deepEqual(storeLayers(daemon), before);
   });
 });
+
+describe('hostile layers through the daemon: nothing lands outside the layer', () => {
+  let registry: TestRegistry;
+  let daemon: DaemonProcess;
+  const outside = join(work.path, 'host-outside');
+  const climb = '../'.repeat(20);
+  const hostile: Record<string, TarEntry[]> = {
+    dotdot: [{ path: `${climb}${outside.slice(1)}/escape`, content: 'x' }],
+    absolute: [{ path: `${outside}/abs-file`, content: 'inside the layer' }],
+    symlink: [
+      { path: 'evil', type: 'symlink', linkname: outside },
+      { path: 'evil/pwned', content: 'x' },
+    ],
+    hardlink: [{ path: 'shadow', type: 'link', linkname: '/etc/shadow' }],
+  };
+
+  before(async () => {
+    mkdirSync(outside, { recursive: true });
+    registry = await startRegistry();
+    for (const [name, entries] of Object.entries(hostile)) {
+      image(`hostile-${name}`, [layerOf(entries)]);
+      await pushImage(layout, `hostile-${name}`, `${registry.host}/hostile/${name}:v1`);
+    }
+    daemon = await startDaemonFor(insecure(registry.host));
+    daemonStores.set(daemon, seq);
+  });
+
+  after(async () => {
+    await daemon?.stop();
+    daemon?.cleanup();
+    await registry?.stop();
+  });
+
+  for (const [name, pattern] of [
+    ['dotdot', /IMAGE_LAYER_INVALID.*hostile\/dotdot:v1.*layer sha256:[0-9a-f]{64}.*"\.\." component/],
+    [
+      'symlink',
+      /IMAGE_LAYER_INVALID.*hostile\/symlink:v1.*"evil\/pwned" refused: parent "evil" is a symlink/,
+    ],
+    [
+      'hardlink',
+      /IMAGE_LAYER_INVALID.*hostile\/hardlink:v1.*"shadow" refused: hard link target "\/etc\/shadow"/,
+    ],
+  ] as const) {
+    test(`${name}: the pull fails with DATA_LOSS naming the entry; no layer, no temp dir is left`, async () => {
+      await expectFailure(daemon, `${registry.host}/hostile/${name}:v1`, 15, pattern);
+      assert.deepEqual(readdirSync(outside), []);
+      assert.deepEqual(storeLayers(daemon), []);
+    });
+  }
+
+  test('absolute: the leading / is dropped and the file lands inside the rootfs', async () => {
+    const target = bundle();
+    await daemon.client().pullImage(`${registry.host}/hostile/absolute:v1`, target, 60_000);
+    assert.deepEqual(readdirSync(outside), []);
+    assert.ok(existsSync(join(target, 'rootfs', outside, 'abs-file')));
+  });
+});
