@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import type { CdhClient } from '../client/cdh-client';
 import { DEFAULT_SOCKET } from '../config/types';
 import { packageVersion } from '../package-info';
+import { ADDRESS_FILE_ENV, AddressFileError, readPublishedAddress } from '../server/address-file';
 
 const USAGE = `Usage: cdh-tool [--socket ADDR] <command> [options]
 
@@ -15,7 +16,9 @@ Commands:
   health                             prints the daemon's health (SERVING / NOT_SERVING); exit 1 unless SERVING
 
 Options:
-  --socket ADDR     unix:///abs/path or host:port (default ${DEFAULT_SOCKET})
+  --socket ADDR     unix:///abs/path or host:port (default: the address a daemon published in
+                    the file named by env ${ADDRESS_FILE_ENV} when that file exists, else
+                    ${DEFAULT_SOCKET})
   --timeout-ms N    per-call deadline (default 30000)
   -h, --help        this help
   -V, --version     the version
@@ -91,7 +94,7 @@ async function main(): Promise<void> {
 
   // gRPC is loaded only once the arguments are known to be good (usage errors answer at once).
   const { CdhClient: Client, grpcTarget, grpcStatusName } = await import('../client/cdh-client.js');
-  const target = grpcTarget(values.socket ?? DEFAULT_SOCKET);
+  const target = grpcTarget(values.socket ?? defaultAddress());
   const client = new Client(target);
   try {
     await request(client);
@@ -99,6 +102,18 @@ async function main(): Promise<void> {
     fail(describeCallFailure(error, target, grpcStatusName), 1);
   } finally {
     client.close();
+  }
+}
+
+/** Without --socket: the running daemon's published address, else the daemon's default. */
+function defaultAddress(): string {
+  const file = process.env[ADDRESS_FILE_ENV];
+  if (!file) return DEFAULT_SOCKET;
+  try {
+    return readPublishedAddress(file) ?? DEFAULT_SOCKET;
+  } catch (error) {
+    if (error instanceof AddressFileError) fail(error.message, 1);
+    throw error;
   }
 }
 
