@@ -5,7 +5,7 @@ import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT, PROTOS_DIR } from '../../src/package-info';
-import { childEnv, spawnDaemon, tempDir } from '../support/daemon';
+import { childEnv, spawnDaemon, tempDir } from '../../src/devtools/daemon';
 
 // What a user gets from `npm pack` + the locked install (deploy/install-locked.sh, as the image
 // and the guest image do it): the tarball holds only what runs, the installed tree is exactly the
