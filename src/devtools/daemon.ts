@@ -37,7 +37,8 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
     if (
       name.startsWith('ALIYUN_') ||
       name === 'SKIP_SEALED_SECRET_VERIFICATION' ||
-      name === 'OFFLINE_FS_KBC_EXTRA_FILE_PATH'
+      name === 'OFFLINE_FS_KBC_EXTRA_FILE_PATH' ||
+      name === 'CDH_ADDRESS_FILE'
     )
       delete env[name];
   }
