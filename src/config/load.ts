@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, extname } from 'node:path';
 import { z } from 'zod';
+import { imageSectionSchema, resolveImageSettings } from './image';
 import { defaultConfig, LOG_LEVELS, type CdhConfig, type LogLevel } from './types';
 
 // smol-toml's type declarations are ESM-only; its CommonJS build is what runs here.
@@ -36,52 +37,6 @@ const unixSocketAddress = z
   .string()
   .refine((v) => parseListenAddress(v)?.kind === 'unix', 'must be "unix:///abs/path" or "unix:/abs/path"');
 
-/** A string naming a resource: `kbs://...`, `kbs+<plugin>://...`, `file://...` or a path ('' = unset). */
-const resourceRef = z.string().max(4096);
-/**
- * Registry entries and mirrors as upstream reads them: known keys typed, unknown keys ignored
- * with a warning (upstream ignores them silently). This matters for upstream's own
- * example.config.toml, where the `[image]` keys written after a `[[...registry.mirror]]` table
- * belong, in TOML, to that mirror.
- */
-const REGISTRY_KEYS = ['prefix', 'location', 'insecure', 'blocked', 'mirror'] as const;
-const MIRROR_KEYS = ['location', 'insecure'] as const;
-const registryMirror = z.looseObject({ location: z.string(), insecure: z.boolean() }).partial();
-const registryEntry = z
-  .looseObject({
-    prefix: z.string(),
-    location: z.string(),
-    insecure: z.boolean(),
-    blocked: z.boolean(),
-    mirror: z.array(registryMirror),
-  })
-  .partial();
-
-/**
- * Upstream's `[image]` table (image-rs ImageConfig): every key is known and typed, so a typo
- * is still refused naming the key.
- */
-const imageSchema = z
-  .strictObject({
-    work_dir: absolutePath,
-    max_concurrent_layer_downloads_per_image: z.number().int().min(1).max(1024),
-    image_security_policy_uri: resourceRef,
-    image_security_policy: z.string().max(1024 * 1024),
-    sigstore_config_uri: resourceRef,
-    sigstore_config: z.string().max(1024 * 1024),
-    authenticated_registry_credentials_uri: resourceRef,
-    registry_configuration_uri: resourceRef,
-    registry_config: z
-      .strictObject({
-        'unqualified-search-registries': z.array(z.string()),
-        registry: z.array(registryEntry),
-      })
-      .partial(),
-    image_pull_proxy: z.strictObject({ https_proxy: z.string(), http_proxy: z.string(), no_proxy: z.string() }).partial(),
-    extra_root_certificates: z.array(z.string()),
-  })
-  .partial();
-
 const fileSchema = z.strictObject({
   socket: z.string().refine((v) => parseListenAddress(v) !== undefined, {
     message: 'must be "unix:///abs/path", "unix:/abs/path" or "host:port"',
@@ -98,7 +53,7 @@ const fileSchema = z.strictObject({
     })
     .partial(),
   credentials: z.array(z.strictObject({ resource_uri: z.string().min(1), path: absolutePath })),
-  image: imageSchema,
+  image: imageSectionSchema,
   socket_mode: z.union([
     z.string().regex(/^0?[0-7]{3}$/, 'must be octal permission bits such as "0600"'),
     z.number().int().min(0).max(0o777),
@@ -167,10 +122,6 @@ export function resolveConfig(
   if (!parsed.success) throw issueToError(parsed.error.issues[0]);
   const file: ConfigFile = parsed.data;
   const warnings: string[] = [];
-  if (file.image !== undefined) {
-    warnings.push('config section [image] is validated but not used yet: PullImage is not part of this build');
-    warnings.push(...ignoredRegistryKeys(file.image.registry_config?.registry ?? []));
-  }
 
   const config = defaultConfig();
   if (file.socket !== undefined) config.socket = file.socket;
@@ -181,7 +132,6 @@ export function resolveConfig(
   if (file.kbc?.name !== undefined) config.kbc.name = file.kbc.name;
   if (file.kbc?.url !== undefined) config.kbc.url = file.kbc.url;
   if (file.kbc?.kbs_cert !== undefined) config.kbc.kbsCert = file.kbc.kbs_cert;
-  if (file.image !== undefined) config.image = file.image;
   if (file.kbc?.offline_fs?.resource_files !== undefined)
     config.kbc.offlineFs.resourceFiles = file.kbc.offline_fs.resource_files;
   if (file.credentials !== undefined)
@@ -196,6 +146,7 @@ export function resolveConfig(
   Object.assign(config.cache, camelCase(file.cache));
   Object.assign(config.sealedSecret, camelCase(file.sealed_secret));
   Object.assign(config.aliyun, camelCase(file.aliyun));
+  config.image = resolveImageSettings(file.image);
 
   if (options.kernelCmdline !== undefined) applyKernelFallback(config, env, options.kernelCmdline);
   applyEnvironment(config, env);
@@ -319,26 +270,6 @@ function checkKbc(config: CdhConfig): void {
     throw new ConfigError('kbc.url', 'must be "http://host[:port][/path]" or "https://..." (no user, query or fragment)');
   if (config.kbc.kbsCert !== '' && !config.kbc.kbsCert.includes('-----BEGIN CERTIFICATE-----'))
     throw new ConfigError('kbc.kbs_cert', 'must be PEM text (-----BEGIN CERTIFICATE-----)');
-}
-
-function ignoredRegistryKeys(registries: ReadonlyArray<Record<string, unknown>>): string[] {
-  const warnings: string[] = [];
-  const note = (key: string): void => {
-    warnings.push(
-      `config key "${key}" is ignored, as upstream ignores it (in TOML, keys written after a [[...]] table belong to that table)`,
-    );
-  };
-  registries.forEach((registry, index) => {
-    const base = `image.registry_config.registry.${index}`;
-    for (const key of Object.keys(registry))
-      if (!(REGISTRY_KEYS as readonly string[]).includes(key)) note(`${base}.${key}`);
-    const mirrors = Array.isArray(registry['mirror']) ? (registry['mirror'] as Array<Record<string, unknown>>) : [];
-    mirrors.forEach((mirror, m) => {
-      for (const key of Object.keys(mirror))
-        if (!(MIRROR_KEYS as readonly string[]).includes(key)) note(`${base}.mirror.${m}.${key}`);
-    });
-  });
-  return warnings;
 }
 
 function readConfigFile(path: string): unknown {

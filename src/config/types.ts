@@ -1,3 +1,5 @@
+import { defaultImageSettings, type ImageSettings } from './image';
+
 /** The daemon's configuration after defaults, file, environment and flags are merged. */
 export interface CdhConfig {
   /** Listen address: `unix:///abs/path`, `unix:/abs/path` or `host:port`. */
@@ -16,11 +18,6 @@ export interface CdhConfig {
     kbsCert: string;
     offlineFs: { resourceFiles: string[] };
   };
-  /**
-   * The upstream `[image]` table as given (snake_case keys, validated by the schema), or
-   * undefined when absent. Image pulling interprets it.
-   */
-  image: Record<string, unknown> | undefined;
   /** Resources fetched through the KBC at start-up and written to `path`. */
   credentials: Array<{ resourceUri: string; path: string }>;
   /** Permission bits of the socket file. */
@@ -34,6 +31,8 @@ export interface CdhConfig {
   cache: { ttlSeconds: number; maxEntries: number };
   sealedSecret: { signingKeyDir: string };
   aliyun: AliyunConfig;
+  /** [image]: PullImage. */
+  image: ImageSettings;
 }
 
 export interface AliyunConfig {
@@ -63,7 +62,6 @@ export function defaultConfig(): CdhConfig {
     log: { level: 'info' },
     aa: { aaSocket: DEFAULT_AA_SOCKET },
     kbc: { name: 'offline_fs_kbc', url: '', kbsCert: '', offlineFs: { resourceFiles: [] } },
-    image: undefined,
     credentials: [],
     socketMode: 0o600,
     socketGroup: '',
@@ -81,5 +79,6 @@ export function defaultConfig(): CdhConfig {
       metadataEndpoint: 'http://100.100.100.200',
       requestTimeoutMs: 10000,
     },
+    image: defaultImageSettings(),
   };
 }

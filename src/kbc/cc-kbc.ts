@@ -144,7 +144,7 @@ export class CcKbc implements Kbc {
     ctx: CallContext,
     attempt: number,
   ): Promise<{ status: number; body: Buffer } | 'retry'> {
-    const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(KBS_REQUEST_TIMEOUT_MS)]);
+    const signal = ctx.signal;
     try {
       const answer = await this.kbs.request(
         'GET',
@@ -160,7 +160,7 @@ export class CcKbc implements Kbc {
       if (failure?.kind === 'too-large') {
         throw new CdhError('KBS_ANSWER_UNDECRYPTABLE', `KBS answer for resource ${shown}: ${failure.message}`);
       }
-      if (failure?.kind === 'aborted' || signal.aborted) {
+      if (failure?.kind === 'timeout' || failure?.kind === 'aborted' || signal.aborted) {
         throw new CdhError(
           'KBS_UNAVAILABLE',
           `KBS ${this.kbsUrl} did not answer within ${KBS_REQUEST_TIMEOUT_MS} ms for resource ${shown}`,

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { CdhConfig } from '../config/types';
-import { CcKbc, MAX_KBS_ANSWER_BYTES, type TokenSource } from './cc-kbc';
+import { CcKbc, KBS_REQUEST_TIMEOUT_MS, MAX_KBS_ANSWER_BYTES, type TokenSource } from './cc-kbc';
 import { KbsHttpClient } from './kbs-http';
 import { OfflineFsResourceStore, offlineFsFilesFromConfig } from './offline-fs';
 import type { Kbc } from './types';
@@ -33,6 +33,7 @@ export async function createKbc(
     const connectTo = env[KBS_CONNECT_TO_ENV];
     const http = new KbsHttpClient(config.kbc.url, {
       maxBodyBytes: MAX_KBS_ANSWER_BYTES,
+      timeoutMs: KBS_REQUEST_TIMEOUT_MS,
       ...(config.kbc.kbsCert ? { extraCa: config.kbc.kbsCert } : {}),
       ...(connectTo ? { connectTo } : {}),
     });

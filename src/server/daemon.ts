@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { parseListenAddress } from '../config/load';
 import type { CdhConfig } from '../config/types';
 import { isCdhError } from '../errors';
+import type { ImagePuller } from '../image/service';
 import { createLogger } from '../log';
 import { builtinProviders } from '../providers';
 import { aaTokenSource } from '../kbc/aa-token';
@@ -10,6 +11,7 @@ import { createKbc, provisionCredentials, type Kbc } from '../kbc';
 import { ProviderRegistry } from '../providers/registry';
 import type { ProviderFactory } from '../providers/types';
 import { createUnsealService } from '../secret/service';
+import { publishAddress, withdrawAddress } from './address-file';
 import { ApiDispatcher, type ApiBackend } from './api';
 import { GrpcFront } from './grpc';
 import { ProtocolListener, StartupError } from './listener';
@@ -27,8 +29,8 @@ export interface DaemonOptions {
   readonly logger?: Logger;
   /** Replaces the built-in providers (tests register a test provider). */
   readonly providers?: readonly ProviderFactory[];
-  /** Builds a fresh provider instance per call (the upstream strategy; benchmark only). */
-  readonly reuseProviderInstances?: boolean;
+  /** File to publish the bound address in while serving (env CDH_ADDRESS_FILE; see address-file.ts). */
+  readonly addressFile?: string;
 }
 
 export interface DaemonHandle {
@@ -48,15 +50,23 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
 
   const resourceStore = await prepareResources(config, logger);
 
-  const registry = new ProviderRegistry(
-    options.providers ?? builtinProviders(),
-    { config, logger, resources: resourceStore },
-    { reuseInstances: options.reuseProviderInstances ?? true },
-  );
+  const registry = new ProviderRegistry(options.providers ?? builtinProviders(), {
+    config,
+    logger,
+    resources: resourceStore,
+  });
   const { unsealer, cache } = createUnsealService(config, registry, logger, resourceStore);
+  // The image code (tar, zstd, OpenPGP, the registry client) is loaded at the first PullImage:
+  // most daemons never pull, and start-up and idle memory should not pay for it.
+  let images: Promise<ImagePuller> | undefined;
+  const imagePuller = (): Promise<ImagePuller> =>
+    (images ??= import('../image/service.js').then(
+      ({ ImagePuller: Puller }) => new Puller(config.image, { logger, kbc: resourceStore }),
+    ));
   const backend: ApiBackend = {
     unsealSecret: (secret, ctx) => unsealer.unseal(secret, ctx),
     getResource: (uri, ctx) => resourceStore.getResource(uri, ctx),
+    pullImage: async (imageUrl, bundlePath, ctx) => (await imagePuller()).pull(imageUrl, bundlePath, ctx),
   };
   const dispatcher = new ApiDispatcher(backend, { maxInFlight: config.maxInFlight, logger });
   const grpcFront = new GrpcFront(dispatcher, { maxMessageBytes: config.maxMessageBytes });
@@ -71,6 +81,18 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
 
   const bound = await listener.listen(address, { mode: config.socketMode, group: config.socketGroup });
   grpcFront.setServing(true);
+  const { addressFile } = options;
+  if (addressFile !== undefined) {
+    try {
+      publishAddress(addressFile, bound);
+    } catch (error) {
+      await listener.close();
+      grpcFront.destroy();
+      ttrpcServer.destroy();
+      await registry.close();
+      throw error;
+    }
+  }
   logger.info({ socket: bound, providers: registry.providerNames }, 'serving');
 
   let stopping: Promise<void> | undefined;
@@ -83,6 +105,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
         grpcFront.setServing(false);
         dispatcher.startDraining();
         await listener.close();
+        if (addressFile !== undefined) withdrawAddress(addressFile);
         grpcFront.drain(graceMs);
         // ttrpc connections close once their answers are written.
         const ttrpcClosed = ttrpcServer.close();
@@ -100,6 +123,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
         grpcFront.destroy();
         ttrpcServer.destroy();
         await registry.close();
+        if (images) await (await images).close();
         cache.clear();
         resourceStore.close?.();
         logger.info('stopped');
@@ -109,6 +133,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
     kill() {
       resourceStore.close?.();
       listener.removeSocketFile();
+      if (addressFile !== undefined) withdrawAddress(addressFile);
       grpcFront.destroy();
       ttrpcServer.destroy();
     },
