@@ -6,8 +6,7 @@ import { isCdhError } from '../errors';
 import type { ImagePuller } from '../image/service';
 import { createLogger } from '../log';
 import { builtinProviders } from '../providers';
-import { aaTokenSource } from '../kbc/aa-token';
-import { createKbc, provisionCredentials, type Kbc } from '../kbc';
+import { startKbc, type Kbc } from '../kbc';
 import { ProviderRegistry } from '../providers/registry';
 import type { ProviderFactory } from '../providers/types';
 import { createUnsealService } from '../secret/service';
@@ -142,13 +141,9 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
 
 /** The KBC, then the [[credentials]] written from it: both before the socket serves. */
 async function prepareResources(config: CdhConfig, logger: Logger): Promise<Kbc> {
-  let kbc: Kbc | undefined;
   try {
-    kbc = await createKbc(config, logger, { tokenSource: (socket) => aaTokenSource(socket, logger) });
-    await provisionCredentials(config, kbc, logger);
-    return kbc;
+    return await startKbc(config, logger);
   } catch (error) {
-    kbc?.close?.();
     if (isCdhError(error)) throw new StartupError(error.message);
     throw error;
   }
