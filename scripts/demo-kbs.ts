@@ -25,14 +25,21 @@ interface AliyunDescription {
   readonly endpoints: { readonly dkms_gateway: string };
   readonly key_id: string;
   readonly kms_instance_id: string;
-  readonly credential_files: { readonly clientKey: string; readonly password: string; readonly instanceCa: string };
+  readonly credential_files: {
+    readonly clientKey: string;
+    readonly password: string;
+    readonly instanceCa: string;
+  };
   readonly daemon_config: { aliyun: Record<string, unknown> };
 }
 
 async function run(bin: string, args: string[], env: Record<string, string> = {}): Promise<string> {
   const shown = args.map((a) => (a.includes(' ') ? JSON.stringify(a) : a)).join(' ');
   console.log(`   $ ${bin.split('/').pop()?.replace(/\.js$/, '')} ${shown}`);
-  const { stdout } = await execFileAsync(process.execPath, [bin, ...args], { encoding: 'utf8', env: childEnv(env) });
+  const { stdout } = await execFileAsync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    env: childEnv(env),
+  });
   return stdout;
 }
 
@@ -52,7 +59,9 @@ export async function runKbsDemo(): Promise<void> {
 
     console.log('2. A signing key for sealed secrets');
     const sealerDir = join(work.path, 'user/sealer');
-    const kid = (await run(SECRET_BIN, ['keygen', '--kid', 'sealed-secret', '--output-dir', sealerDir])).trim();
+    const kid = (
+      await run(SECRET_BIN, ['keygen', '--kid', 'sealed-secret', '--output-dir', sealerDir])
+    ).trim();
     console.log(`   the public half becomes the KBS resource ${KID}\n`);
 
     console.log('3. The KBS holds what the guest needs (client key, password, instance CA, signing key)');
@@ -75,7 +84,16 @@ export async function runKbsDemo(): Promise<void> {
 
     console.log('4. The attestation agent, attesting to the KBS with sample evidence');
     const aaSocket = `unix://${join(work.path, 'aa.sock')}`;
-    const aaArgs = ['--socket', aaSocket, '--kbs-url', kbs.url, '--kbs-cert', kbsCertFile, '--connect-to', kbs.connect_to];
+    const aaArgs = [
+      '--socket',
+      aaSocket,
+      '--kbs-url',
+      kbs.url,
+      '--kbs-cert',
+      kbsCertFile,
+      '--connect-to',
+      kbs.connect_to,
+    ];
     console.log(`   $ cdh-emulator aa ${aaArgs.join(' ')}`);
     const aa = await EmulatorProcess.start('aa', aaArgs);
     emulators.push(aa);
@@ -100,7 +118,8 @@ export async function runKbsDemo(): Promise<void> {
     });
     for (const line of daemon.logLines) {
       const entry = JSON.parse(line) as Record<string, unknown>;
-      if (entry['msg'] === 'credential provisioned') console.log(`   ${String(entry['resourceUri'])} -> ${String(entry['path'])}`);
+      if (entry['msg'] === 'credential provisioned')
+        console.log(`   ${String(entry['resourceUri'])} -> ${String(entry['path'])}`);
     }
     console.log(`   serving on ${daemon.target}\n`);
 
@@ -140,7 +159,9 @@ export async function runKbsDemo(): Promise<void> {
     console.log(`   ${sealed.slice(0, 72)}… (${sealed.length} characters)\n`);
 
     console.log('7. Unseal through the socket');
-    const base64 = (await run(CDH_TOOL_BIN, ['--socket', daemon.target, 'unseal-secret', '--secret-path', sealedFile])).trim();
+    const base64 = (
+      await run(CDH_TOOL_BIN, ['--socket', daemon.target, 'unseal-secret', '--secret-path', sealedFile])
+    ).trim();
     const recovered = Buffer.from(base64, 'base64').toString('utf8');
     console.log(`   plaintext: ${recovered}`);
     if (recovered !== PLAINTEXT) throw new Error('the recovered plaintext differs from what was sealed');

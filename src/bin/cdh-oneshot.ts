@@ -69,7 +69,8 @@ async function main(): Promise<void> {
   };
   if (!['unseal-secret', 'get-resource', 'unwrap-key', 'pull-image'].includes(command))
     fail(`unknown command "${command}" (see --help)`, 2);
-  if (command === 'unwrap-key') fail('unwrap-key is not supported yet (KeyProviderService is not part of this build)', 2);
+  if (command === 'unwrap-key')
+    fail('unwrap-key is not supported yet (KeyProviderService is not part of this build)', 2);
   const timeoutMs = values['timeout-ms'] === undefined ? 60_000 : Number(values['timeout-ms']);
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) fail('--timeout-ms must be a positive integer', 2);
 
@@ -102,7 +103,11 @@ async function main(): Promise<void> {
       plaintext.fill(0);
     } else {
       const { ImagePuller } = await import('../image/service.js');
-      output = await new ImagePuller(config.image, { logger, kbc }).pull(need('image-url'), need('bundle-path'), ctx);
+      output = await new ImagePuller(config.image, { logger, kbc }).pull(
+        need('image-url'),
+        need('bundle-path'),
+        ctx,
+      );
     }
     process.stdout.write(`${output}\n`);
   } finally {

@@ -75,7 +75,9 @@ const fileSchema = z.strictObject({
   sealed_secret: z.strictObject({ signing_key_dir: absolutePath }).partial(),
   aliyun: z
     .strictObject({
-      credential_dir: z.string().refine((v) => v === '' || isAbsolute(v), 'must be an absolute path (or empty: the default lookup)'),
+      credential_dir: z
+        .string()
+        .refine((v) => v === '' || isAbsolute(v), 'must be an absolute path (or empty: the default lookup)'),
       dkms_connect_to: hostPort,
       openapi_endpoint: hostPort,
       openapi_ca_file: z
@@ -196,7 +198,10 @@ function parseKbcParams(value: string, key: string): { name: CdhConfig['kbc']['n
   const name = at < 0 ? value : value.slice(0, at);
   const url = at < 0 ? '' : value.slice(at + 2);
   if (name !== 'cc_kbc' && name !== 'offline_fs_kbc')
-    throw new ConfigError(key, `unsupported KBC "${name.slice(0, 64)}": use "cc_kbc::<url>" or "offline_fs_kbc"`);
+    throw new ConfigError(
+      key,
+      `unsupported KBC "${name.slice(0, 64)}": use "cc_kbc::<url>" or "offline_fs_kbc"`,
+    );
   return { name, url };
 }
 
@@ -266,8 +271,17 @@ function checkKbc(config: CdhConfig): void {
   } catch {
     throw new ConfigError('kbc.url', 'cc_kbc needs the KBS URL ("http://host:port" or "https://host:port")');
   }
-  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password || url.search || url.hash)
-    throw new ConfigError('kbc.url', 'must be "http://host[:port][/path]" or "https://..." (no user, query or fragment)');
+  if (
+    (url.protocol !== 'http:' && url.protocol !== 'https:') ||
+    url.username ||
+    url.password ||
+    url.search ||
+    url.hash
+  )
+    throw new ConfigError(
+      'kbc.url',
+      'must be "http://host[:port][/path]" or "https://..." (no user, query or fragment)',
+    );
   if (config.kbc.kbsCert !== '' && !config.kbc.kbsCert.includes('-----BEGIN CERTIFICATE-----'))
     throw new ConfigError('kbc.kbs_cert', 'must be PEM text (-----BEGIN CERTIFICATE-----)');
 }

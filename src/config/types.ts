@@ -53,7 +53,8 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export const DEFAULT_SOCKET = 'unix:///run/confidential-containers/cdh.sock';
-export const DEFAULT_AA_SOCKET = 'unix:///run/confidential-containers/attestation-agent/attestation-agent.sock';
+export const DEFAULT_AA_SOCKET =
+  'unix:///run/confidential-containers/attestation-agent/attestation-agent.sock';
 
 export function defaultConfig(): CdhConfig {
   return {

@@ -39,7 +39,9 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
       name === 'SKIP_SEALED_SECRET_VERIFICATION' ||
       name === 'OFFLINE_FS_KBC_EXTRA_FILE_PATH' ||
       name === 'CDH_ADDRESS_FILE' ||
-      ['AA_KBC_PARAMS', 'AA_SOCKET', 'KBS_CERT', 'CDH_KBS_CONNECT_TO', 'CDH_KERNEL_CMDLINE_FILE'].includes(name)
+      ['AA_KBC_PARAMS', 'AA_SOCKET', 'KBS_CERT', 'CDH_KBS_CONNECT_TO', 'CDH_KERNEL_CMDLINE_FILE'].includes(
+        name,
+      )
     )
       delete env[name];
   }

@@ -158,7 +158,10 @@ export class CcKbc implements Kbc {
       if (error instanceof CdhError) throw error;
       const failure = error instanceof HttpFailure ? error : undefined;
       if (failure?.kind === 'too-large') {
-        throw new CdhError('KBS_ANSWER_UNDECRYPTABLE', `KBS answer for resource ${shown}: ${failure.message}`);
+        throw new CdhError(
+          'KBS_ANSWER_UNDECRYPTABLE',
+          `KBS answer for resource ${shown}: ${failure.message}`,
+        );
       }
       if (failure?.kind === 'timeout' || failure?.kind === 'aborted' || signal.aborted) {
         throw new CdhError(
@@ -167,10 +170,15 @@ export class CcKbc implements Kbc {
         );
       }
       const reason = failure?.message ?? 'network error';
-      if (failure?.kind !== 'tls' && attempt < MAX_ATTEMPTS && (await this.pause(ctx, attempt))) return 'retry';
-      throw new CdhError('KBS_UNAVAILABLE', `KBS ${this.kbsUrl} unreachable for resource ${shown}: ${reason}`, {
-        cause: error,
-      });
+      if (failure?.kind !== 'tls' && attempt < MAX_ATTEMPTS && (await this.pause(ctx, attempt)))
+        return 'retry';
+      throw new CdhError(
+        'KBS_UNAVAILABLE',
+        `KBS ${this.kbsUrl} unreachable for resource ${shown}: ${reason}`,
+        {
+          cause: error,
+        },
+      );
     }
   }
 
@@ -265,9 +273,13 @@ export class CcKbc implements Kbc {
         : error instanceof Error
           ? ((error as NodeJS.ErrnoException).code ?? error.message.split('\n')[0])
           : String(error);
-    return new CdhError('AA_UNAVAILABLE', `attestation agent at ${this.aa.address}: GetToken failed: ${reason}`, {
-      cause: error,
-    });
+    return new CdhError(
+      'AA_UNAVAILABLE',
+      `attestation agent at ${this.aa.address}: GetToken failed: ${reason}`,
+      {
+        cause: error,
+      },
+    );
   }
 
   private async parseToken(raw: Buffer): Promise<TokenEntry> {
@@ -347,7 +359,10 @@ function kbsErrorText(body: Buffer): string {
     const parsed = JSON.parse(body.toString('utf8')) as { type?: unknown; detail?: unknown };
     const type = typeof parsed.type === 'string' ? (parsed.type.split('/').pop() ?? '') : '';
     const detail = typeof parsed.detail === 'string' ? parsed.detail : '';
-    const text = [type, detail].filter(Boolean).join(': ').replace(/[^\x20-\x7e]/g, '?');
+    const text = [type, detail]
+      .filter(Boolean)
+      .join(': ')
+      .replace(/[^\x20-\x7e]/g, '?');
     if (text === '') return '';
     return `, ${text.length > MAX_DETAIL_CHARS ? `${text.slice(0, MAX_DETAIL_CHARS)}...` : text}`;
   } catch {

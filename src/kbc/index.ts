@@ -39,7 +39,10 @@ export async function createKbc(
       ...(config.kbc.kbsCert ? { extraCa: config.kbc.kbsCert } : {}),
       ...(connectTo ? { connectTo } : {}),
     });
-    logger.info({ kbs: config.kbc.url, aaSocket: config.aa.aaSocket }, 'cc_kbc: KBS through the attestation agent');
+    logger.info(
+      { kbs: config.kbc.url, aaSocket: config.aa.aaSocket },
+      'cc_kbc: KBS through the attestation agent',
+    );
     return new CcKbc(deps.tokenSource(config.aa.aaSocket), http, config.kbc.url, logger);
   }
   const store = new OfflineFsResourceStore(offlineFsFilesFromConfig(config, env), logger);

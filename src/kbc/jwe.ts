@@ -68,7 +68,8 @@ export class TeeKey {
     for (const name of Object.keys({ ...jwe.header, ...jwe.unprotected }))
       if (name in protectedHeader) throw new JweError(`header parameter "${name}" appears twice`);
     const header = { ...jwe.unprotected, ...jwe.header, ...protectedHeader };
-    if (header.enc !== 'A256GCM') throw new JweError(`content encryption "${String(header.enc)}" is not A256GCM`);
+    if (header.enc !== 'A256GCM')
+      throw new JweError(`content encryption "${String(header.enc)}" is not A256GCM`);
     const alg = header.alg;
     if (!this.algorithms.includes(alg as JweAlg)) {
       throw new JweError(

@@ -50,7 +50,8 @@ export class KbsHttpClient {
     let dial: { host: string; port: number } | undefined;
     if (options.connectTo) {
       dial = parseHostPort(options.connectTo);
-      if (dial === undefined) throw new TypeError(`KBS connect-to address ${options.connectTo} is not host:port`);
+      if (dial === undefined)
+        throw new TypeError(`KBS connect-to address ${options.connectTo} is not host:port`);
     }
     const secure = this.base.protocol === 'https:';
     const hostname = this.base.hostname.replace(/^\[|\]$/g, '');
@@ -91,7 +92,10 @@ export class KbsHttpClient {
       if (!(error instanceof HttpRequestError)) throw error;
       if (error.kind === 'network') {
         const tls = error.networkKind === 'tls';
-        throw new HttpFailure(tls ? `TLS handshake failed (${error.code ?? 'error'})` : (error.code ?? error.message), tls ? 'tls' : 'network');
+        throw new HttpFailure(
+          tls ? `TLS handshake failed (${error.code ?? 'error'})` : (error.code ?? error.message),
+          tls ? 'tls' : 'network',
+        );
       }
       throw new HttpFailure(error.message, error.kind);
     }

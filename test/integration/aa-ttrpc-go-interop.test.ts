@@ -27,7 +27,8 @@ function missingToolchain(): string | undefined {
 
 describe('cc_kbc with an attestation agent served by containerd/ttrpc (Go)', { timeout: 180_000 }, () => {
   const skipReason = missingToolchain();
-  if (skipReason && process.env['CI']) throw new Error(`CI must install the Go ttrpc toolchain: ${skipReason}`);
+  if (skipReason && process.env['CI'])
+    throw new Error(`CI must install the Go ttrpc toolchain: ${skipReason}`);
   let world: KbsWorld;
   let server: ChildProcess;
   let daemon: DaemonProcess;
@@ -39,7 +40,9 @@ describe('cc_kbc with an attestation agent served by containerd/ttrpc (Go)', { t
     if (skipReason) return;
     world = await startKbsWorld({ resources: { 'default/test/file': 'from-go-aa' } });
     const binary = join(world.dir, 'aa-ttrpc-server');
-    await run(join(PACKAGE_ROOT, 'test/interop/aa-ttrpc-go/run.sh'), ['--build', binary], { timeout: 170_000 });
+    await run(join(PACKAGE_ROOT, 'test/interop/aa-ttrpc-go/run.sh'), ['--build', binary], {
+      timeout: 170_000,
+    });
     tokenFile = join(world.dir, 'token.json');
     writeFileSync(tokenFile, await world.aa.attest('ec-p256'), { mode: 0o600 });
     socket = join(world.dir, 'go-aa.sock');
@@ -60,20 +63,31 @@ describe('cc_kbc with an attestation agent served by containerd/ttrpc (Go)', { t
     await world?.close();
   });
 
-  test('GetToken("kbs") from the Go server gives the token and TEE key the KBS answer decrypts with', { skip: skipReason ?? false }, async () => {
-    assert.equal((await daemon.client().getResource('kbs:///default/test/file')).toString(), 'from-go-aa');
-    assert.deepEqual(calls, ['GetToken kbs']);
-  });
+  test(
+    'GetToken("kbs") from the Go server gives the token and TEE key the KBS answer decrypts with',
+    { skip: skipReason ?? false },
+    async () => {
+      assert.equal((await daemon.client().getResource('kbs:///default/test/file')).toString(), 'from-go-aa');
+      assert.deepEqual(calls, ['GetToken kbs']);
+    },
+  );
 
-  test("the Go server's error status is UNAVAILABLE naming the AA socket", { skip: skipReason ?? false }, async () => {
-    rmSync(tokenFile);
-    world.kbs.revokeTokens();
-    await assert.rejects(daemon.client().getResource('kbs:///default/test/file'), (error: unknown) => {
-      const failure = error as { code: number; details: string };
-      assert.equal(failure.code, UNAVAILABLE, failure.details);
-      assert.match(failure.details, new RegExp(`attestation agent at unix://${socket.replace(/[/.]/g, '\\$&')}`));
-      assert.match(failure.details, /status 14/);
-      return true;
-    });
-  });
+  test(
+    "the Go server's error status is UNAVAILABLE naming the AA socket",
+    { skip: skipReason ?? false },
+    async () => {
+      rmSync(tokenFile);
+      world.kbs.revokeTokens();
+      await assert.rejects(daemon.client().getResource('kbs:///default/test/file'), (error: unknown) => {
+        const failure = error as { code: number; details: string };
+        assert.equal(failure.code, UNAVAILABLE, failure.details);
+        assert.match(
+          failure.details,
+          new RegExp(`attestation agent at unix://${socket.replace(/[/.]/g, '\\$&')}`),
+        );
+        assert.match(failure.details, /status 14/);
+        return true;
+      });
+    },
+  );
 });

@@ -44,9 +44,16 @@ before(async () => {
   sealerDir = tempDir('cdh-cckbc-chain-sealer-');
   emulator = await DkmsEmulator.start({ instanceId: INSTANCE_ID });
   const keyId = emulator.addKey();
-  creds = await writeClientKeyCredentials({ dir: sealerDir.path, caPem: emulator.caPem, kmsInstanceId: INSTANCE_ID });
+  creds = await writeClientKeyCredentials({
+    dir: sealerDir.path,
+    caPem: emulator.caPem,
+    kmsInstanceId: INSTANCE_ID,
+  });
   emulator.addClientKey(creds.clientKeyId, creds.certificatePem);
-  sealer = await createClientKeyProvider(creds.providerSettings, providerContext(clientKeyConfig(emulator, creds.dir)));
+  sealer = await createClientKeyProvider(
+    creds.providerSettings,
+    providerContext(clientKeyConfig(emulator, creds.dir)),
+  );
   assert.ok(sealer.encrypter);
   const signing = generateSigningJwkPair('sealed-secret');
   const envelope = await sealEnvelope({
@@ -57,13 +64,18 @@ before(async () => {
     plaintext: Buffer.from(PLAINTEXT),
   });
   sealedEnvelope = signSealedSecret(envelope, signing.privateJwk, SIGNING_KID);
-  sealedVault = signSealedSecret(sealVault({ provider: 'kbs', name: 'kbs:///default/vault/db-password' }), signing.privateJwk, SIGNING_KID);
+  sealedVault = signSealedSecret(
+    sealVault({ provider: 'kbs', name: 'kbs:///default/vault/db-password' }),
+    signing.privateJwk,
+    SIGNING_KID,
+  );
 
   const resources: Record<string, Buffer | string> = {
     'default/signing-key/sealed-secret': JSON.stringify(signing.publicJwk),
     'default/vault/db-password': VAULT_VALUE,
   };
-  for (const file of Object.values(creds.paths)) resources[`default/aliyun/${basename(file)}`] = readFileSync(file);
+  for (const file of Object.values(creds.paths))
+    resources[`default/aliyun/${basename(file)}`] = readFileSync(file);
   world = await startKbsWorld({ tlsHost: 'kbs.chain.test', resources });
 
   const credentialsRoot = join(dir.path, 'cdh');

@@ -98,7 +98,9 @@ describe('GetResource through cc_kbc (https KBS, AA over ttrpc)', () => {
   test('the query and the plugin reach the KBS as the URI gives them', async () => {
     await daemon.client().getResource('kbs:///default/test/file?version=2&x=a%2Fb');
     assert.equal(world.kbs.counters.lastResourcePath, 'resource/default/test/file?version=2&x=a%2Fb');
-    const nebula = await daemon.client().getResource('kbs+nebula-ca://kbs.example/credential/node?ip=10.0.0.1');
+    const nebula = await daemon
+      .client()
+      .getResource('kbs+nebula-ca://kbs.example/credential/node?ip=10.0.0.1');
     assert.equal(nebula.toString(), 'nebula-credential');
     assert.equal(world.kbs.counters.lastResourcePath, 'nebula-ca/credential/node?ip=10.0.0.1');
   });
@@ -112,7 +114,10 @@ describe('GetResource through cc_kbc (https KBS, AA over ttrpc)', () => {
 
   test('a JWE whose tag was changed is DATA_LOSS', async () => {
     world.kbs.inject({ kind: 'corrupt-tag', count: 1 });
-    await assert.rejects(daemon.client().getResource(URI), failsWith(DATA_LOSS, /kbs:\/\/\/default\/test\/file/));
+    await assert.rejects(
+      daemon.client().getResource(URI),
+      failsWith(DATA_LOSS, /kbs:\/\/\/default\/test\/file/),
+    );
   });
 
   test('401 on every attempt is PERMISSION_DENIED after 3 attempts, each with a fresh token', async () => {
@@ -162,7 +167,13 @@ describe('GetResource through cc_kbc (https KBS, AA over ttrpc)', () => {
 
   test('a malformed resource URI is INVALID_ARGUMENT and never reaches the KBS', async () => {
     const requests = world.kbs.counters.resourceRequests;
-    for (const uri of ['kbs:///default/../file', 'kbs:///a/b', 'http://x/a/b/c', 'kbs:///a/b/c#frag', 'kbs:///a/b/c?']) {
+    for (const uri of [
+      'kbs:///default/../file',
+      'kbs:///a/b',
+      'http://x/a/b/c',
+      'kbs:///a/b/c#frag',
+      'kbs:///a/b/c?',
+    ]) {
       await assert.rejects(daemon.client().getResource(uri), failsWith(INVALID_ARGUMENT, /resource URI/));
     }
     assert.equal(world.kbs.counters.resourceRequests, requests);
@@ -171,9 +182,15 @@ describe('GetResource through cc_kbc (https KBS, AA over ttrpc)', () => {
 
 describe('cc_kbc TLS checks', () => {
   test('a KBS certificate for another host name, or from an untrusted CA, is UNAVAILABLE', async () => {
-    const world = await startKbsWorld({ tlsHost: 'kbs.cdh.test', resources: { 'default/test/file': RESOURCE } });
+    const world = await startKbsWorld({
+      tlsHost: 'kbs.cdh.test',
+      resources: { 'default/test/file': RESOURCE },
+    });
     const wrongHost = await spawnDaemon({
-      config: { ...ccKbcConfig(world), kbc: { name: 'cc_kbc', url: `https://other.cdh.test:${world.kbs.port}`, kbs_cert: world.ca?.certPem } },
+      config: {
+        ...ccKbcConfig(world),
+        kbc: { name: 'cc_kbc', url: `https://other.cdh.test:${world.kbs.port}`, kbs_cert: world.ca?.certPem },
+      },
       env: ccKbcEnv(world),
     });
     const noCa = await spawnDaemon({

@@ -29,7 +29,11 @@ describe('cc_kbc secret hygiene at log level trace', { concurrency: 1 }, () => {
   const statusMessages: string[] = [];
   const signing = generateSigningJwkPair('hygiene');
   const kid = 'kbs:///default/signing-key/hygiene';
-  const vault = signSealedSecret(sealVault({ provider: 'kbs', name: 'kbs:///default/vault/value' }), signing.privateJwk, kid);
+  const vault = signSealedSecret(
+    sealVault({ provider: 'kbs', name: 'kbs:///default/vault/value' }),
+    signing.privateJwk,
+    kid,
+  );
 
   async function attempt(call: () => Promise<Buffer>): Promise<void> {
     try {
@@ -86,7 +90,10 @@ describe('cc_kbc secret hygiene at log level trace', { concurrency: 1 }, () => {
   test('no token, TEE private key fragment or resource byte string appears anywhere', async () => {
     await daemon.stop();
     const text = [...daemon.logLines, daemon.stderr(), ...statusMessages].join('\n');
-    assert.ok(daemon.logLines.some((line) => line.includes('"level":"debug"')), 'debug lines were written');
+    assert.ok(
+      daemon.logLines.some((line) => line.includes('"level":"debug"')),
+      'debug lines were written',
+    );
     const forbidden: Array<[string, string]> = [
       ['resource', RESOURCE.toString()],
       ['resource base64', RESOURCE.toString('base64').replace(/=+$/, '')],

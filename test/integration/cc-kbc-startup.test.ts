@@ -28,12 +28,24 @@ function privateRunSupported(): boolean {
   return spawnSync('unshare', ['--mount', '--propagation', 'private', 'true']).status === 0;
 }
 const PRIVATE_RUN = privateRunSupported();
-const skipWithoutPrivateRun = PRIVATE_RUN ? false : 'needs root and unshare (a private /run for upstream credential paths)';
+const skipWithoutPrivateRun = PRIVATE_RUN
+  ? false
+  : 'needs root and unshare (a private /run for upstream credential paths)';
 
 function withPrivateRun(node: string, args: string[]): { file: string; args: string[] } {
   return {
     file: 'unshare',
-    args: ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs tmpfs /run && exec "$@"', 'sh', node, ...args],
+    args: [
+      '--mount',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'mount -t tmpfs tmpfs /run && exec "$@"',
+      'sh',
+      node,
+      ...args,
+    ],
   };
 }
 
@@ -50,26 +62,32 @@ describe('upstream configs and Kata initdata start the daemon (cc_kbc at their U
   after(async () => world?.close());
 
   for (const name of ['example.config.toml', 'example.config.json']) {
-    test(`upstream ${name} starts unchanged; its [[credentials]] come from the KBS`, { skip: skipWithoutPrivateRun }, async () => {
-      const dir = tempDir();
-      const file = join(dir.path, name);
-      writeFileSync(file, readFileSync(join(UPSTREAM_CONFIGS, name)));
-      const attests = world.kbs.counters.attest;
-      const daemon = await spawnDaemon({ dir: dir.path, args: ['-c', file], env, wrap: withPrivateRun });
-      try {
-        const logs = daemon.logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
-        const provisioned = logs.filter((l) => l['msg'] === 'credential provisioned').map((l) => l['resourceUri']);
-        assert.deepEqual(provisioned, ['kbs:///default/aliyun/ecs_ram_role', 'kbs:///default/test/file']);
-        assert.ok(world.kbs.counters.attest > attests, 'the AA attested to the KBS');
-        assert.equal((await daemon.client().getResource('kbs:///default/test/file')).toString(), TEST_FILE);
-      } finally {
-        await daemon.stop();
-        dir.cleanup();
-      }
-    });
+    test(
+      `upstream ${name} starts unchanged; its [[credentials]] come from the KBS`,
+      { skip: skipWithoutPrivateRun },
+      async () => {
+        const dir = tempDir();
+        const file = join(dir.path, name);
+        writeFileSync(file, readFileSync(join(UPSTREAM_CONFIGS, name)));
+        const attests = world.kbs.counters.attest;
+        const daemon = await spawnDaemon({ dir: dir.path, args: ['-c', file], env, wrap: withPrivateRun });
+        try {
+          const logs = daemon.logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+          const provisioned = logs
+            .filter((l) => l['msg'] === 'credential provisioned')
+            .map((l) => l['resourceUri']);
+          assert.deepEqual(provisioned, ['kbs:///default/aliyun/ecs_ram_role', 'kbs:///default/test/file']);
+          assert.ok(world.kbs.counters.attest > attests, 'the AA attested to the KBS');
+          assert.equal((await daemon.client().getResource('kbs:///default/test/file')).toString(), TEST_FILE);
+        } finally {
+          await daemon.stop();
+          dir.cleanup();
+        }
+      },
+    );
   }
 
-  test("upstream hub/tests/cdh.toml (offline_fs_kbc, url \"null\", [image]) starts unchanged", async () => {
+  test('upstream hub/tests/cdh.toml (offline_fs_kbc, url "null", [image]) starts unchanged', async () => {
     const dir = tempDir();
     const file = join(dir.path, 'cdh.toml');
     writeFileSync(file, readFileSync(join(UPSTREAM_CONFIGS, 'hub-tests-cdh.toml')));
@@ -84,7 +102,8 @@ describe('upstream configs and Kata initdata start the daemon (cc_kbc at their U
 
   test('a Kata initdata cdh.toml with only [kbc] name and url (and [image]) starts and serves the KBS', async () => {
     const daemon = await spawnDaemon({
-      configToml: '[kbc]\nname = "cc_kbc"\nurl = "http://kbs.initdata.test:8080"\n\n[image]\nwork_dir = "/run/kata-containers/image"\n',
+      configToml:
+        '[kbc]\nname = "cc_kbc"\nurl = "http://kbs.initdata.test:8080"\n\n[image]\nwork_dir = "/run/kata-containers/image"\n',
       env,
     });
     try {
@@ -98,7 +117,10 @@ describe('upstream configs and Kata initdata start the daemon (cc_kbc at their U
   test('no -c: agent.aa_kbc_params on the kernel command line selects cc_kbc', async () => {
     const dir = tempDir();
     const cmdline = join(dir.path, 'cmdline');
-    writeFileSync(cmdline, 'console=hvc0 quiet agent.aa_kbc_params=cc_kbc::http://kbs.cmdline.test:8080 agent.log=debug\n');
+    writeFileSync(
+      cmdline,
+      'console=hvc0 quiet agent.aa_kbc_params=cc_kbc::http://kbs.cmdline.test:8080 agent.log=debug\n',
+    );
     const daemon = await spawnDaemon({ dir: dir.path, env: { ...env, CDH_KERNEL_CMDLINE_FILE: cmdline } });
     try {
       assert.equal((await daemon.client().getResource('kbs:///default/test/file')).toString(), TEST_FILE);
@@ -124,30 +146,38 @@ describe('upstream configs and Kata initdata start the daemon (cc_kbc at their U
     }
   });
 
-  test('no -c: cdh.kbs_resources on the kernel command line are fetched at start-up', { skip: skipWithoutPrivateRun }, async () => {
-    const dir = tempDir();
-    const cmdline = join(dir.path, 'cmdline');
-    writeFileSync(
-      cmdline,
-      'agent.aa_kbc_params=cc_kbc::http://kbs.cmdline.test:8080 ' +
-        'cdh.kbs_resources=kbs:///default/test/file::/run/confidential-containers/cdh/kbs/test/file,' +
-        'kbs:///default/aliyun/ecs_ram_role::/run/confidential-containers/cdh/kbs/kms-credential/aliyun/ecsRamRole.json\n',
-    );
-    const daemon = await spawnDaemon({ dir: dir.path, env: { ...env, CDH_KERNEL_CMDLINE_FILE: cmdline }, wrap: withPrivateRun });
-    try {
-      const provisioned = daemon.logLines
-        .map((line) => JSON.parse(line) as Record<string, unknown>)
-        .filter((l) => l['msg'] === 'credential provisioned')
-        .map((l) => l['path']);
-      assert.deepEqual(provisioned, [
-        '/run/confidential-containers/cdh/kbs/test/file',
-        '/run/confidential-containers/cdh/kbs/kms-credential/aliyun/ecsRamRole.json',
-      ]);
-    } finally {
-      await daemon.stop();
-      dir.cleanup();
-    }
-  });
+  test(
+    'no -c: cdh.kbs_resources on the kernel command line are fetched at start-up',
+    { skip: skipWithoutPrivateRun },
+    async () => {
+      const dir = tempDir();
+      const cmdline = join(dir.path, 'cmdline');
+      writeFileSync(
+        cmdline,
+        'agent.aa_kbc_params=cc_kbc::http://kbs.cmdline.test:8080 ' +
+          'cdh.kbs_resources=kbs:///default/test/file::/run/confidential-containers/cdh/kbs/test/file,' +
+          'kbs:///default/aliyun/ecs_ram_role::/run/confidential-containers/cdh/kbs/kms-credential/aliyun/ecsRamRole.json\n',
+      );
+      const daemon = await spawnDaemon({
+        dir: dir.path,
+        env: { ...env, CDH_KERNEL_CMDLINE_FILE: cmdline },
+        wrap: withPrivateRun,
+      });
+      try {
+        const provisioned = daemon.logLines
+          .map((line) => JSON.parse(line) as Record<string, unknown>)
+          .filter((l) => l['msg'] === 'credential provisioned')
+          .map((l) => l['path']);
+        assert.deepEqual(provisioned, [
+          '/run/confidential-containers/cdh/kbs/test/file',
+          '/run/confidential-containers/cdh/kbs/kms-credential/aliyun/ecsRamRole.json',
+        ]);
+      } finally {
+        await daemon.stop();
+        dir.cleanup();
+      }
+    },
+  );
 
   test('[[credentials]] are written from the KBS before the socket serves (mode 0600)', async () => {
     const dir = tempDir();
@@ -191,10 +221,12 @@ describe('upstream configs and Kata initdata start the daemon (cc_kbc at their U
       const dir = tempDir();
       const root = join(dir.path, 'cdh');
       const extraConfig = extra();
-      const credentials = (extraConfig['credentials'] as Array<{ resource_uri: string }> | undefined)?.map((c) => ({
-        resource_uri: c.resource_uri,
-        path: join(root, 'kbs/out'),
-      })) ?? [{ resource_uri: 'kbs:///default/test/file', path: join(root, 'kbs/out') }];
+      const credentials = (extraConfig['credentials'] as Array<{ resource_uri: string }> | undefined)?.map(
+        (c) => ({
+          resource_uri: c.resource_uri,
+          path: join(root, 'kbs/out'),
+        }),
+      ) ?? [{ resource_uri: 'kbs:///default/test/file', path: join(root, 'kbs/out') }];
       const daemon = await spawnDaemon({
         dir: dir.path,
         waitReady: false,
@@ -219,12 +251,20 @@ describe('upstream configs and Kata initdata start the daemon (cc_kbc at their U
   }
 
   const badConfigs: Array<[string, string, RegExp]> = [
-    ['an unknown key in [kbc]', '[kbc]\nname = "cc_kbc"\nurl = "http://k:1"\nnmae = "x"\n', /config key "kbc\.nmae": unknown key/],
+    [
+      'an unknown key in [kbc]',
+      '[kbc]\nname = "cc_kbc"\nurl = "http://k:1"\nnmae = "x"\n',
+      /config key "kbc\.nmae": unknown key/,
+    ],
     ['an unknown key in [image]', '[image]\nwork_dri = "/x"\n', /config key "image\.work_dri": unknown key/],
     ['an unknown key in [aa]', '[aa]\naa_sock = "unix:///x"\n', /config key "aa\.aa_sock": unknown key/],
     ['an unknown KBC', '[kbc]\nname = "sample_kbc"\n', /config key "kbc\.name": unsupported KBC/],
     ['cc_kbc without a URL', '[kbc]\nname = "cc_kbc"\n', /config key "kbc\.url"/],
-    ['a wrong type in [image]', '[image]\nmax_concurrent_layer_downloads_per_image = "3"\n', /image\.max_concurrent_layer_downloads_per_image/],
+    [
+      'a wrong type in [image]',
+      '[image]\nmax_concurrent_layer_downloads_per_image = "3"\n',
+      /image\.max_concurrent_layer_downloads_per_image/,
+    ],
   ];
   for (const [what, toml, pattern] of badConfigs) {
     test(`a config with ${what} is refused naming the key`, async () => {

@@ -39,8 +39,15 @@ test('the --kbs demo unseals through cc_kbc: credentials and the signing key com
   const lines = result.stdout.split('\n');
   assert.ok(lines.includes('   plaintext: db-password: correct horse battery staple'), result.stdout);
   assert.ok(lines.includes('   daemon exit code 0'));
-  assert.ok(lines.some((line) => /^ {3}kbs:\/\/\/default\/aliyun\/clientKey_\S+ -> \S+\/kbs\/kms-credential\/aliyun\//.test(line)));
-  assert.ok(lines.some((line) => /KBS: 1 attestation\(s\)/.test(line)), result.stdout);
+  assert.ok(
+    lines.some((line) =>
+      /^ {3}kbs:\/\/\/default\/aliyun\/clientKey_\S+ -> \S+\/kbs\/kms-credential\/aliyun\//.test(line),
+    ),
+  );
+  assert.ok(
+    lines.some((line) => /KBS: 1 attestation\(s\)/.test(line)),
+    result.stdout,
+  );
   const workDir = /^Working in (\S+)$/m.exec(result.stdout)?.[1];
   assert.ok(workDir && !existsSync(workDir), 'the demo removed its temp dir');
 });

@@ -27,7 +27,8 @@ export const aaCommand: EmulatorCommand = {
     if (values.socket === undefined || values['kbs-url'] === undefined)
       throw new EmulatorUsageError('--socket and --kbs-url are required');
     const keyType = (values['key-type'] ?? 'ec-p256') as TeeKeyType;
-    if (!TEE_KEY_TYPES.includes(keyType)) throw new EmulatorUsageError(`--key-type is one of ${TEE_KEY_TYPES.join(', ')}`);
+    if (!TEE_KEY_TYPES.includes(keyType))
+      throw new EmulatorUsageError(`--key-type is one of ${TEE_KEY_TYPES.join(', ')}`);
     let kbsCert: string | undefined;
     if (values['kbs-cert'] !== undefined) kbsCert = readFileSync(values['kbs-cert'], 'utf8');
     const aa = new AaEmulator({

@@ -119,7 +119,8 @@ export class AaEmulator {
         }),
       ),
     );
-    if (attest.status !== 200) throw new Error(`KBS attest answered ${attest.status}: ${attest.body.toString()}`);
+    if (attest.status !== 200)
+      throw new Error(`KBS attest answered ${attest.status}: ${attest.body.toString()}`);
     const { token } = JSON.parse(attest.body.toString('utf8')) as { token: string };
     void privateKey;
     this.issued.push({ token, teeKeyPem: pem });
@@ -138,7 +139,9 @@ export class AaEmulator {
           if (frame.type !== MessageType.Request) return;
           void this.answer(frame.data).then((envelope) => {
             if (!socket.destroyed)
-              socket.write(encodeFrame({ streamId: frame.streamId, type: MessageType.Response, flags: 0 }, envelope));
+              socket.write(
+                encodeFrame({ streamId: frame.streamId, type: MessageType.Response, flags: 0 }, envelope),
+              );
           });
         });
       } catch {
@@ -159,7 +162,10 @@ export class AaEmulator {
     if (request.service !== AA_SERVICE) return fail(12, `unknown service ${request.service}`);
     const reply = (type: string, message: Record<string, unknown>): Uint8Array => {
       const t = attestationAgentType(type);
-      return encodeResponseEnvelope({ status: { code: 0, message: '' }, payload: t.encode(t.fromObject(message)).finish() });
+      return encodeResponseEnvelope({
+        status: { code: 0, message: '' },
+        payload: t.encode(t.fromObject(message)).finish(),
+      });
     };
     switch (request.method) {
       case 'GetToken': {
@@ -186,7 +192,9 @@ export class AaEmulator {
         return reply('GetTeeTypeResponse', { tee: SAMPLE_TEE });
       case 'GetEvidence': {
         this.counters.otherCalls++;
-        const { RuntimeData } = attestationAgentType('GetEvidenceRequest').decode(request.payload) as unknown as {
+        const { RuntimeData } = attestationAgentType('GetEvidenceRequest').decode(
+          request.payload,
+        ) as unknown as {
           RuntimeData: Uint8Array;
         };
         const evidence = { svn: '1', report_data: Buffer.from(RuntimeData).toString('base64') };

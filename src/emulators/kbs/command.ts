@@ -4,7 +4,14 @@ import { EmulatorUsageError, parseCommandArgs, type EmulatorCommand, type Runnin
 import type { JweProducer } from './jwe-producer';
 import { KbsEmulator, type KbsFaultKind } from './server';
 
-const FAULTS: readonly KbsFaultKind[] = ['unauthorized', 'forbidden', 'not-found', 'server-error', 'hang', 'corrupt-tag'];
+const FAULTS: readonly KbsFaultKind[] = [
+  'unauthorized',
+  'forbidden',
+  'not-found',
+  'server-error',
+  'hang',
+  'corrupt-tag',
+];
 
 const HELP = `Options:
   --resources DIR     serves <DIR>/<repo>/<type>/<tag> (other plugins: <DIR>/+<plugin>/<path>) (required)
@@ -37,11 +44,14 @@ export const kbsCommand: EmulatorCommand = {
     if (resourceDir === undefined || !existsSync(resourceDir) || !statSync(resourceDir).isDirectory())
       throw new EmulatorUsageError('--resources DIR (an existing directory) is required');
     const producer = (values.producer ?? 'jose') as JweProducer;
-    if (producer !== 'jose' && producer !== 'jwcrypto') throw new EmulatorUsageError('--producer is jose or jwcrypto');
+    if (producer !== 'jose' && producer !== 'jwcrypto')
+      throw new EmulatorUsageError('--producer is jose or jwcrypto');
     const port = values.port === undefined ? 0 : Number(values.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new EmulatorUsageError('--port must be 0..65535');
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new EmulatorUsageError('--port must be 0..65535');
     const ttl = values['token-ttl'] === undefined ? 300 : Number(values['token-ttl']);
-    if (!Number.isInteger(ttl) || ttl < 1) throw new EmulatorUsageError('--token-ttl must be a positive integer');
+    if (!Number.isInteger(ttl) || ttl < 1)
+      throw new EmulatorUsageError('--token-ttl must be a positive integer');
     const host = values.https;
     const ca = host ? createTestCa('cdh-emulator KBS CA') : undefined;
     const cert = ca && host ? ca.issueServerCert([host]) : undefined;
@@ -54,7 +64,8 @@ export const kbsCommand: EmulatorCommand = {
     });
     for (const spec of values.fault ?? []) {
       const [kind, count] = spec.split(':');
-      if (!FAULTS.includes(kind as KbsFaultKind)) throw new EmulatorUsageError(`--fault ${spec}: unknown kind`);
+      if (!FAULTS.includes(kind as KbsFaultKind))
+        throw new EmulatorUsageError(`--fault ${spec}: unknown kind`);
       kbs.inject({ kind: kind as KbsFaultKind, ...(count === undefined ? {} : { count: Number(count) }) });
     }
     const local = await kbs.start();

@@ -32,7 +32,11 @@ export function canonicalJson(value: unknown): string {
 }
 
 /** The runtime data the report data commits to. */
-export function runtimeData(teePubkey: PublicJwk, nonce: string, additionalEvidence = ''): Record<string, unknown> {
+export function runtimeData(
+  teePubkey: PublicJwk,
+  nonce: string,
+  additionalEvidence = '',
+): Record<string, unknown> {
   return { 'tee-pubkey': teePubkey, nonce, 'additional-evidence': additionalEvidence };
 }
 

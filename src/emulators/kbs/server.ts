@@ -212,12 +212,14 @@ export class KbsEmulator {
       return this.error(res, 400, 'InvalidRequest', 'attest body needs runtime-data and tee-evidence');
     const nonce = runtime['nonce'];
     const teePubkey = runtime['tee-pubkey'] as PublicJwk | undefined;
-    if (nonce !== session.nonce) return reject('AttestationFailed', 'runtime-data nonce is not the auth nonce');
+    if (nonce !== session.nonce)
+      return reject('AttestationFailed', 'runtime-data nonce is not the auth nonce');
     if (teePubkey === undefined || typeof teePubkey !== 'object')
       return reject('AttestationFailed', 'runtime-data has no tee-pubkey');
     let primary = evidence['primary_evidence'];
     if (typeof primary === 'string') primary = JSON.parse(primary) as unknown;
-    const additional = typeof evidence['additional_evidence'] === 'string' ? evidence['additional_evidence'] : '';
+    const additional =
+      typeof evidence['additional_evidence'] === 'string' ? evidence['additional_evidence'] : '';
     const sample = primary as { svn?: unknown; report_data?: unknown } | undefined;
     if (typeof sample?.report_data !== 'string' || sample.svn === undefined)
       return reject('AttestationFailed', 'sample evidence needs svn and report_data');
@@ -251,7 +253,8 @@ export class KbsEmulator {
       this.error(res, status, type, detail);
     };
     const teePubkey = await this.authorised(req);
-    if (teePubkey === undefined) return answer(401, 'TokenNotFound', 'no valid bearer token or attested session');
+    if (teePubkey === undefined)
+      return answer(401, 'TokenNotFound', 'no valid bearer token or attested session');
 
     const fault = this.takeFault(route);
     if (fault === 'hang') return; // the socket stays open until the client gives up or close()
@@ -296,10 +299,14 @@ export class KbsEmulator {
     if (header?.startsWith('Bearer ')) {
       const jose = this.jose as Jose;
       try {
-        const { payload } = await jose.jwtVerify(header.slice('Bearer '.length), this.verifyKey as CryptoKey, {
-          issuer: 'cdh-kbs-emulator',
-          algorithms: ['ES256'],
-        });
+        const { payload } = await jose.jwtVerify(
+          header.slice('Bearer '.length),
+          this.verifyKey as CryptoKey,
+          {
+            issuer: 'cdh-kbs-emulator',
+            algorithms: ['ES256'],
+          },
+        );
         if (typeof payload['seq'] !== 'number' || payload['seq'] < this.minSequence) return undefined;
         return payload['tee-pubkey'] as PublicJwk;
       } catch {

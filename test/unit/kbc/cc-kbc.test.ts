@@ -37,7 +37,12 @@ function slowSource(delayMs: number): TokenSource & { calls: number; aborted: nu
 }
 
 function kbcWith(source: TokenSource): CcKbc {
-  return new CcKbc(source, new KbsHttpClient(world.url, { maxBodyBytes: 1 << 20 }), world.url, silentLogger());
+  return new CcKbc(
+    source,
+    new KbsHttpClient(world.url, { maxBodyBytes: 1 << 20 }),
+    world.url,
+    silentLogger(),
+  );
 }
 
 function leavingAfter(ms: number): { signal: AbortSignal } {
@@ -77,7 +82,7 @@ test('one caller leaving does not abort the GetToken another caller shares', asy
   }
 });
 
-test("a token is dropped when its exp passes and the next call gets a new one", async () => {
+test('a token is dropped when its exp passes and the next call gets a new one', async () => {
   const source = slowSource(0);
   const kbc = kbcWith(source);
   try {
@@ -94,15 +99,22 @@ test("a token is dropped when its exp passes and the next call gets a new one", 
 });
 
 test('a GetToken answer without a usable token or key is UNAVAILABLE naming the AA, never its content', async () => {
-  for (const answer of ['nope', '{"token":"t"}', '{"token":"t","tee_keypair":"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----"}']) {
+  for (const answer of [
+    'nope',
+    '{"token":"t"}',
+    '{"token":"t","tee_keypair":"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----"}',
+  ]) {
     const kbc = kbcWith({ address: 'unix:///fake/aa.sock', getToken: async () => Buffer.from(answer) });
     try {
-      await assert.rejects(kbc.getResource(URI, { signal: new AbortController().signal }), (error: unknown) => {
-        assert.equal((error as CdhError).code, 'AA_UNAVAILABLE');
-        assert.match((error as CdhError).message, /attestation agent at unix:\/\/\/fake\/aa\.sock/);
-        assert.doesNotMatch((error as CdhError).message, /AAAA/);
-        return true;
-      });
+      await assert.rejects(
+        kbc.getResource(URI, { signal: new AbortController().signal }),
+        (error: unknown) => {
+          assert.equal((error as CdhError).code, 'AA_UNAVAILABLE');
+          assert.match((error as CdhError).message, /attestation agent at unix:\/\/\/fake\/aa\.sock/);
+          assert.doesNotMatch((error as CdhError).message, /AAAA/);
+          return true;
+        },
+      );
     } finally {
       kbc.close();
     }

@@ -62,7 +62,16 @@ test('RSA1_5: a correct PKCS#1 v1.5 block decrypts; every malformed block fails 
     mutate(b);
     return b;
   };
-  assert.deepEqual(await key.decrypt(rsa15WithBlock(jwk, block(() => undefined), cek)), PLAINTEXT);
+  assert.deepEqual(
+    await key.decrypt(
+      rsa15WithBlock(
+        jwk,
+        block(() => undefined),
+        cek,
+      ),
+    ),
+    PLAINTEXT,
+  );
   const bad: Array<[string, Buffer]> = [
     ['first byte not 0', block((b) => (b[0] = 1))],
     ['second byte not 2', block((b) => (b[1] = 1))],
@@ -82,7 +91,10 @@ test('malformed answers and unfitting algorithms are refused before any key oper
   await assert.rejects(ec.decrypt(Buffer.from(JSON.stringify(oaep))), /does not fit the TEE key/);
   await assert.rejects(ec.decrypt(Buffer.from('not json')), /not UTF-8 JSON/);
   await assert.rejects(ec.decrypt(Buffer.from('[1]')), /not a JSON object/);
-  await assert.rejects(ec.decrypt(Buffer.from('{"protected":"e30","iv":"!","ciphertext":"","tag":""}')), /"iv"/);
+  await assert.rejects(
+    ec.decrypt(Buffer.from('{"protected":"e30","iv":"!","ciphertext":"","tag":""}')),
+    /"iv"/,
+  );
   const a128 = Buffer.from('{"alg":"ECDH-ES+A256KW","enc":"A128GCM"}').toString('base64url');
   await assert.rejects(
     ec.decrypt(Buffer.from(JSON.stringify({ protected: a128, iv: '', ciphertext: '', tag: '' }))),
@@ -92,7 +104,10 @@ test('malformed answers and unfitting algorithms are refused before any key oper
 
 test('a tee_keypair that is not RSA or EC P-256/P-521 is refused', async () => {
   const { generateKeyPairSync } = await import('node:crypto');
-  const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ type: 'pkcs8', format: 'pem' });
+  const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({
+    type: 'pkcs8',
+    format: 'pem',
+  });
   await assert.rejects(TeeKey.fromPem(p384.toString()), /P-256 or P-521/);
   const ed = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' });
   await assert.rejects(TeeKey.fromPem(ed.toString()), /not RSA or EC/);
