@@ -25,7 +25,8 @@ const TEST_FILE = 'test-file-from-kbs';
  */
 function privateRunSupported(): boolean {
   if (process.getuid?.() !== 0) return false;
-  return spawnSync('unshare', ['--mount', '--propagation', 'private', 'true']).status === 0;
+  const probe = ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs tmpfs /run'];
+  return spawnSync('unshare', probe).status === 0;
 }
 const PRIVATE_RUN = privateRunSupported();
 const skipWithoutPrivateRun = PRIVATE_RUN
