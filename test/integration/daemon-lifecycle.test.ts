@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { API_PROTO, PACKAGE_ROOT } from '../../src/package-info';
-import { childEnv, DAEMON_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
+import { childEnv, DAEMON_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
 import { ReflectionClient } from '../support/reflection-client';
 
 const run = promisify(execFile);
