@@ -15,7 +15,7 @@ import {
   type BuiltLayer,
   type TarEntry,
 } from '../support/oci-image';
-import { createTestCa } from '../support/pki';
+import { createTestCa } from '../../src/emulators/pki';
 import { pushImage, startRegistry, type TestRegistry } from '../support/registry';
 import { startTokenServer, type TokenServer } from '../support/token-server';
 import { unmount } from '../support/tree';

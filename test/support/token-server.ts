@@ -1,7 +1,7 @@
 import { createPrivateKey, randomBytes, sign, X509Certificate } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createTestCa } from './pki';
+import { createTestCa } from '../../src/emulators/pki';
 
 export interface TokenServer {
   /** `http://127.0.0.1:<port>/token` */
