@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { parseListenAddress } from '../config/load';
+import { DEFAULT_AA_SOCKET } from '../client/aa-client';
 import type { CdhConfig } from '../config/types';
 import { isCdhError } from '../errors';
 import type { ImagePuller } from '../image/service';
@@ -59,8 +60,13 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
   // most daemons never pull, and start-up and idle memory should not pay for it.
   let images: Promise<ImagePuller> | undefined;
   const imagePuller = (): Promise<ImagePuller> =>
-    (images ??= import('../image/service.js').then(
-      ({ ImagePuller: Puller }) => new Puller(config.image, { logger, kbc: resourceStore }),
+    (images ??= Promise.all([import('../image/service.js'), import('../image/measure.js')]).then(
+      ([{ ImagePuller: Puller }, { AaPullMeasurer }]) =>
+        new Puller(config.image, {
+          logger,
+          kbc: resourceStore,
+          measurer: new AaPullMeasurer(process.env['AA_SOCKET'] ?? DEFAULT_AA_SOCKET, logger),
+        }),
     ));
   const backend: ApiBackend = {
     unsealSecret: (secret, ctx) => unsealer.unseal(secret, ctx),
