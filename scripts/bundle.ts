@@ -28,7 +28,7 @@ const USES_OWN_PATH = /\b__(dirname|filename)\b/;
 const PARTS_DIR = 'bundle-parts';
 
 /**
- * Packages only ever required after start-up (client_key's PKCS#12, the OpenAPI SDK), bundled
+ * Packages only ever required after start-up (client_key's PKCS#12, the OpenAPI SDK, image pull), bundled
  * apart and embedded as text: compiled at their first require, so start-up neither parses nor
  * compiles them (~1 MB of the daemon's ~3 MB). Packages that must share one instance go in one
  * part (the SDK's httpx is the one kms-sdk.ts wraps).
@@ -36,6 +36,8 @@ const PARTS_DIR = 'bundle-parts';
 const LAZY_PARTS: Readonly<Record<string, readonly string[]>> = {
   'node-forge': ['node-forge'],
   'alicloud-sdk': ['@alicloud/kms20160120', '@alicloud/rpc-client', '@alicloud/tea-util', 'httpx'],
+  // Image pull (loaded at the first PullImage).
+  'image-pull': ['undici', 'openpgp', 'tar', 'fzstd'],
 };
 const PART_OF = new Map(
   Object.entries(LAZY_PARTS).flatMap(([part, specifiers]) => specifiers.map((spec) => [spec, part] as const)),
@@ -182,7 +184,9 @@ function embeddedFilesPlugin(files: () => Record<string, EmbeddedFile>): esbuild
         namespace: 'cdh-bundle',
       }));
       build.onLoad({ filter: /.*/, namespace: 'cdh-bundle' }, () => ({
-        contents: `module.exports = ${JSON.stringify(files())};`,
+        contents: `module.exports = {${Object.entries(files())
+          .map(([name, file]) => `${JSON.stringify(name)}: () => (${JSON.stringify(file)})`)
+          .join(',\n')}};`,
         loader: 'js',
       }));
     },

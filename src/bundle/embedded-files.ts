@@ -18,10 +18,15 @@ import * as vm from 'node:vm';
 export type EmbeddedFile = string | { readonly utf8: string };
 /** Path inside the package ('protos/api.proto') → the file. */
 export type EmbeddedFileMap = Readonly<Record<string, EmbeddedFile>>;
+/**
+ * What a bundle carries: each file behind a function, so that its text (a string literal in a
+ * function not yet called) stays unparsed source until the file is first read.
+ */
+export type LazyEmbeddedFileMap = Readonly<Record<string, () => EmbeddedFile>>;
 
 interface Overlay {
   readonly root: string;
-  readonly files: Map<string, EmbeddedFile | Buffer>;
+  readonly files: Map<string, (() => EmbeddedFile) | Buffer>;
   readonly dirs: Set<string>;
 }
 
@@ -44,8 +49,8 @@ function contents(relative: string): Buffer | undefined {
   const stored = (overlay as Overlay).files.get(relative);
   if (stored === undefined) return undefined;
   if (!Buffer.isBuffer(stored)) {
-    const decoded =
-      typeof stored === 'string' ? Buffer.from(stored, 'base64') : Buffer.from(stored.utf8, 'utf8');
+    const file = stored();
+    const decoded = typeof file === 'string' ? Buffer.from(file, 'base64') : Buffer.from(file.utf8, 'utf8');
     (overlay as Overlay).files.set(relative, decoded);
     return decoded;
   }
@@ -97,7 +102,7 @@ function fakeStats(relative: string, file: unknown): fs.Stats {
 type Callback = (error: NodeJS.ErrnoException | null, data?: string | Buffer) => void;
 
 /** Installs the overlay for the bundle at `bundleFile` (the bundle's own `__filename`). */
-export function installEmbeddedFiles(bundleFile: string, files: EmbeddedFileMap): void {
+export function installEmbeddedFiles(bundleFile: string, files: LazyEmbeddedFileMap): void {
   if (overlay !== undefined) return;
   const dirs = new Set<string>(['.']);
   for (const name of Object.keys(files)) {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { parseListenAddress } from '../config/load';
 import type { CdhConfig } from '../config/types';
 import { isCdhError } from '../errors';
+import type { ImagePuller } from '../image/service';
 import { createLogger } from '../log';
 import { builtinProviders } from '../providers';
 import { createResourceStore, provisionCredentials } from '../providers/kbs';
@@ -26,8 +27,6 @@ export interface DaemonOptions {
   readonly logger?: Logger;
   /** Replaces the built-in providers (tests register a test provider). */
   readonly providers?: readonly ProviderFactory[];
-  /** Builds a fresh provider instance per call (the upstream strategy; benchmark only). */
-  readonly reuseProviderInstances?: boolean;
 }
 
 export interface DaemonHandle {
@@ -47,15 +46,23 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
 
   const resourceStore = await prepareResources(config, logger);
 
-  const registry = new ProviderRegistry(
-    options.providers ?? builtinProviders(),
-    { config, logger, resources: resourceStore },
-    { reuseInstances: options.reuseProviderInstances ?? true },
-  );
+  const registry = new ProviderRegistry(options.providers ?? builtinProviders(), {
+    config,
+    logger,
+    resources: resourceStore,
+  });
   const { unsealer, cache } = createUnsealService(config, registry, logger, resourceStore);
+  // The image code (tar, zstd, OpenPGP, the registry client) is loaded at the first PullImage:
+  // most daemons never pull, and start-up and idle memory should not pay for it.
+  let images: Promise<ImagePuller> | undefined;
+  const imagePuller = (): Promise<ImagePuller> =>
+    (images ??= import('../image/service.js').then(
+      ({ ImagePuller: Puller }) => new Puller(config.image, { logger, kbc: resourceStore }),
+    ));
   const backend: ApiBackend = {
     unsealSecret: (secret, ctx) => unsealer.unseal(secret, ctx),
     getResource: (uri, ctx) => resourceStore.getResource(uri, ctx),
+    pullImage: async (imageUrl, bundlePath, ctx) => (await imagePuller()).pull(imageUrl, bundlePath, ctx),
   };
   const dispatcher = new ApiDispatcher(backend, { maxInFlight: config.maxInFlight, logger });
   const grpcFront = new GrpcFront(dispatcher, { maxMessageBytes: config.maxMessageBytes });
@@ -99,6 +106,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
         grpcFront.destroy();
         ttrpcServer.destroy();
         await registry.close();
+        if (images) await (await images).close();
         cache.clear();
         logger.info('stopped');
       })();

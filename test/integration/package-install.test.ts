@@ -5,7 +5,7 @@ import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT, PROTOS_DIR } from '../../src/package-info';
-import { childEnv, spawnDaemon, tempDir } from '../support/daemon';
+import { childEnv, spawnDaemon, tempDir } from '../../src/devtools/daemon';
 
 // What a user gets from `npm pack` + `npm install -g`: the tarball holds only what runs, every
 // bin answers --help and --version, and the installed daemon serves and stops cleanly.
