@@ -10,6 +10,7 @@ import { createResourceStore, provisionCredentials } from '../providers/kbs';
 import { ProviderRegistry } from '../providers/registry';
 import type { ProviderFactory, ResourceReader } from '../providers/types';
 import { createUnsealService } from '../secret/service';
+import { publishAddress, withdrawAddress } from './address-file';
 import { ApiDispatcher, type ApiBackend } from './api';
 import { GrpcFront } from './grpc';
 import { ProtocolListener, StartupError } from './listener';
@@ -27,6 +28,8 @@ export interface DaemonOptions {
   readonly logger?: Logger;
   /** Replaces the built-in providers (tests register a test provider). */
   readonly providers?: readonly ProviderFactory[];
+  /** File to publish the bound address in while serving (env CDH_ADDRESS_FILE; see address-file.ts). */
+  readonly addressFile?: string;
 }
 
 export interface DaemonHandle {
@@ -77,6 +80,18 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
 
   const bound = await listener.listen(address, { mode: config.socketMode, group: config.socketGroup });
   grpcFront.setServing(true);
+  const { addressFile } = options;
+  if (addressFile !== undefined) {
+    try {
+      publishAddress(addressFile, bound);
+    } catch (error) {
+      await listener.close();
+      grpcFront.destroy();
+      ttrpcServer.destroy();
+      await registry.close();
+      throw error;
+    }
+  }
   logger.info({ socket: bound, providers: registry.providerNames }, 'serving');
 
   let stopping: Promise<void> | undefined;
@@ -89,6 +104,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
         grpcFront.setServing(false);
         dispatcher.startDraining();
         await listener.close();
+        if (addressFile !== undefined) withdrawAddress(addressFile);
         grpcFront.drain(graceMs);
         // ttrpc connections close once their answers are written.
         const ttrpcClosed = ttrpcServer.close();
@@ -114,6 +130,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
     },
     kill() {
       listener.removeSocketFile();
+      if (addressFile !== undefined) withdrawAddress(addressFile);
       grpcFront.destroy();
       ttrpcServer.destroy();
     },
