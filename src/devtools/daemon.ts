@@ -19,6 +19,7 @@ function programPath(name: string, built: string): string {
 export const DAEMON_BIN = programPath('confidential-data-hub', 'dist/src/bin/confidential-data-hub.js');
 export const SECRET_BIN = programPath('secret', 'dist/src/bin/secret.js');
 export const CDH_TOOL_BIN = programPath('cdh-tool', 'dist/src/bin/cdh-tool.js');
+export const REST_BIN = programPath('api-server-rest', 'dist/src/bin/api-server-rest.js');
 
 /** A fresh temp dir, removed by the returned cleanup. */
 export function tempDir(prefix = 'cdh-test-'): { path: string; cleanup(): void } {
