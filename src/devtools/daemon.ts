@@ -20,6 +20,7 @@ export function programPath(name: string): string {
 export const DAEMON_BIN = programPath('confidential-data-hub');
 export const SECRET_BIN = programPath('secret');
 export const CDH_TOOL_BIN = programPath('cdh-tool');
+export const REST_BIN = programPath('api-server-rest');
 
 /** A fresh temp dir, removed by the returned cleanup. */
 export function tempDir(prefix = 'cdh-test-'): { path: string; cleanup(): void } {
