@@ -26,8 +26,11 @@ interface ReflectionServer {
 export class LazyReflection {
   private server: ReflectionServer | undefined;
 
-  /** `serviceNames`: the other services on the server, listed and described. */
-  constructor(private readonly serviceNames: readonly string[]) {}
+  /** `serviceNames`: the other services on the server, listed and described from `setPath`. */
+  constructor(
+    private readonly serviceNames: readonly string[],
+    private readonly setPath: string = DESCRIPTOR_SET,
+  ) {}
 
   addToServer(server: grpc.Server): void {
     const passThrough = (bytes: Buffer): Buffer => bytes;
@@ -46,7 +49,7 @@ export class LazyReflection {
     if (this.server === undefined) {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { DescriptorSetReflection, ReflectionCodec } = require('./reflection') as ReflectionModule;
-      const set = readFileSync(DESCRIPTOR_SET);
+      const set = readFileSync(this.setPath);
       this.server = {
         reflection: new DescriptorSetReflection(set, [...this.serviceNames, ...REFLECTION_SERVICES]),
         codec: new ReflectionCodec(set),

@@ -9,7 +9,7 @@ file_containing_symbol for every service, then file_by_filename for every depend
 received yet. Then, for each service, a fresh DescriptorPool gets its file and that file's
 imports (a pool validates as protoc does: map entries, type names, json names). The messages
 api.SecureMountRequest, api.UnsealSecretInput and api.GetResourceRequest are described from the
-pool. With SECRET_FILE, api.SealedSecretService/UnsealSecret is called with a request built as a
+pool (when the server has them). With SECRET_FILE, api.SealedSecretService/UnsealSecret is called with a request built as a
 dynamic message from the reflected descriptors (no generated API code).
 
 Prints one JSON object; exits 1 if any service's files were refused.
@@ -150,11 +150,12 @@ def describe(pool, name):
     return fields
 
 
-api_pool = pools["api.SealedSecretService"]
-answer["messages"] = {
-    name: describe(api_pool, name)
-    for name in ("api.SecureMountRequest", "api.UnsealSecretInput", "api.GetResourceRequest")
-}
+api_pool = pools.get("api.SealedSecretService")
+if api_pool is not None:
+    answer["messages"] = {
+        name: describe(api_pool, name)
+        for name in ("api.SecureMountRequest", "api.UnsealSecretInput", "api.GetResourceRequest")
+    }
 
 
 def message_class(pool, descriptor):

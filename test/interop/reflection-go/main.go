@@ -9,7 +9,7 @@
 // format, so the v1alpha messages serve both): list_services, file_containing_symbol for every
 // service, then file_by_filename for every dependency. For each service, protodesc.NewFiles
 // gets its file and that file's imports. The messages api.SecureMountRequest,
-// api.UnsealSecretInput and api.GetResourceRequest are described from the result. With
+// api.UnsealSecretInput and api.GetResourceRequest are described from the result (when served). With
 // SECRET_FILE, api.SealedSecretService/UnsealSecret is called with a dynamicpb request built
 // from the reflected descriptors. Prints one JSON object; exit 1 if any service's files were
 // refused, 2 on any other failure.
@@ -55,6 +55,16 @@ type answer struct {
 	Messages        map[string][]field `json:"messages,omitempty"`
 	PlaintextBase64 []byte             `json:"plaintext_base64,omitempty"`
 }
+
+// dynamicCodec marshals with the protobuf API v2 (which knows dynamicpb messages); Debian's grpc
+// codec goes through github.com/golang/protobuf 1.3, which knows generated structs only.
+type dynamicCodec struct{}
+
+func (dynamicCodec) Marshal(v interface{}) ([]byte, error) { return proto.Marshal(v.(proto.Message)) }
+func (dynamicCodec) Unmarshal(data []byte, v interface{}) error {
+	return proto.Unmarshal(data, v.(proto.Message))
+}
+func (dynamicCodec) Name() string { return "proto" }
 
 func fail(format string, args ...interface{}) {
 	fmt.Fprintf(os.Stderr, format+"\n", args...)
@@ -235,15 +245,17 @@ func main() {
 	}
 
 	api := registries["api.SealedSecretService"]
-	if api == nil {
-		fail("api.SealedSecretService is not listed")
-	}
-	result.Messages = map[string][]field{}
-	for _, name := range []string{"api.SecureMountRequest", "api.UnsealSecretInput", "api.GetResourceRequest"} {
-		result.Messages[name] = describe(api, name)
+	if api != nil {
+		result.Messages = map[string][]field{}
+		for _, name := range []string{"api.SecureMountRequest", "api.UnsealSecretInput", "api.GetResourceRequest"} {
+			result.Messages[name] = describe(api, name)
+		}
 	}
 
 	if len(os.Args) == 4 {
+		if api == nil {
+			fail("api.SealedSecretService is not listed")
+		}
 		secret, err := ioutil.ReadFile(os.Args[3])
 		if err != nil {
 			fail("read the secret: %v", err)
@@ -258,7 +270,7 @@ func main() {
 		input.Set(method.Input().Fields().ByName("secret"), protoreflect.ValueOfBytes(secret))
 		output := dynamicpb.NewMessage(method.Output())
 		path := "/" + string(service.FullName()) + "/" + string(method.Name())
-		if err := conn.Invoke(ctx, path, input, output); err != nil {
+		if err := conn.Invoke(ctx, path, input, output, grpc.ForceCodec(dynamicCodec{})); err != nil {
 			fail("%s: %v", path, err)
 		}
 		result.PlaintextBase64 = output.Get(method.Output().Fields().ByName("plaintext")).Bytes()
