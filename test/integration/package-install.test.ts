@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT, PROTOS_DIR } from '../../src/package-info';
 import { childEnv, spawnDaemon, tempDir } from '../support/daemon';
+import { ReflectionClient } from '../support/reflection-client';
 
 // What a user gets from `npm pack` + `npm install -g`: the tarball holds only what runs, every
 // bin answers --help and --version, and the installed daemon serves and stops cleanly.
@@ -79,10 +80,19 @@ describe('installed package (npm pack, npm install -g --prefix)', { timeout: 120
 
   test('the tarball holds only what runs: dist/src JavaScript, protos, README, LICENSE', () => {
     const unexpected = packedFiles.filter(
-      (path) => !/^(package\.json|README\.md|LICENSE|dist\/src\/.+\.js|protos\/.+\.proto)$/.test(path),
+      (path) =>
+        !/^(package\.json|README\.md|LICENSE|dist\/src\/.+\.js|dist\/src\/protos\.binpb|protos\/.+\.proto)$/.test(
+          path,
+        ),
     );
     assert.deepEqual(unexpected, []);
-    for (const needed of ['package.json', 'README.md', 'LICENSE', ...protoFiles(PROTOS_DIR)]) {
+    for (const needed of [
+      'package.json',
+      'README.md',
+      'LICENSE',
+      'dist/src/protos.binpb',
+      ...protoFiles(PROTOS_DIR),
+    ]) {
       assert.ok(packedFiles.includes(needed), `${needed} is in the tarball`);
     }
   });
@@ -108,6 +118,11 @@ describe('installed package (npm pack, npm install -g --prefix)', { timeout: 120
     });
     try {
       assert.equal(await daemon.client().check(''), 'SERVING');
+      const reflection = new ReflectionClient(daemon.target);
+      const [api] = await reflection
+        .fileContainingSymbol('api.SecureMountRequest')
+        .finally(() => reflection.close());
+      assert.equal(api?.name, 'api.proto', 'reflection serves the compiled descriptors once installed');
       assert.equal(await daemon.stop('SIGTERM'), 0);
       assert.equal(existsSync(daemon.socketPath), false, 'socket removed');
     } finally {
