@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { CdhClient } from '../client/cdh-client';
+import type { TtrpcCallError } from '../client/ttrpc-client';
 import { DEFAULT_SOCKET } from '../config/types';
 import { packageVersion } from '../package-info';
 
@@ -16,6 +16,8 @@ Commands:
 
 Options:
   --socket ADDR     unix:///abs/path or host:port (default ${DEFAULT_SOCKET})
+  --ttrpc           speak ttrpc, as the Kata agent does, instead of gRPC (unix sockets; not for
+                    health: the daemon's health service is gRPC only)
   --timeout-ms N    per-call deadline (default 30000)
   -h, --help        this help
   -V, --version     the version
@@ -35,6 +37,7 @@ async function main(): Promise<void> {
         'secret-path': { type: 'string' },
         'resource-uri': { type: 'string' },
         'timeout-ms': { type: 'string' },
+        ttrpc: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
       },
@@ -54,7 +57,7 @@ async function main(): Promise<void> {
   const timeoutMs = values['timeout-ms'] === undefined ? 30_000 : Number(values['timeout-ms']);
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) fail('--timeout-ms must be a positive whole number');
 
-  let request: (client: CdhClient) => Promise<void>;
+  let request: (client: SocketClient) => Promise<void>;
   switch (command) {
     case 'unseal-secret': {
       const path = values['secret-path'] ?? fail('unseal-secret needs --secret-path FILE');
@@ -79,6 +82,7 @@ async function main(): Promise<void> {
       break;
     }
     case 'health':
+      if (values.ttrpc) fail('health is a gRPC service (grpc.health.v1); run it without --ttrpc');
       request = async (client) => {
         const status = await client.check('', timeoutMs);
         process.stdout.write(`${status}\n`);
@@ -89,17 +93,65 @@ async function main(): Promise<void> {
       fail(`unknown command "${command}" (see --help)`);
   }
 
-  // gRPC is loaded only once the arguments are known to be good (usage errors answer at once).
-  const { CdhClient: Client, grpcTarget, grpcStatusName } = await import('../client/cdh-client.js');
-  const target = grpcTarget(values.socket ?? DEFAULT_SOCKET);
-  const client = new Client(target);
+  // Clients are loaded only once the arguments are known to be good (usage errors answer at once).
+  const { grpcTarget, grpcStatusName } = await import('../client/cdh-client.js');
+  const address = values.socket ?? DEFAULT_SOCKET;
+  let client: SocketClient;
+  let target: string;
+  try {
+    if (values.ttrpc) {
+      target = address;
+      client = await ttrpcSocketClient(address);
+    } else {
+      target = grpcTarget(address);
+      const { CdhClient } = await import('../client/cdh-client.js');
+      client = new CdhClient(target);
+    }
+  } catch (error) {
+    fail((error as Error).message);
+  }
   try {
     await request(client);
   } catch (error) {
-    fail(describeCallFailure(error, target, grpcStatusName), 1);
+    const ttrpcFailure = asTtrpcCallError(error);
+    fail(
+      ttrpcFailure
+        ? describeTtrpcFailure(ttrpcFailure, grpcStatusName)
+        : describeCallFailure(error, target, grpcStatusName),
+      1,
+    );
   } finally {
     client.close();
   }
+}
+
+/** What the commands need of a client, whichever protocol it speaks. */
+interface SocketClient {
+  unsealSecret(secret: Uint8Array, timeoutMs: number): Promise<Buffer>;
+  getResource(uri: string, timeoutMs: number): Promise<Buffer>;
+  check(service: string, timeoutMs: number): Promise<string>;
+  close(): void;
+}
+
+async function ttrpcSocketClient(address: string): Promise<SocketClient> {
+  const { CdhTtrpcClient } = await import('../client/cdh-ttrpc-client.js');
+  const client = new CdhTtrpcClient(address);
+  return {
+    unsealSecret: (secret, timeoutMs) => client.unsealSecret(secret, { timeoutMs }),
+    getResource: (uri, timeoutMs) => client.getResource(uri, { timeoutMs }),
+    check: () => Promise.reject(new Error('health has no ttrpc form')),
+    close: () => client.close(),
+  };
+}
+
+function asTtrpcCallError(error: unknown): TtrpcCallError | undefined {
+  return error instanceof Error && error.name === 'TtrpcCallError' ? (error as TtrpcCallError) : undefined;
+}
+
+/** One line, as for gRPC: the status name, then what the daemon said (or why nothing answered). */
+function describeTtrpcFailure(error: TtrpcCallError, statusName: (code: number) => string): string {
+  const said = error.kind === 'status' ? error.peerMessage : error.message;
+  return `${statusName(error.code)}: ${said}`.replace(/\s*\n\s*/g, ' ');
 }
 
 /** One line: the gRPC status name, then what the daemon (or the channel) said. */
