@@ -51,10 +51,20 @@ export interface CompileOptions {
   readonly extra?: readonly ProtoInput[];
 }
 
-/** The buf binary of the platform package (what @bufbuild/buf's own bin script runs). */
+/** The buf binary of this platform's package (what @bufbuild/buf's own bin script runs). */
 function bufBinary(): string {
-  const arch = process.arch === 'arm64' ? 'aarch64' : process.arch;
-  return require.resolve(`@bufbuild/buf-${process.platform}-${arch}/bin/buf`);
+  const arch = ({ arm64: 'aarch64', arm: 'armv7' } as Record<string, string>)[process.arch] ?? process.arch;
+  const name = `@bufbuild/buf-${process.platform}-${arch}`;
+  try {
+    return require.resolve(`${name}/bin/buf${process.platform === 'win32' ? '.exe' : ''}`);
+  } catch (error) {
+    throw new Error(
+      `the protobuf compiler is missing: ${name} (an optional dependency of @bufbuild/buf) is not installed`,
+      {
+        cause: error,
+      },
+    );
+  }
 }
 
 /**

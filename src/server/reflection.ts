@@ -137,12 +137,12 @@ export class DescriptorSetReflection {
       case 'file_by_filename': {
         const name = request.file_by_filename ?? '';
         const file = this.files.get(name);
-        return file ? this.withDependencies(file, sent) : notFound(`file not found: ${name}`);
+        return file ? this.withDependencies(file, sent) : notFound(`file not found: ${quoted(name)}`);
       }
       case 'file_containing_symbol': {
         const symbol = (request.file_containing_symbol ?? '').replace(/^\./, '');
         const file = this.symbols.get(symbol);
-        return file ? this.withDependencies(file, sent) : notFound(`symbol not found: ${symbol}`);
+        return file ? this.withDependencies(file, sent) : notFound(`symbol not found: ${quoted(symbol)}`);
       }
       case 'file_containing_extension': {
         const type = (request.file_containing_extension?.containing_type ?? '').replace(/^\./, '');
@@ -150,11 +150,11 @@ export class DescriptorSetReflection {
         const file = this.extensions.get(type)?.get(number);
         return file
           ? this.withDependencies(file, sent)
-          : notFound(`extension not found: ${type} has no extension ${number}`);
+          : notFound(`extension not found: ${quoted(type)} has no extension ${number}`);
       }
       case 'all_extension_numbers_of_type': {
         const type = (request.all_extension_numbers_of_type ?? '').replace(/^\./, '');
-        if (!this.symbols.has(type)) return notFound(`type not found: ${type}`);
+        if (!this.symbols.has(type)) return notFound(`type not found: ${quoted(type)}`);
         const numbers = [...(this.extensions.get(type)?.keys() ?? [])].sort((a, b) => a - b);
         return { all_extension_numbers_response: { base_type_name: type, extension_number: numbers } };
       }
@@ -225,6 +225,11 @@ export class DescriptorSetReflection {
       for (const method of service.method ?? []) add(join(name, method.name));
     }
   }
+}
+
+/** A name from the request, quoted and cut short for an error message. */
+function quoted(name: string): string {
+  return JSON.stringify(name.length > 200 ? `${name.slice(0, 200)}…` : name);
 }
 
 function notFound(message: string): ReflectionAnswer {

@@ -161,12 +161,12 @@ describe('reflection over the compiled set', () => {
       errorOf(ask({ message_request: 'file_containing_symbol', file_containing_symbol: 'api.Nope' })),
       {
         error_code: 5,
-        error_message: 'symbol not found: api.Nope',
+        error_message: 'symbol not found: "api.Nope"',
       },
     );
     assert.deepEqual(errorOf(ask({ message_request: 'file_by_filename', file_by_filename: 'nope.proto' })), {
       error_code: 5,
-      error_message: 'file not found: nope.proto',
+      error_message: 'file not found: "nope.proto"',
     });
     assert.equal(
       errorOf(
@@ -183,6 +183,13 @@ describe('reflection over the compiled set', () => {
       ).error_code,
       5,
     );
+  });
+
+  test('a long unknown name is cut short in the message', () => {
+    const { error_message } = errorOf(
+      ask({ message_request: 'file_containing_symbol', file_containing_symbol: 'x'.repeat(100_000) }),
+    );
+    assert.ok(error_message.length < 250, `${error_message.length} characters`);
   });
 
   test('a request that asks for nothing is INVALID_ARGUMENT', () => {
