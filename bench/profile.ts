@@ -11,7 +11,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CdhClient } from '../src/client/cdh-client';
-import { childEnv, DAEMON_BIN } from '../test/support/daemon';
+import { childEnv, DAEMON_BIN } from '../src/devtools/daemon';
 import { BENCH_DIR, prepareBench, runJson } from './harness';
 import type { LoadResult } from './load';
 

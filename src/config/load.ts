@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, extname } from 'node:path';
 import { z } from 'zod';
+import { imageSectionSchema, resolveImageSettings } from './image';
 import { defaultConfig, LOG_LEVELS, type CdhConfig, type LogLevel } from './types';
 
 // smol-toml's type declarations are ESM-only; its CommonJS build is what runs here.
@@ -48,8 +49,7 @@ const fileSchema = z.strictObject({
     })
     .partial(),
   credentials: z.array(z.strictObject({ resource_uri: z.string().min(1), path: absolutePath })),
-  // Upstream's image-pull settings: image pulling is not part of this daemon, so they are ignored.
-  image: z.record(z.string(), z.unknown()),
+  image: imageSectionSchema,
   socket_mode: z.union([
     z.string().regex(/^0?[0-7]{3}$/, 'must be octal permission bits such as "0600"'),
     z.number().int().min(0).max(0o777),
@@ -109,8 +109,6 @@ export function resolveConfig(
   if (!parsed.success) throw issueToError(parsed.error.issues[0]);
   const file: ConfigFile = parsed.data;
   const warnings: string[] = [];
-  if (file.image !== undefined)
-    warnings.push('config section [image] is ignored: image pulling is not part of this daemon');
 
   const config = defaultConfig();
   if (file.socket !== undefined) config.socket = file.socket;
@@ -132,6 +130,7 @@ export function resolveConfig(
   Object.assign(config.cache, camelCase(file.cache));
   Object.assign(config.sealedSecret, camelCase(file.sealed_secret));
   Object.assign(config.aliyun, camelCase(file.aliyun));
+  config.image = resolveImageSettings(file.image);
 
   applyEnvironment(config, env);
 

@@ -1,3 +1,5 @@
+import { defaultImageSettings, type ImageSettings } from './image';
+
 /** The daemon's configuration after defaults, file, environment and flags are merged. */
 export interface CdhConfig {
   /** Listen address: `unix:///abs/path`, `unix:/abs/path` or `host:port`. */
@@ -22,6 +24,8 @@ export interface CdhConfig {
   cache: { ttlSeconds: number; maxEntries: number };
   sealedSecret: { signingKeyDir: string };
   aliyun: AliyunConfig;
+  /** [image]: PullImage. */
+  image: ImageSettings;
 }
 
 export interface AliyunConfig {
@@ -64,5 +68,6 @@ export function defaultConfig(): CdhConfig {
       metadataEndpoint: 'http://100.100.100.200',
       requestTimeoutMs: 10000,
     },
+    image: defaultImageSettings(),
   };
 }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { parseListenAddress } from '../config/load';
 import type { CdhConfig } from '../config/types';
 import { isCdhError } from '../errors';
+import { ImagePuller } from '../image/service';
 import { createLogger } from '../log';
 import { builtinProviders } from '../providers';
 import { createResourceStore, provisionCredentials } from '../providers/kbs';
@@ -26,8 +27,6 @@ export interface DaemonOptions {
   readonly logger?: Logger;
   /** Replaces the built-in providers (tests register a test provider). */
   readonly providers?: readonly ProviderFactory[];
-  /** Builds a fresh provider instance per call (the upstream strategy; benchmark only). */
-  readonly reuseProviderInstances?: boolean;
 }
 
 export interface DaemonHandle {
@@ -47,15 +46,17 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
 
   const resourceStore = await prepareResources(config, logger);
 
-  const registry = new ProviderRegistry(
-    options.providers ?? builtinProviders(),
-    { config, logger, resources: resourceStore },
-    { reuseInstances: options.reuseProviderInstances ?? true },
-  );
+  const registry = new ProviderRegistry(options.providers ?? builtinProviders(), {
+    config,
+    logger,
+    resources: resourceStore,
+  });
   const { unsealer, cache } = createUnsealService(config, registry, logger, resourceStore);
+  const images = new ImagePuller(config.image, { logger, kbc: resourceStore });
   const backend: ApiBackend = {
     unsealSecret: (secret, ctx) => unsealer.unseal(secret, ctx),
     getResource: (uri, ctx) => resourceStore.getResource(uri, ctx),
+    pullImage: (imageUrl, bundlePath, ctx) => images.pull(imageUrl, bundlePath, ctx),
   };
   const dispatcher = new ApiDispatcher(backend, { maxInFlight: config.maxInFlight, logger });
   const grpcFront = new GrpcFront(dispatcher, { maxMessageBytes: config.maxMessageBytes });
@@ -99,6 +100,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
         grpcFront.destroy();
         ttrpcServer.destroy();
         await registry.close();
+        await images.close();
         cache.clear();
         logger.info('stopped');
       })();

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sealVault, unsignedSealedSecret } from '../../src/secret';
 import { runCli } from '../support/cli';
-import { CDH_TOOL_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
+import { CDH_TOOL_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
 import { writeResourceFile } from '../support/kbs';
 
 const RESOURCE = 'resource-bytes-over-ttrpc-5c1d';

@@ -5,7 +5,7 @@ import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT, PROTOS_DIR } from '../../src/package-info';
-import { childEnv, spawnDaemon, tempDir } from '../support/daemon';
+import { childEnv, spawnDaemon, tempDir } from '../../src/devtools/daemon';
 import { ReflectionClient } from '../support/reflection-client';
 
 // What a user gets from `npm pack` + `npm install -g`: the tarball holds only what runs, every

@@ -12,7 +12,7 @@ import { compileDescriptorSet, thirdPartyProtos } from '../../scripts/compile-pr
 import { API_PROTO, PACKAGE_ROOT } from '../../src/package-info';
 import { generateSigningJwkPair, sealVault, signSealedSecret } from '../../src/secret';
 import { LazyReflection } from '../../src/server/reflection-service';
-import { spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
+import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
 import { writeResourceFile } from '../support/kbs';
 
 /**

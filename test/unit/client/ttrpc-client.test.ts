@@ -10,7 +10,7 @@ import {
   encodeResponseEnvelope,
   type TtrpcRequest,
 } from '../../../src/server/ttrpc/messages';
-import { tempDir } from '../../support/daemon';
+import { tempDir } from '../../../src/devtools/daemon';
 
 type Handler = (
   request: TtrpcRequest,

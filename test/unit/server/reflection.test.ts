@@ -14,7 +14,7 @@ import {
   type ReflectionAnswer,
   type ReflectionRequest,
 } from '../../../src/server/reflection';
-import { tempDir } from '../../support/daemon';
+import { tempDir } from '../../../src/devtools/daemon';
 
 const run = promisify(execFile);
 /** Debian's protobuf-compiler. */

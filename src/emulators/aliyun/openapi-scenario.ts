@@ -1,10 +1,10 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultConfig, type CdhConfig } from '../../src/config/types';
-import { MetadataEmulator, type IssuedCredential, type MetadataMode } from './metadata-emulator';
-import { OpenApiEmulator } from './openapi-emulator';
-import { createTestCa, type ServerCert, type TestCa } from './pki';
+import { defaultConfig, type CdhConfig } from '../../config/types';
+import { MetadataEmulator, type IssuedCredential, type MetadataMode } from './metadata';
+import { OpenApiEmulator } from './openapi';
+import { createTestCa, type ServerCert, type TestCa } from '../pki';
 
 /** The static STS credentials the OpenAPI emulator knows (sts_token tests). */
 export const STS_CREDENTIAL = {
@@ -21,6 +21,8 @@ export interface OpenApiFixtureOptions {
   readonly credentialLifetimeMs?: number;
   /** Decides how each issued role credential is registered with the OpenAPI emulator. */
   readonly onIssue?: (credential: IssuedCredential, register: (expiresAt: number) => void) => void;
+  /** Where ecsRamRole.json goes (default: <dir>/kms-credential). */
+  readonly credentialDir?: string;
 }
 
 let sharedPki: { ca: TestCa; serverCert: ServerCert } | undefined;
@@ -35,7 +37,7 @@ function emulatorPki(): { ca: TestCa; serverCert: ServerCert } {
 }
 
 /**
- * Both emulators, a temp dir with the OpenAPI CA bundle, a token file and ecsRamRole.json,
+ * The KMS OpenAPI and ECS metadata emulators together, a temp dir with the OpenAPI CA bundle, a token file and ecsRamRole.json,
  * and a configuration pointing at them (what every provider-level test needs).
  */
 export class OpenApiFixture {
@@ -65,8 +67,8 @@ export class OpenApiFixture {
     const dir = await mkdtemp(join(tmpdir(), 'cdh-openapi-'));
     const caFile = join(dir, 'openapi-ca.pem');
     await writeFile(caFile, openapi.caPem);
-    const credentialDir = join(dir, 'kms-credential');
-    await mkdir(credentialDir);
+    const credentialDir = options.credentialDir ?? join(dir, 'kms-credential');
+    await mkdir(credentialDir, { recursive: true });
     await writeFile(
       join(credentialDir, 'ecsRamRole.json'),
       JSON.stringify({ ecs_ram_role_name: ROLE_NAME, region_id: REGION_ID }),

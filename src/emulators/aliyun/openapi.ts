@@ -2,9 +2,9 @@ import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { createTestCa, type ServerCert, type TestCa } from './pki';
-import { listenOnLoopback } from './listen';
-import { DelayedActions } from './delayed-actions';
+import { createTestCa, type ServerCert, type TestCa } from '../pki';
+import { listenOnLoopback } from '../listen';
+import { DelayedActions } from '../delayed-actions';
 
 /**
  * An Alibaba Cloud KMS OpenAPI (RPC style, version 2016-01-20) for tests: HTTPS on 127.0.0.1,

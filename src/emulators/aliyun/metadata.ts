@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { listenOnLoopback } from './listen';
-import { DelayedActions } from './delayed-actions';
+import { listenOnLoopback } from '../listen';
+import { DelayedActions } from '../delayed-actions';
 
 /**
  * The ECS instance metadata service's RAM-role corner, for tests: plain HTTP on 127.0.0.1.

@@ -5,6 +5,7 @@ import { CdhError } from '../../../src/errors';
 import { silentLogger } from '../../../src/log';
 import { ProviderRegistry } from '../../../src/providers/registry';
 import type { CallContext, ProviderFactory, ProviderInstance } from '../../../src/providers/types';
+import { perCallFactory } from '../../../bench/per-call-providers';
 
 const ctx = (): CallContext => ({ signal: new AbortController().signal });
 
@@ -41,12 +42,12 @@ function countingFactory(options: { withGetter?: boolean } = {}) {
   return { factory, counts };
 }
 
+/** The registry over `factory` as the daemon has it (reuse) or as the per-call bench daemon has it. */
 function registry(factory: ProviderFactory, reuseInstances: boolean): ProviderRegistry {
-  return new ProviderRegistry(
-    [factory],
-    { config: defaultConfig(), logger: silentLogger() },
-    { reuseInstances },
-  );
+  return new ProviderRegistry([reuseInstances ? factory : perCallFactory(factory)], {
+    config: defaultConfig(),
+    logger: silentLogger(),
+  });
 }
 
 test('per-call instances: each call builds one instance and closes it when the call completes', async () => {
@@ -90,7 +91,7 @@ test('per-call instances: a missing capability is named at call time and the ins
   assert.equal(counts.open, 0);
 });
 
-test('per-call mode still refuses an unknown provider at lookup', async () => {
+test('per-call factories still refuse an unknown provider at lookup', async () => {
   const { factory } = countingFactory();
   await assert.rejects(registry(factory, false).decrypter('nope', {}), /unknown provider "nope"/);
 });

@@ -19,9 +19,9 @@ import {
   type DkmsMessages,
   type EncryptRequest,
   type GetSecretValueRequest,
-} from '../../src/providers/aliyun/client-key/dkms-messages';
-import { createTestCa, type TestCa } from './pki';
-import { listenOnLoopback } from './listen';
+} from '../../providers/aliyun/client-key/dkms-messages';
+import { createTestCa, type TestCa } from '../pki';
+import { listenOnLoopback } from '../listen';
 
 /**
  * An emulator of an Alibaba Cloud KMS instance's dedicated gateway (API dkms-gcs-0.2), for tests.

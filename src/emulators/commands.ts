@@ -1,0 +1,5 @@
+import { aliyunCommand } from './aliyun/command';
+import type { EmulatorCommand } from './command';
+
+/** Every `cdh-emulator` subcommand: adding one is one file and one line here. */
+export const EMULATOR_COMMANDS: readonly EmulatorCommand[] = [aliyunCommand];
