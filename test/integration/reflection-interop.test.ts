@@ -223,6 +223,22 @@ describe(
       }
     }
 
+    test('the bundled daemon (npm run bundle) serves the same descriptors, embedded in the bundle', async (t) => {
+      const bundled = join(PACKAGE_ROOT, 'dist/bundle/confidential-data-hub.js');
+      if (pythonSkip) return t.skip(pythonSkip);
+      if (!existsSync(bundled)) return t.skip('no bundle: run npm run bundle (npm test does)');
+      const daemon = await spawnDaemon({ bin: bundled });
+      try {
+        const { code, answer } = await checkers.python(daemon.socketPath, 'v1alpha');
+        assert.equal(code, 0, JSON.stringify(answer.errors));
+        assert.deepEqual(answer.services, SERVED_SERVICES);
+        assert.deepEqual(answer.messages, EXPECTED_MESSAGES);
+      } finally {
+        await daemon.stop();
+        daemon.cleanup();
+      }
+    });
+
     test('both load a served file with imports, each import fetched by file name', async (t) => {
       if (pythonSkip || goSkip) return t.skip(pythonSkip ?? goSkip);
       // A service whose file imports a file that imports another (and a well-known type).
