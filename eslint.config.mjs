@@ -1,6 +1,9 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/** Relative-import patterns (gitignore syntax) for the folders a module must not reach. */
+const folder = (name) => [`**/${name}`, `**/${name}/**`];
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**'] },
   js.configs.recommended,
@@ -9,6 +12,57 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  // Boundaries. src/ never imports test/, bench/ or scripts/ (they import src/, not the reverse).
+  {
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [...folder('test'), ...folder('bench'), ...folder('scripts')],
+              message: 'src/ must not import test/, bench/ or scripts/.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  // The product (daemon, CLIs, providers, …) never imports the emulators or the dev tooling;
+  // only the cdh-emulator bin and the tooling itself may.
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/emulators/**', 'src/devtools/**', 'src/bin/cdh-emulator.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [...folder('test'), ...folder('bench'), ...folder('scripts')],
+              message: 'src/ must not import test/, bench/ or scripts/.',
+            },
+            {
+              group: [...folder('emulators'), ...folder('devtools')],
+              message:
+                'product code must not import src/emulators/ or src/devtools/ (only cdh-emulator and tooling may).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  // Nothing outside test/ imports test/.
+  {
+    files: ['bench/**/*.ts', 'scripts/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: folder('test'), message: 'only test/ may import test/.' }] },
+      ],
     },
   },
 );

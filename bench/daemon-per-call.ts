@@ -8,7 +8,9 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/load';
 import { createLogger } from '../src/log';
+import { builtinProviders } from '../src/providers';
 import { startDaemon } from '../src/server/daemon';
+import { perCallProviders } from './per-call-providers';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -17,7 +19,7 @@ async function main(): Promise<void> {
   });
   const { config } = loadConfig(values.config, process.env, values.socket ? { socket: values.socket } : {});
   const logger = createLogger(config.log.level);
-  const daemon = await startDaemon(config, { logger, reuseProviderInstances: false });
+  const daemon = await startDaemon(config, { logger, providers: perCallProviders(builtinProviders()) });
   const stop = (): void => {
     void daemon.stop().then(() => {
       logger.flush();

@@ -2,75 +2,68 @@
  * What the benchmark scripts share: the emulator process, 256 sealed secrets and the daemon
  * configs pointing at it, and running a bench script as its own process.
  */
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { defaultConfig } from '../src/config/types';
 import { silentLogger } from '../src/log';
 import { PACKAGE_ROOT } from '../src/package-info';
 import { createClientKeyProvider } from '../src/providers/aliyun/client-key';
 import { generateSigningJwkPair, sealEnvelope, signSealedSecret } from '../src/secret';
-import { childEnv, tempDir } from '../test/support/daemon';
-import type { DkmsEmulatorStats } from '../test/support/dkms-emulator';
-import type { EmulatorProcessInfo } from './emulator-process';
+import { childEnv, tempDir } from '../src/devtools/daemon';
+import type { DkmsEmulatorStats } from '../src/emulators/aliyun/dkms-gateway';
+export { EmulatorProcess };
+import { EmulatorProcess } from '../src/devtools/emulator-process';
 
 export const BENCH_DIR = join(PACKAGE_ROOT, 'dist', 'bench');
 export const DISTINCT_SECRETS = 256;
 const SIGNING_KID = 'bench-signing-key';
 const execFileAsync = promisify(execFile);
 
-/** The emulator process: its info line, then `stats` on request. */
-export class EmulatorProcess {
-  private readonly lines: string[] = [];
-  private readonly waiters: Array<{ resolve(line: string): void; reject(error: Error): void }> = [];
-  private exitCode: number | null | undefined;
+/** What the benchmark needs from `cdh-emulator aliyun`'s description line. */
+export interface EmulatorInfo {
+  readonly keyId: string;
+  readonly connectTo: string;
+  readonly credentialDir: string;
+  readonly providerSettings: Record<string, string>;
+  /** The `[aliyun]` section of a daemon config (snake_case). */
+  readonly daemonConfig: Record<string, unknown>;
+}
 
-  private constructor(private readonly child: ChildProcessWithoutNullStreams) {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const waiter = this.waiters.shift();
-      if (waiter) waiter.resolve(line);
-      else this.lines.push(line);
-    });
-    child.once('exit', (code) => {
-      this.exitCode = code;
-      for (const waiter of this.waiters.splice(0)) waiter.reject(new Error(`the emulator exited (${code})`));
-    });
-  }
+/**
+ * `cdh-emulator aliyun` in a process of its own, so its CPU does not mix with the load
+ * generator's or the daemon's, with the Alibaba-issued vector client key: its PKCS#12 (RC2-40,
+ * 3DES, SHA-1 MAC) is what a per-call client parses in production.
+ */
+async function startEmulator(): Promise<{ process: EmulatorProcess; info: EmulatorInfo }> {
+  const vector = join(PACKAGE_ROOT, 'test/fixtures/vectors/aliyun-client-key');
+  const emulator = await EmulatorProcess.start('aliyun', [
+    '--client-key-file',
+    join(vector, 'clientKey_KAAP.vector-0001.json'),
+    '--password-file',
+    join(vector, 'password_KAAP.vector-0001.txt'),
+  ]);
+  const d = emulator.description as {
+    key_id: string;
+    endpoints: { dkms_gateway: string };
+    credential_dir: string;
+    provider_settings: { client_key: Record<string, string> };
+    daemon_config: Record<string, unknown>;
+  };
+  const info: EmulatorInfo = {
+    keyId: d.key_id,
+    connectTo: d.endpoints.dkms_gateway,
+    credentialDir: d.credential_dir,
+    providerSettings: d.provider_settings.client_key,
+    daemonConfig: d.daemon_config,
+  };
+  return { process: emulator, info };
+}
 
-  static async start(): Promise<{ process: EmulatorProcess; info: EmulatorProcessInfo }> {
-    const child = spawn(process.execPath, [join(BENCH_DIR, 'emulator-process.js')], { env: childEnv() });
-    child.stderr.pipe(process.stderr);
-    const emulator = new EmulatorProcess(child);
-    const info = JSON.parse(await emulator.nextLine()) as EmulatorProcessInfo;
-    return { process: emulator, info };
-  }
-
-  get pid(): number {
-    return this.child.pid as number;
-  }
-
-  async stats(): Promise<DkmsEmulatorStats> {
-    const line = this.nextLine();
-    this.child.stdin.write('stats\n');
-    return JSON.parse(await line) as DkmsEmulatorStats;
-  }
-
-  async close(): Promise<void> {
-    if (this.exitCode !== undefined) return;
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    this.child.stdin.end();
-    await exited;
-  }
-
-  private nextLine(): Promise<string> {
-    const ready = this.lines.shift();
-    if (ready !== undefined) return Promise.resolve(ready);
-    if (this.exitCode !== undefined)
-      return Promise.reject(new Error(`the emulator exited (${this.exitCode})`));
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
-  }
+/** The gateway emulator's counters. */
+export async function gatewayStats(emulator: EmulatorProcess): Promise<DkmsEmulatorStats> {
+  return (await emulator.stats())['dkms_gateway'] as DkmsEmulatorStats;
 }
 
 /** Runs a bench script as its own process and parses the JSON line it prints. */
@@ -88,7 +81,7 @@ export async function runJson<T>(
   return JSON.parse(last) as T;
 }
 
-async function sealSecrets(info: EmulatorProcessInfo, count: number, privateJwk: unknown): Promise<string[]> {
+async function sealSecrets(info: EmulatorInfo, count: number, privateJwk: unknown): Promise<string[]> {
   const config = defaultConfig();
   config.aliyun.credentialDir = info.credentialDir;
   config.aliyun.dkmsConnectTo = info.connectTo;
@@ -117,7 +110,7 @@ async function sealSecrets(info: EmulatorProcessInfo, count: number, privateJwk:
 
 export interface BenchSetup {
   readonly emulator: EmulatorProcess;
-  readonly info: EmulatorProcessInfo;
+  readonly info: EmulatorInfo;
   /** File with DISTINCT_SECRETS sealed secrets, one per line. */
   readonly manySecrets: string;
   /** File with one of them. */
@@ -134,7 +127,7 @@ export interface BenchSetup {
 /** Starts the emulator process, makes a signing key, seals the secrets, writes the configs. */
 export async function prepareBench(): Promise<BenchSetup> {
   const work = tempDir('cdh-bench-');
-  const { process: emulator, info } = await EmulatorProcess.start();
+  const { process: emulator, info } = await startEmulator();
   try {
     const keyDir = join(work.path, 'sealed-secret');
     mkdirSync(keyDir);

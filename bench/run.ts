@@ -17,8 +17,15 @@
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { spawnDaemon, type DaemonProcess } from '../test/support/daemon';
-import { BENCH_DIR, DISTINCT_SECRETS, prepareBench, runJson, type EmulatorProcess } from './harness';
+import { spawnDaemon, type DaemonProcess } from '../src/devtools/daemon';
+import {
+  BENCH_DIR,
+  DISTINCT_SECRETS,
+  gatewayStats,
+  prepareBench,
+  runJson,
+  type EmulatorProcess,
+} from './harness';
 import { CdhClient } from '../src/client/cdh-client';
 import { RawGrpcClient } from './h2-grpc-client';
 import { processCpuMs, processMemoryMb, readSecrets, type LoadResult } from './load';
@@ -65,11 +72,11 @@ async function measured(
   emulator: EmulatorProcess,
   run: () => Promise<LoadResult & { vmHwmMb?: number; loadCpuMs?: number }>,
 ): Promise<Measured> {
-  const before = await emulator.stats();
+  const before = await gatewayStats(emulator);
   const emulatorCpuBefore = processCpuMs(emulator.pid);
   const result = await run();
   const emulatorCpuMs = processCpuMs(emulator.pid) - emulatorCpuBefore;
-  const after = await emulator.stats();
+  const after = await gatewayStats(emulator);
   return {
     result,
     kmsCalls: (after.requests['Decrypt'] ?? 0) - (before.requests['Decrypt'] ?? 0),

@@ -10,7 +10,7 @@
  * Usage: node dist/bench/startup.js [starts=5] [DAEMON_JS]   (another build's daemon, to compare)
  */
 import { spawn } from 'node:child_process';
-import { spawnDaemon, type SpawnDaemonOptions } from '../test/support/daemon';
+import { spawnDaemon, type SpawnDaemonOptions } from '../src/devtools/daemon';
 import { processCpuMs, processMemoryMb } from './load';
 
 export interface StartupResult {

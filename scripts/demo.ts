@@ -1,6 +1,7 @@
 /**
  * `npm run demo`: the whole job offline, each step printed.
- *   1. a KMS gateway emulator (HTTPS on 127.0.0.1, its own test CA) and a client-key credential dir
+ *   1. `cdh-emulator aliyun`: a KMS gateway emulator (HTTPS on 127.0.0.1, its own test CA) and a
+ *      client-key credential dir
  *   2. a signing key pair made with `secret keygen`
  *   3. the daemon on a temp socket, configured to trust that key and reach the emulator
  *   4. a secret sealed with `secret seal ... envelope ... ali ...`
@@ -10,8 +11,24 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startAliyunScenario } from '../test/support/aliyun-scenario';
-import { CDH_TOOL_BIN, childEnv, SECRET_BIN, spawnDaemon, tempDir } from '../test/support/daemon';
+import { CDH_TOOL_BIN, childEnv, SECRET_BIN, spawnDaemon, tempDir } from '../src/devtools/daemon';
+import { EmulatorProcess } from '../src/devtools/emulator-process';
+import { runKbsDemo } from './demo-kbs';
+
+/** What the demo reads from `cdh-emulator aliyun`'s description line. */
+interface AliyunDescription {
+  readonly endpoints: { readonly dkms_gateway: string; readonly dkms_host: string };
+  readonly key_id: string;
+  readonly client_key_id: string;
+  readonly kms_instance_id: string;
+  readonly credential_files: {
+    readonly clientKey: string;
+    readonly password: string;
+    readonly instanceCa: string;
+  };
+  readonly daemon_config: Record<string, unknown>;
+  readonly env: Record<string, string>;
+}
 
 const PLAINTEXT = 'db-password: correct horse battery staple';
 
@@ -33,10 +50,11 @@ async function main(): Promise<void> {
   console.log(`Working in ${work.path}\n`);
   console.log('1. Alibaba Cloud KMS gateway emulator and a client-key credential dir');
   const credentialDir = join(work.path, 'kms-credential/aliyun');
-  mkdirSync(credentialDir, { recursive: true });
-  const kms = await startAliyunScenario({ credentialDir });
-  console.log(`   gateway ${kms.emulator.hostName} served at https://${kms.emulator.connectTo}`);
-  console.log(`   KMS key ${kms.keyId}, client key ${kms.credentials.clientKeyId}`);
+  console.log(`   $ cdh-emulator aliyun --credential-dir ${credentialDir}`);
+  const emulator = await EmulatorProcess.start('aliyun', ['--credential-dir', credentialDir]);
+  const kms = emulator.description as unknown as AliyunDescription;
+  console.log(`   gateway ${kms.endpoints.dkms_host} served at https://${kms.endpoints.dkms_gateway}`);
+  console.log(`   KMS key ${kms.key_id}, client key ${kms.client_key_id}`);
   console.log(`   credentials in ${credentialDir}: clientKey_*.json, password_*.json, PrivateKmsCA_*.pem\n`);
 
   let daemon: Awaited<ReturnType<typeof spawnDaemon>> | undefined;
@@ -56,14 +74,14 @@ async function main(): Promise<void> {
     console.log('3. The daemon on a temp socket');
     daemon = await spawnDaemon({
       dir: work.path,
-      config: { ...kms.daemonConfig, sealed_secret: { signing_key_dir: keyDir } },
+      config: { ...kms.daemon_config, sealed_secret: { signing_key_dir: keyDir } },
     });
     console.log(`   serving on ${daemon.target}\n`);
 
-    console.log("4. Seal a secret (the seed's command line, pointed at the emulator)");
+    console.log("4. Seal a secret (upstream's command line, pointed at the emulator)");
     const plaintextFile = join(work.path, 'plaintext');
     writeFileSync(plaintextFile, PLAINTEXT);
-    const { paths } = kms.credentials;
+    const paths = kms.credential_files;
     const sealed = (
       await run(
         SECRET_BIN,
@@ -77,18 +95,18 @@ async function main(): Promise<void> {
           plaintextFile,
           'envelope',
           '--key-id',
-          kms.keyId,
+          kms.key_id,
           'ali',
           '--password-file-path',
           paths.password,
           '--cert-path',
           paths.instanceCa,
           '--kms-instance-id',
-          kms.credentials.kmsInstanceId,
+          kms.kms_instance_id,
           '--client-key-file-path',
           paths.clientKey,
         ],
-        { ALIYUN_DKMS_CONNECT_TO: kms.emulator.connectTo },
+        { ALIYUN_DKMS_CONNECT_TO: kms.endpoints.dkms_gateway },
       )
     ).trim();
     const sealedFile = join(work.path, 'sealed_secret.txt');
@@ -109,17 +127,18 @@ async function main(): Promise<void> {
     const recovered = Buffer.from(base64, 'base64').toString('utf8');
     console.log(`   plaintext: ${recovered}`);
     if (recovered !== PLAINTEXT) throw new Error('the recovered plaintext differs from what was sealed');
-    console.log(`   KMS calls seen by the emulator: ${JSON.stringify(kms.emulator.stats.requests)}\n`);
+    const stats = (await emulator.stats())['dkms_gateway'] as { requests: Record<string, number> };
+    console.log(`   KMS calls seen by the emulator (kill -USR2): ${JSON.stringify(stats.requests)}\n`);
   } finally {
     console.log('6. Clean up: stop the daemon (SIGTERM), the emulator, remove the temp dir');
     if (daemon) console.log(`   daemon exit code ${await daemon.stop()}`);
-    await kms.close();
+    console.log(`   emulator exit code ${await emulator.close()}`);
     work.cleanup();
   }
   console.log('\nDemo complete.');
 }
 
-main().catch((error: unknown) => {
+(process.argv.includes('--kbs') ? runKbsDemo() : main()).catch((error: unknown) => {
   console.error(`demo failed: ${(error as Error).message}`);
   process.exit(1);
 });

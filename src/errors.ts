@@ -130,6 +130,88 @@ export const ERROR_CATALOGUE = {
     meaning: 'the KMS answered with an error this daemon has no closer mapping for',
   },
   RESOURCE_NOT_FOUND: { status: 'NOT_FOUND', meaning: 'the KBS resource does not exist' },
+  AA_UNAVAILABLE: {
+    status: 'UNAVAILABLE',
+    meaning:
+      'the attestation agent is unreachable, timed out, failed, or answered GetToken with no usable token and TEE key',
+  },
+  KBS_UNAVAILABLE: {
+    status: 'UNAVAILABLE',
+    meaning: 'the KBS is unreachable, timed out, failed the TLS handshake or answered 5xx',
+  },
+  KBS_UNAUTHORIZED: {
+    status: 'PERMISSION_DENIED',
+    meaning: 'the KBS refused the request: 401 with a fresh token (attempts exhausted) or 403',
+  },
+  KBS_REQUEST_FAILED: {
+    status: 'FAILED_PRECONDITION',
+    meaning: 'the KBS answered with an error status this daemon has no closer mapping for (4xx)',
+  },
+  KBS_ANSWER_UNDECRYPTABLE: {
+    status: 'DATA_LOSS',
+    meaning: 'the KBS answer is not a JWE that decrypts and authenticates with the TEE key',
+  },
+
+  // Image pulling (PullImage): each message names the image reference and, for a layer, its digest.
+  IMAGE_REFERENCE_INVALID: {
+    status: 'INVALID_ARGUMENT',
+    meaning: 'image_url is not a docker-style image reference, or bundle_path is not an absolute path',
+  },
+  IMAGE_NOT_FOUND: {
+    status: 'NOT_FOUND',
+    meaning: 'the registry has no such repository, tag or digest, or no manifest for this platform',
+  },
+  IMAGE_REGISTRY_DENIED: {
+    status: 'PERMISSION_DENIED',
+    meaning:
+      'the registry (or its token service) refused the credentials, or a registry rule blocks the image',
+  },
+  IMAGE_REGISTRY_UNAVAILABLE: {
+    status: 'UNAVAILABLE',
+    meaning: 'the registry is unreachable, timed out, failed TLS or answered 5xx',
+  },
+  IMAGE_REGISTRY_FAILED: {
+    status: 'FAILED_PRECONDITION',
+    meaning: 'the registry answered an error this daemon has no closer mapping for (its code is quoted)',
+  },
+  IMAGE_DIGEST_MISMATCH: {
+    status: 'DATA_LOSS',
+    meaning: "a manifest, config or layer does not match its digest, or a layer's diff_id",
+  },
+  IMAGE_MANIFEST_INVALID: {
+    status: 'DATA_LOSS',
+    meaning: 'a manifest or image config is not valid JSON of the expected shape, or is inconsistent',
+  },
+  IMAGE_LAYER_INVALID: {
+    status: 'DATA_LOSS',
+    meaning:
+      'a layer cannot be unpacked: bad compression, bad tar, or an entry that would write outside the layer',
+  },
+  IMAGE_UNSUPPORTED: {
+    status: 'FAILED_PRECONDITION',
+    meaning: 'the image uses a format or feature this daemon does not support (named in the message)',
+  },
+  IMAGE_POLICY_REJECTED: {
+    status: 'PERMISSION_DENIED',
+    meaning: 'the image security policy rejects the image (reject, missing or bad signature)',
+  },
+  IMAGE_SETTINGS_INVALID: {
+    status: 'FAILED_PRECONDITION',
+    meaning:
+      'an [image] resource (policy, auth.json, registry config, sigstore config) is unreadable or malformed',
+  },
+  IMAGE_BUNDLE_IN_USE: {
+    status: 'FAILED_PRECONDITION',
+    meaning: 'bundle_path already holds a mounted rootfs or a config.json (checked before mounting)',
+  },
+  IMAGE_MOUNT_FAILED: {
+    status: 'FAILED_PRECONDITION',
+    meaning: 'the overlay rootfs could not be mounted or the layer store could not be written',
+  },
+  IMAGE_MEASUREMENT_FAILED: {
+    status: 'UNAVAILABLE',
+    meaning: 'the attestation agent did not record the pull (ExtendRuntimeMeasurement failed)',
+  },
 
   // Transport and lifecycle.
   REQUEST_TOO_LARGE: {

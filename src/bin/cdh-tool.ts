@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { CdhClient } from '../client/cdh-client';
+import type { TtrpcCallError } from '../client/ttrpc-client';
 import { DEFAULT_SOCKET } from '../config/types';
 import { packageVersion } from '../package-info';
+import { ADDRESS_FILE_ENV, AddressFileError, readPublishedAddress } from '../server/address-file';
 
 const USAGE = `Usage: cdh-tool [--socket ADDR] <command> [options]
 
@@ -12,11 +13,18 @@ A small client of the Confidential Data Hub socket.
 Commands:
   unseal-secret --secret-path FILE   unseal the sealed secret in FILE; prints the plaintext base64
   get-resource --resource-uri URI    fetch a KBS resource (kbs:///repo/type/tag); prints base64
+  pull-image --image-url REF --bundle-path DIR
+                                     pull REF into DIR (DIR/rootfs mounted, DIR/config.json);
+                                     prints the manifest digest (default --timeout-ms 1200000)
   health                             prints the daemon's health (SERVING / NOT_SERVING); exit 1 unless SERVING
 
 Options:
-  --socket ADDR     unix:///abs/path or host:port (default ${DEFAULT_SOCKET})
-  --timeout-ms N    per-call deadline (default 30000)
+  --socket ADDR     unix:///abs/path or host:port (default: the address a daemon published in
+                    the file named by env ${ADDRESS_FILE_ENV} when that file exists, else
+                    ${DEFAULT_SOCKET})
+  --ttrpc           speak ttrpc, as the Kata agent does, instead of gRPC (unix sockets; not for
+                    health: the daemon's health service is gRPC only)
+  --timeout-ms N    per-call deadline (default 30000; pull-image 1200000, as the Kata agent)
   -h, --help        this help
   -V, --version     the version
 `;
@@ -34,7 +42,10 @@ async function main(): Promise<void> {
         socket: { type: 'string' },
         'secret-path': { type: 'string' },
         'resource-uri': { type: 'string' },
+        'image-url': { type: 'string' },
+        'bundle-path': { type: 'string' },
         'timeout-ms': { type: 'string' },
+        ttrpc: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
       },
@@ -49,12 +60,13 @@ async function main(): Promise<void> {
   if (values.version) return void process.stdout.write(`cdh-tool ${packageVersion()}\n`);
   const [command, ...extra] = positionals;
   if (command === undefined)
-    fail('a command is required: unseal-secret, get-resource or health (see --help)');
+    fail('a command is required: unseal-secret, get-resource, pull-image or health (see --help)');
   if (extra.length > 0) fail(`unexpected argument "${extra[0]}" (see --help)`);
-  const timeoutMs = values['timeout-ms'] === undefined ? 30_000 : Number(values['timeout-ms']);
+  const defaultTimeoutMs = command === 'pull-image' ? 1_200_000 : 30_000;
+  const timeoutMs = values['timeout-ms'] === undefined ? defaultTimeoutMs : Number(values['timeout-ms']);
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) fail('--timeout-ms must be a positive whole number');
 
-  let request: (client: CdhClient) => Promise<void>;
+  let request: (client: SocketClient) => Promise<void>;
   switch (command) {
     case 'unseal-secret': {
       const path = values['secret-path'] ?? fail('unseal-secret needs --secret-path FILE');
@@ -78,7 +90,17 @@ async function main(): Promise<void> {
       };
       break;
     }
+    case 'pull-image': {
+      const imageUrl = values['image-url'] ?? fail('pull-image needs --image-url REF');
+      const bundlePath = values['bundle-path'] ?? fail('pull-image needs --bundle-path DIR');
+      request = async (client) => {
+        const digest = await client.pullImage(imageUrl, bundlePath, timeoutMs);
+        process.stdout.write(`${digest}\n`);
+      };
+      break;
+    }
     case 'health':
+      if (values.ttrpc) fail('health is a gRPC service (grpc.health.v1); run it without --ttrpc');
       request = async (client) => {
         const status = await client.check('', timeoutMs);
         process.stdout.write(`${status}\n`);
@@ -89,17 +111,79 @@ async function main(): Promise<void> {
       fail(`unknown command "${command}" (see --help)`);
   }
 
-  // gRPC is loaded only once the arguments are known to be good (usage errors answer at once).
-  const { CdhClient: Client, grpcTarget, grpcStatusName } = await import('../client/cdh-client.js');
-  const target = grpcTarget(values.socket ?? DEFAULT_SOCKET);
-  const client = new Client(target);
+  // Clients are loaded only once the arguments are known to be good (usage errors answer at once).
+  const { grpcTarget, grpcStatusName } = await import('../client/cdh-client.js');
+  const address = values.socket ?? defaultAddress();
+  let client: SocketClient;
+  let target: string;
+  try {
+    if (values.ttrpc) {
+      target = address;
+      client = await ttrpcSocketClient(address);
+    } else {
+      target = grpcTarget(address);
+      const { CdhClient } = await import('../client/cdh-client.js');
+      client = new CdhClient(target);
+    }
+  } catch (error) {
+    fail((error as Error).message);
+  }
   try {
     await request(client);
   } catch (error) {
-    fail(describeCallFailure(error, target, grpcStatusName), 1);
+    const ttrpcFailure = asTtrpcCallError(error);
+    fail(
+      ttrpcFailure
+        ? describeTtrpcFailure(ttrpcFailure, grpcStatusName)
+        : describeCallFailure(error, target, grpcStatusName),
+      1,
+    );
   } finally {
     client.close();
   }
+}
+
+/** Without --socket: the running daemon's published address, else the daemon's default. */
+function defaultAddress(): string {
+  const file = process.env[ADDRESS_FILE_ENV];
+  if (!file) return DEFAULT_SOCKET;
+  try {
+    return readPublishedAddress(file) ?? DEFAULT_SOCKET;
+  } catch (error) {
+    if (error instanceof AddressFileError) fail(error.message, 1);
+    throw error;
+  }
+}
+
+/** What the commands need of a client, whichever protocol it speaks. */
+interface SocketClient {
+  unsealSecret(secret: Uint8Array, timeoutMs: number): Promise<Buffer>;
+  getResource(uri: string, timeoutMs: number): Promise<Buffer>;
+  pullImage(imageUrl: string, bundlePath: string, timeoutMs: number): Promise<string>;
+  check(service: string, timeoutMs: number): Promise<string>;
+  close(): void;
+}
+
+async function ttrpcSocketClient(address: string): Promise<SocketClient> {
+  const { CdhTtrpcClient } = await import('../client/cdh-ttrpc-client.js');
+  const client = new CdhTtrpcClient(address);
+  return {
+    unsealSecret: (secret, timeoutMs) => client.unsealSecret(secret, { timeoutMs }),
+    getResource: (uri, timeoutMs) => client.getResource(uri, { timeoutMs }),
+    pullImage: (imageUrl, bundlePath, timeoutMs) => client.pullImage(imageUrl, bundlePath, { timeoutMs }),
+    check: () => Promise.reject(new Error('health has no ttrpc form')),
+    close: () => client.close(),
+  };
+}
+
+function asTtrpcCallError(error: unknown): TtrpcCallError | undefined {
+  return error instanceof Error && error.name === 'TtrpcCallError' ? (error as TtrpcCallError) : undefined;
+}
+
+/** One line, as for gRPC: the status name, then what the daemon said (or why nothing answered). */
+function describeTtrpcFailure(error: TtrpcCallError, statusName: (code: number) => string): string {
+  const said = error.kind === 'status' ? error.peerMessage : error.message;
+  return `${statusName(error.code)}: ${said}`.replace(/\s*\n\s*/g, ' ');
 }
 
 /** One line: the gRPC status name, then what the daemon (or the channel) said. */

@@ -23,6 +23,7 @@ export interface CdhClientOptions {
 export class CdhClient {
   private readonly sealed: ServiceClient;
   private readonly resources: ServiceClient;
+  private readonly images: ServiceClient;
   private readonly health: ServiceClient;
   private readonly timeoutMs: number;
 
@@ -41,6 +42,7 @@ export class CdhClient {
     };
     this.sealed = make('api.SealedSecretService');
     this.resources = make('api.GetResourceService');
+    this.images = make('api.ImagePullService');
     this.health = make('grpc.health.v1.Health');
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
@@ -65,6 +67,17 @@ export class CdhClient {
     return response.Resource;
   }
 
+  /** PullImage: answers the platform manifest's digest. */
+  async pullImage(imageUrl: string, bundlePath: string, timeoutMs?: number): Promise<string> {
+    const response = await this.call<{ manifest_digest: string }>(
+      this.images,
+      'PullImage',
+      { image_url: imageUrl, bundle_path: bundlePath },
+      timeoutMs,
+    );
+    return response.manifest_digest;
+  }
+
   /** grpc.health.v1 Check for the whole server (service ""): 'SERVING', 'NOT_SERVING', ... */
   async check(service = '', timeoutMs?: number): Promise<string> {
     const response = await this.call<{ status: string }>(this.health, 'Check', { service }, timeoutMs);
@@ -74,6 +87,7 @@ export class CdhClient {
   close(): void {
     this.sealed.close();
     this.resources.close();
+    this.images.close();
     this.health.close();
   }
 

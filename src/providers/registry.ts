@@ -17,14 +17,6 @@ const CAPABILITY_PURPOSE: Record<Capability, string> = {
 };
 
 export interface RegistryOptions {
-  /**
-   * Reuse provider instances across calls (default). `false` builds a fresh instance per
-   * call and closes it when that call completes, which is what the upstream driver does
-   * (new client, new TLS session, PKCS#12 parse); only the benchmark uses it. In that mode
-   * the instance is built when a capability's method is called, not when it is looked up,
-   * so a looked-up capability that is never called (a cache hit) costs and leaks nothing.
-   */
-  readonly reuseInstances?: boolean;
   /** Most provider instances kept (least recently used are closed once idle). Default 64. */
   readonly maxInstances?: number;
 }
@@ -49,7 +41,6 @@ interface CachedInstance {
 export class ProviderRegistry {
   private readonly factories = new Map<string, ProviderFactory>();
   private readonly instances = new Map<string, CachedInstance>();
-  private readonly reuseInstances: boolean;
   private readonly maxInstances: number;
 
   constructor(
@@ -58,7 +49,6 @@ export class ProviderRegistry {
     options: RegistryOptions = {},
   ) {
     for (const factory of factories) this.factories.set(factory.name.toLowerCase(), factory);
-    this.reuseInstances = options.reuseInstances ?? true;
     this.maxInstances = options.maxInstances ?? 64;
   }
 
@@ -102,7 +92,6 @@ export class ProviderRegistry {
   ): Promise<NonNullable<ProviderInstance[C]>> {
     const factory = this.factory(provider);
     const identity = factory.identity ? factory.identity(settings) : settings;
-    if (!this.reuseInstances) return this.perCallCapability(factory, identity, capability);
     return this.sharedCapability(factory, identity, capability);
   }
 
@@ -115,41 +104,6 @@ export class ProviderRegistry {
       );
     }
     return factory;
-  }
-
-  /**
-   * The capability with every method wrapped: each call builds its own instance, uses it once
-   * and closes it when the call completes (otherwise its keep-alive sockets would linger).
-   */
-  private perCallCapability<C extends Capability>(
-    factory: ProviderFactory,
-    settings: ProviderSettings,
-    capability: C,
-  ): NonNullable<ProviderInstance[C]> {
-    const once = async <T>(use: (found: NonNullable<ProviderInstance[C]>) => Promise<T>): Promise<T> => {
-      const instance = await factory.create(settings, this.context);
-      try {
-        return await use(capabilityOf(instance, capability));
-      } finally {
-        await Promise.resolve()
-          .then(() => instance.close?.())
-          .catch((error: unknown) =>
-            this.context.logger.warn(
-              { provider: factory.name, err: error instanceof Error ? error.message : String(error) },
-              'closing a per-call provider instance failed',
-            ),
-          );
-      }
-    };
-    const wrappers: { [K in Capability]: NonNullable<ProviderInstance[K]> } = {
-      decrypter: { decrypt: (...args) => once<Buffer>((found) => (found as Decrypter).decrypt(...args)) },
-      encrypter: {
-        encrypt: (...args) =>
-          once<Awaited<ReturnType<Encrypter['encrypt']>>>((found) => (found as Encrypter).encrypt(...args)),
-      },
-      getter: { getSecret: (...args) => once<Buffer>((found) => (found as Getter).getSecret(...args)) },
-    };
-    return wrappers[capability];
   }
 
   private async sharedCapability<C extends Capability>(
@@ -229,7 +183,8 @@ export class ProviderRegistry {
   }
 }
 
-function capabilityOf<C extends Capability>(
+/** The instance's `capability`, or PROVIDER_CAPABILITY_MISSING naming why it has none. */
+export function capabilityOf<C extends Capability>(
   instance: ProviderInstance,
   capability: C,
 ): NonNullable<ProviderInstance[C]> {

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { CdhError, isCdhError } from '../errors';
+import { CdhError, isCdhError, type ErrorCode } from '../errors';
 import type { CallContext } from '../providers/types';
 import { toCallFailure, type CallFailure } from './status';
 
@@ -36,11 +36,16 @@ export interface GetResourceRequest {
 export interface GetResourceResponse {
   Resource: Uint8Array;
 }
+export interface ImagePullResponse {
+  manifest_digest: string;
+}
 
 /** The domain operations the API exposes. */
 export interface ApiBackend {
   unsealSecret(secret: Uint8Array, ctx: CallContext): Promise<Uint8Array>;
   getResource(uri: string, ctx: CallContext): Promise<Uint8Array>;
+  /** Pulls `imageUrl` into `bundlePath`; answers the platform manifest's digest. */
+  pullImage?(imageUrl: string, bundlePath: string, ctx: CallContext): Promise<string>;
 }
 
 export interface ApiCall {
@@ -153,11 +158,14 @@ export class ApiDispatcher {
           'NOT_IMPLEMENTED',
           'SecureMount is not part of this daemon (it unseals secrets and serves KBS resources only)',
         );
-      case 'api.ImagePullService/PullImage':
-        throw new CdhError(
-          'NOT_IMPLEMENTED',
-          'PullImage is not part of this daemon (it unseals secrets and serves KBS resources only)',
-        );
+      case 'api.ImagePullService/PullImage': {
+        if (!this.backend.pullImage)
+          throw new CdhError('NOT_IMPLEMENTED', 'PullImage is not configured in this daemon');
+        const imageUrl = stringField(request, 'image_url', 'IMAGE_REFERENCE_INVALID');
+        const bundlePath = stringField(request, 'bundle_path', 'IMAGE_REFERENCE_INVALID');
+        const digest = await this.backend.pullImage(imageUrl, bundlePath, ctx);
+        return { manifest_digest: digest } satisfies ImagePullResponse;
+      }
     }
   }
 
@@ -231,9 +239,9 @@ function bytesField(request: unknown, field: string): Uint8Array {
   throw new CdhError('SEALED_SECRET_MALFORMED', `request field "${field}" must be bytes`);
 }
 
-function stringField(request: unknown, field: string): string {
+function stringField(request: unknown, field: string, code: ErrorCode = 'RESOURCE_URI_INVALID'): string {
   const value = (request as Record<string, unknown> | null)?.[field];
   if (value === undefined || value === null) return '';
   if (typeof value === 'string') return value;
-  throw new CdhError('RESOURCE_URI_INVALID', `request field "${field}" must be a string`);
+  throw new CdhError(code, `request field "${field}" must be a string`);
 }

@@ -10,9 +10,9 @@ import type { Encrypter, ProviderInstance } from '../../src/providers/types';
 import { sealEnvelope, sealVault, unsignedSealedSecret } from '../../src/secret';
 import type { EnvelopeSecret, SealedSecretPayload } from '../../src/secret/payload';
 import { clientKeyConfig, providerContext } from '../support/aliyun-credentials';
-import { startAliyunScenario, type AliyunScenario } from '../support/aliyun-scenario';
-import { spawnDaemon, type DaemonProcess } from '../support/daemon';
-import { createTestCa } from '../support/pki';
+import { startAliyunScenario, type AliyunScenario } from '../../src/emulators/aliyun/scenario';
+import { spawnDaemon, type DaemonProcess } from '../../src/devtools/daemon';
+import { createTestCa } from '../../src/emulators/pki';
 
 /*
  * Issue 4's acceptance through the daemon PROCESS: aliyun client_key secrets sealed with the

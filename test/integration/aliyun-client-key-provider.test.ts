@@ -6,17 +6,15 @@ import { LOOPBACK_ONLY_ENV } from '../../src/net-guard';
 import { aliyunProvider } from '../../src/providers/aliyun';
 import { createClientKeyProvider } from '../../src/providers/aliyun/client-key';
 import type { CallContext, ProviderInstance, ProviderSettings } from '../../src/providers/types';
+import { clientKeyConfig, makeTempDir, providerContext, VECTOR_SOURCE } from '../support/aliyun-credentials';
 import {
-  clientKeyConfig,
   hasOpenssl,
-  makeTempDir,
-  providerContext,
   writeClientKeyCredentials,
   type ClientKeyCredentials,
-} from '../support/aliyun-credentials';
+} from '../../src/emulators/aliyun/client-key-files';
 import { cdhErrorWith } from '../support/cdh-error-assert';
-import { DkmsEmulator } from '../support/dkms-emulator';
-import { createTestCa } from '../support/pki';
+import { DkmsEmulator } from '../../src/emulators/aliyun/dkms-gateway';
+import { createTestCa } from '../../src/emulators/pki';
 
 const INSTANCE_ID = 'kst-bjj652f0d1a3b4c5d6e7';
 const DATA_KEY = Buffer.from('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f', 'hex');
@@ -58,7 +56,7 @@ before(async () => {
   vectorCreds = await writeClientKeyCredentials({
     dir: await dirUnderRoot(),
     caPem: emulator.caPem,
-    source: 'vector',
+    source: VECTOR_SOURCE,
     passwordForm: 'text',
     kmsInstanceId: INSTANCE_ID,
   });
@@ -130,7 +128,7 @@ test('a wrong CA file is refused with a TLS failure, never a success', async () 
   const creds = await writeClientKeyCredentials({
     dir: await dirUnderRoot(),
     caPem: createTestCa('Some Other Root CA').certPem,
-    source: 'vector',
+    source: VECTOR_SOURCE,
     kmsInstanceId: INSTANCE_ID,
   });
   const { decrypter } = capabilities(await openProvider(creds));
@@ -154,7 +152,7 @@ test('a server certificate for another host name is refused', async () => {
   const creds = await writeClientKeyCredentials({
     dir: await dirUnderRoot(),
     caPem: ca.certPem,
-    source: 'vector',
+    source: VECTOR_SOURCE,
     kmsInstanceId: INSTANCE_ID,
   });
   const { encrypter } = capabilities(await openProvider(creds, { target: impostor }));
@@ -170,7 +168,7 @@ test('each missing credential file is CREDENTIAL_UNAVAILABLE naming it', async (
     const creds = await writeClientKeyCredentials({
       dir: await dirUnderRoot(),
       caPem: emulator.caPem,
-      source: 'vector',
+      source: VECTOR_SOURCE,
       kmsInstanceId: INSTANCE_ID,
     });
     await fs.rm(creds.paths[which]);

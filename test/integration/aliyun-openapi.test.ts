@@ -3,9 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { spawnDaemon, type DaemonProcess } from '../support/daemon';
-import type { MetadataMode } from '../support/metadata-emulator';
-import { OpenApiFixture, STS_CREDENTIAL } from '../support/openapi-fixture';
+import { spawnDaemon, type DaemonProcess } from '../../src/devtools/daemon';
+import type { MetadataMode } from '../../src/emulators/aliyun/metadata';
+import { OpenApiFixture, STS_CREDENTIAL } from '../../src/emulators/aliyun/openapi-scenario';
 
 /*
  * The daemon as a process, driven through gRPC UnsealSecret with unsigned vault secrets

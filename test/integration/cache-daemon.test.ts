@@ -7,8 +7,8 @@ import { silentLogger } from '../../src/log';
 import { createClientKeyProvider } from '../../src/providers/aliyun/client-key';
 import type { Encrypter } from '../../src/providers/types';
 import { generateSigningJwkPair, sealEnvelope, signSealedSecret } from '../../src/secret';
-import { startAliyunScenario, type AliyunScenario } from '../support/aliyun-scenario';
-import { spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
+import { startAliyunScenario, type AliyunScenario } from '../../src/emulators/aliyun/scenario';
+import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
 
 /**
  * The data-key cache and single-flight, seen from outside: the daemon as a process on a temp

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { API_PROTO, PACKAGE_ROOT } from '../../src/package-info';
-import { childEnv, DAEMON_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
+import { childEnv, DAEMON_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
 import { ReflectionClient } from '../support/reflection-client';
 
 const run = promisify(execFile);
@@ -65,7 +65,7 @@ describe('a running daemon', () => {
     }
   });
 
-  test('answers SecureMount and PullImage with UNIMPLEMENTED saying they are not part of it', async () => {
+  test('answers SecureMount with UNIMPLEMENTED saying it is not part of it', async () => {
     const definition = protoLoader.loadSync(API_PROTO, { keepCase: true, defaults: true });
     for (const [service, method, request] of [
       [
@@ -73,7 +73,6 @@ describe('a running daemon', () => {
         'SecureMount',
         { volume_type: 'x', options: {}, flags: [], mount_point: '/m' },
       ],
-      ['api.ImagePullService', 'PullImage', { image_url: 'docker.io/library/busybox', bundle_path: '/b' }],
     ] as const) {
       const Ctor = grpc.makeGenericClientConstructor(definition[service] as grpc.ServiceDefinition, service);
       const client = new Ctor(daemon.target, grpc.credentials.createInsecure()) as unknown as Record<
@@ -259,7 +258,7 @@ describe('daemon start-up and shutdown', () => {
     ],
     ['wrong type', 'max_in_flight = "many"\n', /config key "max_in_flight"/],
     ['bad value', '[cache]\nttl_seconds = -5\n', /config key "cache.ttl_seconds"/],
-    ['unsupported kbc', '[kbc]\nname = "cc_kbc"\nurl = ""\n', /config key "kbc.name".*offline_fs_kbc/],
+    ['unsupported kbc', '[kbc]\nname = "sample_kbc"\nurl = ""\n', /config key "kbc.name".*cc_kbc/],
     ['bad socket mode', 'socket_mode = "0999"\n', /config key "socket_mode"/],
     ['not TOML', 'this is = = not toml\n', /not valid TOML/],
   ];

@@ -4,7 +4,7 @@ import * as https from 'node:https';
 import { after, before, test } from 'node:test';
 import { decodeDkms, encodeDkms } from '../../src/providers/aliyun/client-key/dkms-messages';
 import { signedDkmsHeaders, type DkmsApiName } from '../../src/providers/aliyun/client-key/request-signing';
-import { DkmsEmulator } from '../support/dkms-emulator';
+import { DkmsEmulator } from '../../src/emulators/aliyun/dkms-gateway';
 
 // The emulator must refuse what the real gateway refuses, or the provider tests prove nothing.
 

@@ -8,7 +8,7 @@ import {
   type ClientKeyWorld,
 } from '../support/client-key-world';
 import type { CdhClient } from '../../src/client/cdh-client';
-import { spawnDaemon, type DaemonProcess } from '../support/daemon';
+import { spawnDaemon, type DaemonProcess } from '../../src/devtools/daemon';
 import { until } from '../support/wait';
 
 /*

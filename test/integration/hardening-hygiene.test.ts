@@ -10,8 +10,13 @@ import {
   type ClientKeyWorld,
   type SealedEnvelope,
 } from '../support/client-key-world';
-import { spawnDaemon, type DaemonProcess } from '../support/daemon';
-import { OpenApiFixture, REGION_ID, ROLE_NAME, STS_CREDENTIAL } from '../support/openapi-fixture';
+import { spawnDaemon, type DaemonProcess } from '../../src/devtools/daemon';
+import {
+  OpenApiFixture,
+  REGION_ID,
+  ROLE_NAME,
+  STS_CREDENTIAL,
+} from '../../src/emulators/aliyun/openapi-scenario';
 
 /*
  * Secret hygiene: the daemon process at log level trace runs success and failure scenarios of

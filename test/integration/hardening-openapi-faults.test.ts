@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import type { CdhClient } from '../../src/client/cdh-client';
-import { spawnDaemon, type DaemonProcess } from '../support/daemon';
-import { OpenApiFixture } from '../support/openapi-fixture';
+import { spawnDaemon, type DaemonProcess } from '../../src/devtools/daemon';
+import { OpenApiFixture } from '../../src/emulators/aliyun/openapi-scenario';
 import { until } from '../support/wait';
 
 /*

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startClientKeyWorld } from '../support/client-key-world';
-import { spawnDaemon } from '../support/daemon';
+import { spawnDaemon } from '../../src/devtools/daemon';
 import { memoryOf } from '../support/hardening-load';
 
 /*

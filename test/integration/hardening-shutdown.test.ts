@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { CdhClient } from '../../src/client/cdh-client';
 import { startClientKeyWorld, type ClientKeyWorld } from '../support/client-key-world';
-import { spawnDaemon } from '../support/daemon';
+import { spawnDaemon } from '../../src/devtools/daemon';
 
 /*
  * Shutdown under load and bounded in-flight calls, against the daemon process with a slow KMS.

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { spawnDaemon, tempDir } from '../support/daemon';
+import { spawnDaemon, tempDir } from '../../src/devtools/daemon';
 
 /*
  * Socket permissions: 0600 by default, socket_mode and socket_group configurable (by number or

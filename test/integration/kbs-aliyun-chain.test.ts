@@ -5,15 +5,14 @@ import { after, before, test } from 'node:test';
 import { createClientKeyProvider } from '../../src/providers/aliyun/client-key';
 import type { ProviderInstance } from '../../src/providers/types';
 import { generateSigningJwkPair, sealEnvelope, signSealedSecret } from '../../src/secret';
+import { clientKeyConfig, providerContext } from '../support/aliyun-credentials';
 import {
-  clientKeyConfig,
-  clientKeyDaemonConfig,
-  providerContext,
   writeClientKeyCredentials,
   type ClientKeyCredentials,
-} from '../support/aliyun-credentials';
-import { spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
-import { DkmsEmulator } from '../support/dkms-emulator';
+} from '../../src/emulators/aliyun/client-key-files';
+import { clientKeyDaemonConfig } from '../../src/emulators/aliyun/scenario';
+import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
+import { DkmsEmulator } from '../../src/emulators/aliyun/dkms-gateway';
 import { writeResourceFile } from '../support/kbs';
 
 /**

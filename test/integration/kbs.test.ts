@@ -11,7 +11,7 @@ import {
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generateSigningJwkPair, sealVault, signSealedSecret } from '../../src/secret';
-import { spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
+import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
 import { writeResourceFile } from '../support/kbs';
 
 const CLIENT_KEY = '{"KeyId":"KAAP.it-test","PrivateKeyData":"not-a-real-key"}';
@@ -106,7 +106,7 @@ describe('a daemon with offline_fs resources and [[credentials]]', () => {
     'kbs:///default/../absent',
     'kbs:///default/aliyun',
     'http:///a/b/c',
-    'kbs:///a/b/c?x=1',
+    'kbs:///a/b/c?x="1"',
     '',
   ]) {
     test(`GetResource of the malformed URI ${JSON.stringify(uri)} is INVALID_ARGUMENT`, async () => {

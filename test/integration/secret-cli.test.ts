@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { packageVersion } from '../../src/package-info';
-import { startAliyunScenario, type AliyunScenario } from '../support/aliyun-scenario';
+import { startAliyunScenario, type AliyunScenario } from '../../src/emulators/aliyun/scenario';
 import { runCli, singleLineFailure, singleLineOutput, type CliResult } from '../support/cli';
 import {
   CDH_TOOL_BIN,
@@ -13,7 +13,7 @@ import {
   spawnDaemon,
   tempDir,
   type DaemonProcess,
-} from '../support/daemon';
+} from '../../src/devtools/daemon';
 
 /*
  * The three programs as processes, as a user runs them: `secret` seals against the KMS gateway

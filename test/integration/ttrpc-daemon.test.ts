@@ -7,7 +7,7 @@ import { defaultConfig, type CdhConfig } from '../../src/config/types';
 import { silentLogger } from '../../src/log';
 import { startDaemon, type DaemonHandle } from '../../src/server/daemon';
 import { encodeFrame, MessageType } from '../../src/server/ttrpc/frame';
-import { tempDir } from '../support/daemon';
+import { tempDir } from '../../src/devtools/daemon';
 import { envelopeFixture, unsignedSecret, vaultFixture } from '../support/sealed-fixtures';
 import { TestKms } from '../support/test-provider';
 import {

@@ -13,7 +13,7 @@ import { signCompact } from '../../src/secret/jws';
 import type { EnvelopeSecret } from '../../src/secret/payload';
 import { signSealedSecret } from '../../src/secret/seal';
 import { startDaemon, type DaemonHandle } from '../../src/server/daemon';
-import { tempDir } from '../support/daemon';
+import { tempDir } from '../../src/devtools/daemon';
 import {
   envelopeFixture,
   unsignedSecret,

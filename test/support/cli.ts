@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
-import { childEnv } from './daemon';
+import { childEnv } from '../../src/devtools/daemon';
 
 /** What one run of a command-line program produced. */
 export interface CliResult {

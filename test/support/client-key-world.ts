@@ -9,14 +9,13 @@ import type { Encrypter, ProviderInstance } from '../../src/providers/types';
 import { sealEnvelope, sealVault, signSealedSecret } from '../../src/secret';
 import { signCompact } from '../../src/secret/jws';
 import type { SealedSecretPayload } from '../../src/secret/payload';
+import { clientKeyConfig, providerContext } from './aliyun-credentials';
 import {
-  clientKeyConfig,
-  providerContext,
   writeClientKeyCredentials,
   type ClientKeyCredentials,
-} from './aliyun-credentials';
-import { DkmsEmulator } from './dkms-emulator';
-import { createTestCa } from './pki';
+} from '../../src/emulators/aliyun/client-key-files';
+import { DkmsEmulator } from '../../src/emulators/aliyun/dkms-gateway';
+import { createTestCa } from '../../src/emulators/pki';
 import { upstreamJwk } from './sealed-fixtures';
 
 /**

@@ -3,13 +3,13 @@ import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { CdhClient } from '../../src/client/cdh-client';
 import { ERROR_CATALOGUE } from '../../src/errors';
 import { startClientKeyWorld, type ClientKeyWorld } from './client-key-world';
-import { spawnDaemon, type DaemonProcess } from './daemon';
+import { spawnDaemon, type DaemonProcess } from '../../src/devtools/daemon';
 
 /**
  * The hardening load run: many UnsealSecret calls at a fixed concurrency against the daemon
  * process, a mix of valid envelope and vault secrets (each with its own plaintext) and invalid
  * inputs, with the gateway emulator failing a share of its calls. Used by the suite (small
- * count) and by scripts/hardening-load.ts (full count, prints the figures).
+ * count) and by `npm run load` (CDH_LOAD_COUNT=10000, the figures printed as test diagnostics).
  */
 
 /** The statuses of the interface.md table: a failure outside them is not catalogued. */
@@ -269,4 +269,22 @@ export async function runHardeningLoad(options: LoadOptions): Promise<LoadReport
     daemon?.cleanup();
     await world.close();
   }
+}
+
+/** The report's figures, one line each (printed by the load test). */
+export function describeLoadReport(report: LoadReport): string[] {
+  const failed = Object.values(report.failures).reduce((a, b) => a + b, 0);
+  return [
+    `calls ${report.total} at concurrency ${report.concurrency}, KMS failing ${report.kmsFailRatio * 100} % ` +
+      `(${report.emulator.injectedFailures} injected of ${report.emulator.decryptRequests} Decrypt requests)`,
+    `duration ${(report.durationMs / 1000).toFixed(1)} s, ${report.callsPerSecond} calls/s`,
+    `ok ${report.ok}, wrong plaintexts ${report.wrongPlaintexts}, failed ${failed} ` +
+      `(uncatalogued ${report.uncatalogued.length}, unexpected ${report.unexpected.length})`,
+    `failures: ${Object.entries(report.failures)
+      .map(([what, n]) => `${what} ${n}`)
+      .join(', ')}`,
+    `daemon alive at the end: ${report.daemonAlive}, exit code after SIGTERM: ${report.exitCode}`,
+    `RSS start ${report.memory.rssStartKb} kB, after warm-up ${report.memory.rssAfterWarmupKb} kB, ` +
+      `end ${report.memory.rssEndKb} kB; VmHWM ${report.memory.vmHwmKb} kB`,
+  ];
 }

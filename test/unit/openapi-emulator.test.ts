@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHmac, randomUUID } from 'node:crypto';
 import { request } from 'node:https';
 import { after, before, test } from 'node:test';
-import { OpenApiEmulator, rpcStringToSign } from '../support/openapi-emulator';
+import { OpenApiEmulator, rpcStringToSign } from '../../src/emulators/aliyun/openapi';
 
 const KEY = { accessKeyId: 'STS.raw', accessKeySecret: 'raw-secret', securityToken: 'CAISraw' };
 let emulator: OpenApiEmulator;

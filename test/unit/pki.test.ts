@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { test } from 'node:test';
-import { createTestCa } from '../support/pki';
+import { createTestCa } from '../../src/emulators/pki';
 
 test('test CA issues a server certificate that chains to it and names the host', () => {
   const ca = createTestCa();

@@ -57,14 +57,42 @@ test('SKIP_SEALED_SECRET_VERIFICATION other than "true" leaves verification on',
   );
 });
 
-test('upstream [image] section is accepted with a warning', () => {
-  const { warnings } = resolveConfig({ image: { max_concurrent_layer_downloads_per_image: 3 } }, {});
-  assert.equal(warnings.length, 1);
+test('the upstream [image] section is read: work_dir, concurrency, URIs, inline registry config, proxies', () => {
+  const { config, warnings } = resolveConfig(
+    {
+      image: {
+        work_dir: '/var/lib/cdh-image',
+        max_concurrent_layer_downloads_per_image: 5,
+        image_security_policy_uri: 'kbs:///default/security-policy/test',
+        registry_config: { 'unqualified-search-registries': ['quay.io'] },
+        image_pull_proxy: { https_proxy: 'http://127.0.0.1:3128', no_proxy: 'localhost' },
+      },
+    },
+    {},
+  );
+  assert.deepEqual(warnings, []);
+  assert.equal(config.image.workDir, '/var/lib/cdh-image');
+  assert.equal(config.image.maxConcurrentLayerDownloadsPerImage, 5);
+  assert.equal(config.image.imageSecurityPolicyUri, 'kbs:///default/security-policy/test');
+  assert.deepEqual(config.image.registryConfig, { 'unqualified-search-registries': ['quay.io'] });
+  assert.deepEqual(config.image.imagePullProxy, {
+    httpsProxy: 'http://127.0.0.1:3128',
+    httpProxy: '',
+    noProxy: 'localhost',
+  });
+  assert.equal(resolveConfig({}, {}).config.image.workDir, '/run/kata-containers/image');
 });
 
 const refused: Array<[string, unknown, Record<string, string>, string]> = [
   ['unknown top-level key', { sokcet: 'x' }, {}, 'sokcet'],
   ['unknown nested key', { cache: { ttl: 1 } }, {}, 'cache.ttl'],
+  [
+    'zero layer downloads',
+    { image: { max_concurrent_layer_downloads_per_image: 0 } },
+    {},
+    'image.max_concurrent_layer_downloads_per_image',
+  ],
+  ['relative image work_dir', { image: { work_dir: 'img' } }, {}, 'image.work_dir'],
   ['wrong type', { skip_sealed_secret_verification: 'yes' }, {}, 'skip_sealed_secret_verification'],
   ['relative path', { credentials_root: 'run/cdh' }, {}, 'credentials_root'],
   ['bad socket', { socket: '/no/scheme.sock' }, {}, 'socket'],

@@ -11,12 +11,15 @@ import {
   makeTempDir,
   readVectorClientKey,
   vectorsDir,
+  VECTOR_SOURCE,
+} from '../../../../support/aliyun-credentials';
+import {
   writeClientKeyCredentials,
   writePasswordFile,
   type ClientKeyCredentials,
-} from '../../../../support/aliyun-credentials';
+} from '../../../../../src/emulators/aliyun/client-key-files';
 import { cdhErrorWith } from '../../../../support/cdh-error-assert';
-import { createTestCa } from '../../../../support/pki';
+import { createTestCa } from '../../../../../src/emulators/pki';
 
 const caPem = createTestCa().certPem;
 const vector = readVectorClientKey();
@@ -31,7 +34,7 @@ after(async () => {
 
 async function freshVectorDir(passwordForm: 'json' | 'text' = 'json'): Promise<ClientKeyCredentials> {
   const dir = await fs.mkdtemp(path.join(root, 'creds-'));
-  return writeClientKeyCredentials({ dir, caPem, source: 'vector', passwordForm });
+  return writeClientKeyCredentials({ dir, caPem, source: VECTOR_SOURCE, passwordForm });
 }
 
 function pathsOf(creds: ClientKeyCredentials): ReturnType<typeof clientKeyFilePaths> {

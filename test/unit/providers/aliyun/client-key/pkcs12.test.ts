@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { createPublicKey, randomBytes, sign, verify } from 'node:crypto';
 import { test } from 'node:test';
 import { openPkcs12, Pkcs12Error } from '../../../../../src/providers/aliyun/client-key/pkcs12';
-import { hasOpenssl, opensslPkcs12, readVectorClientKey } from '../../../../support/aliyun-credentials';
-import { createTestCa } from '../../../../support/pki';
+import { readVectorClientKey } from '../../../../support/aliyun-credentials';
+import { hasOpenssl, opensslPkcs12 } from '../../../../../src/emulators/aliyun/client-key-files';
+import { createTestCa } from '../../../../../src/emulators/pki';
 
 function assertSignsForCertificate(material: ReturnType<typeof openPkcs12>, certificatePem: string): void {
   assert.equal(material.privateKey.type, 'private');

@@ -5,7 +5,7 @@ import {
   EcsMetadataClient,
   type EcsMetadataClientOptions,
 } from '../../../../../src/providers/aliyun/metadata/client';
-import { MetadataEmulator } from '../../../../support/metadata-emulator';
+import { MetadataEmulator } from '../../../../../src/emulators/aliyun/metadata';
 
 process.env['CDH_LOOPBACK_ONLY'] = '1';
 

@@ -9,8 +9,8 @@ import {
   type OpenApiProviderOptions,
 } from '../../../../../src/providers/aliyun/openapi';
 import type { ProviderInstance } from '../../../../../src/providers/types';
-import type { MetadataMode } from '../../../../support/metadata-emulator';
-import { OpenApiFixture, ROLE_NAME } from '../../../../support/openapi-fixture';
+import type { MetadataMode } from '../../../../../src/emulators/aliyun/metadata';
+import { OpenApiFixture, ROLE_NAME } from '../../../../../src/emulators/aliyun/openapi-scenario';
 
 process.env['CDH_LOOPBACK_ONLY'] = '1';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { silentLogger } from '../../../../../src/log';
 import { aliyunProvider } from '../../../../../src/providers/aliyun';
-import { OpenApiFixture } from '../../../../support/openapi-fixture';
+import { OpenApiFixture } from '../../../../../src/emulators/aliyun/openapi-scenario';
 
 process.env['CDH_LOOPBACK_ONLY'] = '1';
 

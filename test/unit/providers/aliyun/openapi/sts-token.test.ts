@@ -10,7 +10,7 @@ import {
 } from '../../../../../src/providers/aliyun/openapi';
 import { ProviderRegistry } from '../../../../../src/providers/registry';
 import type { ProviderInstance } from '../../../../../src/providers/types';
-import { OpenApiFixture, STS_CREDENTIAL } from '../../../../support/openapi-fixture';
+import { OpenApiFixture, STS_CREDENTIAL } from '../../../../../src/emulators/aliyun/openapi-scenario';
 
 process.env['CDH_LOOPBACK_ONLY'] = '1';
 
