@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import type { TtrpcCallError } from '../client/ttrpc-client';
 import { DEFAULT_SOCKET } from '../config/types';
 import { packageVersion } from '../package-info';
+import { ADDRESS_FILE_ENV, AddressFileError, readPublishedAddress } from '../server/address-file';
 
 const USAGE = `Usage: cdh-tool [--socket ADDR] <command> [options]
 
@@ -12,13 +13,18 @@ A small client of the Confidential Data Hub socket.
 Commands:
   unseal-secret --secret-path FILE   unseal the sealed secret in FILE; prints the plaintext base64
   get-resource --resource-uri URI    fetch a KBS resource (kbs:///repo/type/tag); prints base64
+  pull-image --image-url REF --bundle-path DIR
+                                     pull REF into DIR (DIR/rootfs mounted, DIR/config.json);
+                                     prints the manifest digest (default --timeout-ms 1200000)
   health                             prints the daemon's health (SERVING / NOT_SERVING); exit 1 unless SERVING
 
 Options:
-  --socket ADDR     unix:///abs/path or host:port (default ${DEFAULT_SOCKET})
+  --socket ADDR     unix:///abs/path or host:port (default: the address a daemon published in
+                    the file named by env ${ADDRESS_FILE_ENV} when that file exists, else
+                    ${DEFAULT_SOCKET})
   --ttrpc           speak ttrpc, as the Kata agent does, instead of gRPC (unix sockets; not for
                     health: the daemon's health service is gRPC only)
-  --timeout-ms N    per-call deadline (default 30000)
+  --timeout-ms N    per-call deadline (default 30000; pull-image 1200000, as the Kata agent)
   -h, --help        this help
   -V, --version     the version
 `;
@@ -36,6 +42,8 @@ async function main(): Promise<void> {
         socket: { type: 'string' },
         'secret-path': { type: 'string' },
         'resource-uri': { type: 'string' },
+        'image-url': { type: 'string' },
+        'bundle-path': { type: 'string' },
         'timeout-ms': { type: 'string' },
         ttrpc: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -52,9 +60,10 @@ async function main(): Promise<void> {
   if (values.version) return void process.stdout.write(`cdh-tool ${packageVersion()}\n`);
   const [command, ...extra] = positionals;
   if (command === undefined)
-    fail('a command is required: unseal-secret, get-resource or health (see --help)');
+    fail('a command is required: unseal-secret, get-resource, pull-image or health (see --help)');
   if (extra.length > 0) fail(`unexpected argument "${extra[0]}" (see --help)`);
-  const timeoutMs = values['timeout-ms'] === undefined ? 30_000 : Number(values['timeout-ms']);
+  const defaultTimeoutMs = command === 'pull-image' ? 1_200_000 : 30_000;
+  const timeoutMs = values['timeout-ms'] === undefined ? defaultTimeoutMs : Number(values['timeout-ms']);
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) fail('--timeout-ms must be a positive whole number');
 
   let request: (client: SocketClient) => Promise<void>;
@@ -81,6 +90,15 @@ async function main(): Promise<void> {
       };
       break;
     }
+    case 'pull-image': {
+      const imageUrl = values['image-url'] ?? fail('pull-image needs --image-url REF');
+      const bundlePath = values['bundle-path'] ?? fail('pull-image needs --bundle-path DIR');
+      request = async (client) => {
+        const digest = await client.pullImage(imageUrl, bundlePath, timeoutMs);
+        process.stdout.write(`${digest}\n`);
+      };
+      break;
+    }
     case 'health':
       if (values.ttrpc) fail('health is a gRPC service (grpc.health.v1); run it without --ttrpc');
       request = async (client) => {
@@ -95,7 +113,7 @@ async function main(): Promise<void> {
 
   // Clients are loaded only once the arguments are known to be good (usage errors answer at once).
   const { grpcTarget, grpcStatusName } = await import('../client/cdh-client.js');
-  const address = values.socket ?? DEFAULT_SOCKET;
+  const address = values.socket ?? defaultAddress();
   let client: SocketClient;
   let target: string;
   try {
@@ -125,10 +143,23 @@ async function main(): Promise<void> {
   }
 }
 
+/** Without --socket: the running daemon's published address, else the daemon's default. */
+function defaultAddress(): string {
+  const file = process.env[ADDRESS_FILE_ENV];
+  if (!file) return DEFAULT_SOCKET;
+  try {
+    return readPublishedAddress(file) ?? DEFAULT_SOCKET;
+  } catch (error) {
+    if (error instanceof AddressFileError) fail(error.message, 1);
+    throw error;
+  }
+}
+
 /** What the commands need of a client, whichever protocol it speaks. */
 interface SocketClient {
   unsealSecret(secret: Uint8Array, timeoutMs: number): Promise<Buffer>;
   getResource(uri: string, timeoutMs: number): Promise<Buffer>;
+  pullImage(imageUrl: string, bundlePath: string, timeoutMs: number): Promise<string>;
   check(service: string, timeoutMs: number): Promise<string>;
   close(): void;
 }
@@ -139,6 +170,7 @@ async function ttrpcSocketClient(address: string): Promise<SocketClient> {
   return {
     unsealSecret: (secret, timeoutMs) => client.unsealSecret(secret, { timeoutMs }),
     getResource: (uri, timeoutMs) => client.getResource(uri, { timeoutMs }),
+    pullImage: (imageUrl, bundlePath, timeoutMs) => client.pullImage(imageUrl, bundlePath, { timeoutMs }),
     check: () => Promise.reject(new Error('health has no ttrpc form')),
     close: () => client.close(),
   };

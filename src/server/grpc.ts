@@ -1,10 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
-import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { API_METHODS, type ApiDispatcher, type ApiMethod } from './api';
 import { API_PROTO } from '../package-info';
+import { LazyReflection } from './reflection-service';
 
 const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true };
 
@@ -40,7 +40,7 @@ export class GrpcFront {
     }
     this.health = new HealthImplementation({ '': 'NOT_SERVING' });
     this.health.addToServer(this.server);
-    new LazyReflection(definition).addToServer(this.server);
+    new LazyReflection([...apiServiceNames(), 'grpc.health.v1.Health']).addToServer(this.server);
     this.injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   }
 
@@ -93,6 +93,10 @@ export class GrpcFront {
   }
 }
 
+function apiServiceNames(): string[] {
+  return [...new Set(API_METHODS.map((m) => m.split('/')[0] as string))];
+}
+
 function unaryHandler(dispatcher: ApiDispatcher, method: ApiMethod): grpc.handleUnaryCall<object, object> {
   return (call, callback) => {
     const controller = new AbortController();
@@ -122,95 +126,4 @@ function unaryHandler(dispatcher: ApiDispatcher, method: ApiMethod): grpc.handle
 function toEpochMs(deadline: grpc.Deadline): number | undefined {
   const ms = deadline instanceof Date ? deadline.getTime() : deadline;
   return Number.isFinite(ms) ? ms : undefined;
-}
-
-type ReflectionModule = typeof import('@grpc/reflection');
-
-interface ReflectionMethod {
-  readonly definition: grpc.MethodDefinition<object, object>;
-  readonly handler: grpc.handleBidiStreamingCall<object, object>;
-}
-
-/** The reflection services' one method (the same in v1 and v1alpha). */
-const REFLECTION_PATHS = [
-  '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',
-  '/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo',
-] as const;
-
-/**
- * Server reflection, built on its first use: @grpc/reflection loads two protos and turns our
- * definitions into file descriptors (35-85 ms here), which start-up should not pay for a
- * debugging aid. The two methods are registered at once with pass-through (de)serializers;
- * the first call builds the real service and each call is relayed to it, messages decoded
- * on the way in and encoded on the way out with the real service's own serializers.
- */
-class LazyReflection {
-  private methods: Map<string, ReflectionMethod> | undefined;
-
-  constructor(private readonly definition: protoLoader.PackageDefinition) {}
-
-  addToServer(server: grpc.Server): void {
-    const passThrough = (bytes: Buffer): Buffer => bytes;
-    for (const path of REFLECTION_PATHS) {
-      server.register<Buffer, Buffer>(
-        path,
-        (call: grpc.ServerDuplexStream<Buffer, Buffer>) => this.relay(path, call),
-        passThrough,
-        passThrough,
-        'bidi',
-      );
-    }
-  }
-
-  private method(path: string): ReflectionMethod {
-    if (this.methods === undefined) {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { ReflectionService } = require('@grpc/reflection') as ReflectionModule;
-      const methods = new Map<string, ReflectionMethod>();
-      const collector = {
-        addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
-          for (const [name, definition] of Object.entries(service)) {
-            methods.set(definition.path, {
-              definition: definition as grpc.MethodDefinition<object, object>,
-              handler: implementation[name] as grpc.handleBidiStreamingCall<object, object>,
-            });
-          }
-        },
-      };
-      new ReflectionService(this.definition).addToServer(collector as unknown as grpc.Server);
-      this.methods = methods;
-    }
-    const method = this.methods.get(path);
-    if (method === undefined) throw new Error(`@grpc/reflection did not provide ${path}`);
-    return method;
-  }
-
-  private relay(path: string, call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
-    let method: ReflectionMethod;
-    try {
-      method = this.method(path);
-    } catch {
-      call.emit('error', { code: grpc.status.INTERNAL, details: 'server reflection is unavailable' });
-      return;
-    }
-    // What the reflection handler uses of its stream: 'data' and 'end' events, write() and end().
-    const stream = Object.assign(new EventEmitter(), {
-      write: (message: object): boolean => call.write(method.definition.responseSerialize(message)),
-      end: (): void => {
-        call.end();
-      },
-    });
-    call.on('data', (bytes: Buffer) => {
-      let message: object;
-      try {
-        message = method.definition.requestDeserialize(bytes);
-      } catch {
-        call.emit('error', { code: grpc.status.INTERNAL, details: 'Error deserializing request' });
-        return;
-      }
-      stream.emit('data', message);
-    });
-    call.on('end', () => stream.emit('end'));
-    method.handler(stream as unknown as grpc.ServerDuplexStream<object, object>);
-  }
 }

@@ -1,9 +1,9 @@
-import { request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { OutgoingHttpHeaders } from 'node:http';
 import { CdhError } from '../../../errors';
+import { abortError, raceSignal, throwIfAborted } from '../../../lib/abort';
 import { assertDialAllowed } from '../../../net-guard';
+import { HttpClient, HttpRequestError } from '../../../net/http-client';
 import type { StsCredentials } from '../openapi/credential-files';
-import { abortError, raceSignal } from '../openapi/signal';
 
 export const DEFAULT_METADATA_ENDPOINT = 'http://100.100.100.200';
 export const TOKEN_PATH = '/latest/api/token';
@@ -57,10 +57,21 @@ export class EcsMetadataClient {
   private cached?: RoleCredentials;
   private refreshing?: SharedRefresh;
   private sessionToken?: { readonly value: string; readonly expiresAt: number };
+  private readonly http: HttpClient;
 
   constructor(private readonly options: EcsMetadataClientOptions) {
     this.endpoint = parseMetadataEndpoint(options.endpoint);
-    assertDialAllowed(this.endpoint.hostname, 'aliyun ecs_ram_role ECS metadata service');
+    const purpose = 'aliyun ecs_ram_role ECS metadata service';
+    assertDialAllowed(this.endpoint.hostname, purpose);
+    const https = this.endpoint.protocol === 'https:';
+    this.http = new HttpClient({
+      protocol: https ? 'https:' : 'http:',
+      host: this.endpoint.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: Number(this.endpoint.port || (https ? 443 : 80)),
+      purpose,
+      keepAlive: false,
+      maxResponseBytes: MAX_BODY_BYTES,
+    });
     this.refreshMarginMs = options.refreshMarginMs ?? 5 * 60 * 1000;
     this.tokenTtlSeconds = options.tokenTtlSeconds ?? 21600;
     this.now = options.now ?? Date.now;
@@ -218,66 +229,37 @@ export class EcsMetadataClient {
     );
   }
 
-  private send(
+  private async send(
     method: 'GET' | 'PUT',
     path: string,
     headers: OutgoingHttpHeaders,
     signal: AbortSignal,
   ): Promise<MetadataAnswer> {
-    assertDialAllowed(this.endpoint.hostname, 'aliyun ecs_ram_role ECS metadata service');
-    if (signal.aborted) return Promise.reject(abortError(signal));
-    const url = new URL(path, this.endpoint);
-    const timeoutMs = this.options.timeoutMs;
-    return new Promise<MetadataAnswer>((resolve, reject) => {
-      const fail = (reason: string): void =>
-        reject(
-          new CdhError(
-            'KMS_UNAVAILABLE',
-            `aliyun ecs_ram_role: the ECS metadata service at ${this.endpoint.origin} is unreachable ` +
-              `(${method} ${path}: ${reason})`,
-          ),
-        );
-      const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-      const req = send(url, { method, headers, agent: false });
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        req.destroy();
-        reject(abortError(signal));
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      req.once('close', () => signal.removeEventListener('abort', onAbort));
-      const timer = setTimeout(() => {
-        req.destroy();
-        fail(`no answer within ${timeoutMs} ms`);
-      }, timeoutMs);
-      req.on('error', (error: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        fail(error.code ?? error.name);
+    throwIfAborted(signal);
+    try {
+      const answer = await this.http.request({
+        method,
+        path,
+        headers,
+        signal,
+        timeoutMs: this.options.timeoutMs,
       });
-      req.on('response', (response) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        response.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_BODY_BYTES) {
-            req.destroy();
-            clearTimeout(timer);
-            fail('answer too large');
-            return;
-          }
-          chunks.push(chunk);
-        });
-        response.on('end', () => {
-          clearTimeout(timer);
-          resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
-        });
-        response.on('error', (error: NodeJS.ErrnoException) => {
-          clearTimeout(timer);
-          fail(error.code ?? error.name);
-        });
-      });
-      req.end();
-    });
+      return { status: answer.status, body: answer.body.toString('utf8') };
+    } catch (error) {
+      if (!(error instanceof HttpRequestError)) throw error;
+      if (error.kind === 'aborted') throw abortError(signal);
+      const reason =
+        error.kind === 'too-large'
+          ? 'answer too large'
+          : error.kind === 'network'
+            ? error.code
+            : error.message;
+      throw new CdhError(
+        'KMS_UNAVAILABLE',
+        `aliyun ecs_ram_role: the ECS metadata service at ${this.endpoint.origin} is unreachable ` +
+          `(${method} ${path}: ${reason})`,
+      );
+    }
   }
 }
 

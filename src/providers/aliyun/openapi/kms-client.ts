@@ -6,26 +6,10 @@ import type { StsCredentials } from './credential-files';
 import { describeSdkFailure, isRetryable, kmsFailureError, type KmsFailure } from './kms-errors';
 import { loadOpenApiSdk, type OpenApiCallScope, type OpenApiSdk, type OpenApiSdkClient } from './kms-sdk';
 import type { OpenApiEndpoint, SecretVersionSelector } from './settings';
-import { abortError, raceSignal, sleep } from './signal';
+import { abortError, raceSignal } from '../../../lib/abort';
+import { DEFAULT_RETRY_POLICY, withRetry, type AttemptOutcome, type RetryPolicy } from '../../../lib/retry';
 
-export interface RetryPolicy {
-  /** Attempts in all, the first included. */
-  readonly maxAttempts: number;
-  readonly baseDelayMs: number;
-  readonly maxDelayMs: number;
-}
-
-export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 200, maxDelayMs: 2000 };
-
-/** Exponential backoff with jitter: half the cap fixed, half random. `failures` counts from 1. */
-export function backoffDelay(
-  policy: RetryPolicy,
-  failures: number,
-  random: () => number = Math.random,
-): number {
-  const cap = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (failures - 1));
-  return cap / 2 + random() * (cap / 2);
-}
+export { DEFAULT_RETRY_POLICY, type RetryPolicy };
 
 export interface OpenApiKmsClientOptions {
   /** Names the provider in messages, e.g. `aliyun (client_type sts_token)`. */
@@ -56,59 +40,67 @@ export class OpenApiKmsClient {
     signal: AbortSignal,
   ): Promise<Buffer> {
     const operation = `GetSecretValue of secret ${JSON.stringify(secretName)}${describeSelector(selector)}`;
-    const purpose = `${this.options.label} KMS OpenAPI`;
-    let failures = 0;
-    for (;;) {
-      if (signal.aborted) throw abortError(signal);
-      assertDialAllowed(this.options.endpoint.host, purpose);
-      const scope: OpenApiCallScope = {
-        agent: this.options.agent,
-        signal,
-        expectedHost: this.options.endpoint.host,
-        purpose,
-        dialled: false,
-      };
-      let failure: KmsFailure;
-      try {
-        const client = this.clientFor(credentials);
-        const answer = await raceSignal(client.getSecretValue({ secretName, ...selector }, scope), signal);
-        if (typeof answer.secretData !== 'string') {
-          throw new CdhError(
-            'KMS_FAILED',
-            `${this.options.label}: ${operation}: the KMS answer has no SecretData` +
-              (typeof answer.requestId === 'string' ? ` (RequestId ${answer.requestId})` : ''),
-          );
-        }
-        return Buffer.from(answer.secretData, 'utf8');
-      } catch (error) {
-        if (signal.aborted) throw abortError(signal);
-        if (isCdhError(error)) throw error;
-        failure = describeSdkFailure(error, scope.httpStatus);
-      }
-      failures++;
-      if (!isRetryable(failure) || failures >= this.retry.maxAttempts) {
-        throw kmsFailureError(failure, {
+    return withRetry<Buffer, KmsFailure>({
+      policy: this.retry,
+      signal,
+      attempt: () => this.attempt(credentials, secretName, selector, signal, operation),
+      giveUp: (failure, attempts) =>
+        kmsFailureError(failure, {
           label: this.options.label,
           operation,
           endpoint: this.options.endpoint.authority,
           timeoutMs: this.options.timeoutMs,
-          attempts: failures,
+          attempts,
           secrets: [credentials.accessKeyId, credentials.accessKeySecret, credentials.securityToken],
-        });
+        }),
+      onRetry: (failure, attempt, delay) =>
+        this.options.logger?.debug(
+          {
+            provider: this.options.label,
+            attempt,
+            kmsCode: failure.kind === 'answer' ? failure.code : failure.reason,
+            httpStatus: failure.kind === 'answer' ? failure.httpStatus : undefined,
+            requestId: failure.kind === 'answer' ? failure.requestId : undefined,
+            retryInMs: Math.round(delay),
+          },
+          'KMS OpenAPI call failed, retrying',
+        ),
+    });
+  }
+
+  private async attempt(
+    credentials: StsCredentials,
+    secretName: string,
+    selector: SecretVersionSelector,
+    signal: AbortSignal,
+    operation: string,
+  ): Promise<AttemptOutcome<Buffer, KmsFailure>> {
+    if (signal.aborted) throw abortError(signal);
+    const purpose = `${this.options.label} KMS OpenAPI`;
+    assertDialAllowed(this.options.endpoint.host, purpose);
+    const scope: OpenApiCallScope = {
+      agent: this.options.agent,
+      signal,
+      expectedHost: this.options.endpoint.host,
+      purpose,
+      dialled: false,
+    };
+    try {
+      const client = this.clientFor(credentials);
+      const answer = await raceSignal(client.getSecretValue({ secretName, ...selector }, scope), signal);
+      if (typeof answer.secretData !== 'string') {
+        throw new CdhError(
+          'KMS_FAILED',
+          `${this.options.label}: ${operation}: the KMS answer has no SecretData` +
+            (typeof answer.requestId === 'string' ? ` (RequestId ${answer.requestId})` : ''),
+        );
       }
-      const delay = backoffDelay(this.retry, failures);
-      this.options.logger?.debug(
-        {
-          provider: this.options.label,
-          attempt: failures,
-          kmsCode: failure.kind === 'answer' ? failure.code : failure.reason,
-          httpStatus: failure.kind === 'answer' ? failure.httpStatus : undefined,
-          requestId: failure.kind === 'answer' ? failure.requestId : undefined,
-          retryInMs: Math.round(delay),
-        },
-        'KMS OpenAPI call failed, retrying',
-      );
-      await sleep(delay, signal);
+      return { ok: true, value: Buffer.from(answer.secretData, 'utf8') };
+    } catch (error) {
+      if (signal.aborted) throw abortError(signal);
+      if (isCdhError(error)) throw error;
+      const failure = describeSdkFailure(error, scope.httpStatus);
+      return { ok: false, failure, retryable: isRetryable(failure) };
     }
   }
 

@@ -1,4 +1,5 @@
 import { CdhError, type ErrorCode } from '../../../errors';
+import { classifyNetworkError, isRetryableStatus, isTlsFailureCode } from '../../../net/errors';
 
 /** The KMS answered with an HTTP error (JSON `Code`, `Message`, `RequestId`, or an unreadable body). */
 export interface KmsAnswerFailure {
@@ -42,23 +43,6 @@ const RETRYABLE_CODES = new Set([
 const CREDENTIAL_CODES =
   /^(InvalidAccessKeyId|InvalidSecurityToken|SignatureDoesNotMatch|IncompleteSignature|InvalidTimeStamp|SignatureNonceUsed)/;
 
-const TLS_CODES = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'CERT_SIGNATURE_FAILURE',
-  'HOSTNAME_MISMATCH',
-  'EPROTO',
-]);
-
-const RETRYABLE_TRANSPORT = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ECONNABORTED', 'EAI_AGAIN']);
-
 /**
  * Turns whatever the SDK threw into a failure description. `httpStatus` is what the transport
  * saw (the SDK itself only puts it into a message string). Never keeps the SDK's error object:
@@ -86,22 +70,16 @@ export function describeSdkFailure(error: unknown, httpStatus: number | undefine
   return {
     kind: 'transport',
     reason,
-    timeout: name.startsWith('RequestTimeout') || code === 'ETIMEDOUT',
-    tls:
-      code !== undefined &&
-      (TLS_CODES.has(code) ||
-        code.startsWith('ERR_TLS_') ||
-        code.startsWith('ERR_SSL_') ||
-        code.includes('CERT')),
+    timeout: name.startsWith('RequestTimeout'),
+    tls: code !== undefined && isTlsFailureCode(code),
   };
 }
 
 /** Throttling, 429, 5xx and transient connection failures are worth another attempt. */
 export function isRetryable(failure: KmsFailure): boolean {
   if (failure.kind === 'transport')
-    return !failure.tls && !failure.timeout && RETRYABLE_TRANSPORT.has(failure.reason);
-  const status = failure.httpStatus ?? 0;
-  if (status === 429 || status >= 500) return true;
+    return !failure.timeout && classifyNetworkError({ code: failure.reason }) === 'retryable';
+  if (isRetryableStatus(failure.httpStatus ?? 0)) return true;
   return (
     failure.code !== undefined && (failure.code.startsWith('Throttling') || RETRYABLE_CODES.has(failure.code))
   );

@@ -2,11 +2,7 @@ import assert from 'node:assert/strict';
 import { Agent } from 'node:https';
 import { test } from 'node:test';
 import { CdhError } from '../../../../../src/errors';
-import {
-  backoffDelay,
-  OpenApiKmsClient,
-  type RetryPolicy,
-} from '../../../../../src/providers/aliyun/openapi/kms-client';
+import { OpenApiKmsClient, type RetryPolicy } from '../../../../../src/providers/aliyun/openapi/kms-client';
 import {
   describeSdkFailure,
   kmsFailureError,
@@ -113,30 +109,6 @@ test('SDK errors are described from their JSON body and the transport status, no
   assert.equal((describeSdkFailure(timeout, undefined) as { timeout: boolean }).timeout, true);
   const tls = Object.assign(new Error('self-signed'), { code: 'SELF_SIGNED_CERT_IN_CHAIN' });
   assert.equal((describeSdkFailure(tls, undefined) as { tls: boolean }).tls, true);
-});
-
-test('backoff grows exponentially with jitter, capped', () => {
-  const policy: RetryPolicy = { maxAttempts: 5, baseDelayMs: 100, maxDelayMs: 300 };
-  assert.equal(
-    backoffDelay(policy, 1, () => 0),
-    50,
-  );
-  assert.equal(
-    backoffDelay(policy, 1, () => 1),
-    100,
-  );
-  assert.equal(
-    backoffDelay(policy, 2, () => 1),
-    200,
-  );
-  assert.equal(
-    backoffDelay(policy, 5, () => 1),
-    300,
-  );
-  assert.equal(
-    backoffDelay(policy, 5, () => 0),
-    150,
-  );
 });
 
 /** A stand-in for the SDK that answers from a script. */
