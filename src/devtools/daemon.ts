@@ -38,7 +38,10 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
       name.startsWith('ALIYUN_') ||
       name === 'SKIP_SEALED_SECRET_VERIFICATION' ||
       name === 'OFFLINE_FS_KBC_EXTRA_FILE_PATH' ||
-      name === 'CDH_ADDRESS_FILE'
+      name === 'CDH_ADDRESS_FILE' ||
+      ['AA_KBC_PARAMS', 'AA_SOCKET', 'KBS_CERT', 'CDH_KBS_CONNECT_TO', 'CDH_KERNEL_CMDLINE_FILE'].includes(
+        name,
+      )
     )
       delete env[name];
   }
@@ -76,6 +79,8 @@ export interface SpawnDaemonOptions {
   dir?: string;
   /** The daemon program to run with node (default: the built DAEMON_BIN; e.g. an installed copy). */
   bin?: string;
+  /** Runs node through another program (e.g. unshare): gets node's path and arguments. */
+  wrap?: (node: string, args: string[]) => { file: string; args: string[] };
 }
 
 /** Starts the built daemon as a child process on a temp socket and waits until it serves. */
@@ -93,7 +98,8 @@ export async function spawnDaemon(options: SpawnDaemonOptions = {}): Promise<Dae
     writeFileSync(file, JSON.stringify(options.config));
     args.push('-c', file);
   }
-  const child = spawn(process.execPath, args, {
+  const command = options.wrap ? options.wrap(process.execPath, args) : { file: process.execPath, args };
+  const child = spawn(command.file, command.args, {
     env: childEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,15 +1,14 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { parseListenAddress } from '../config/load';
-import { DEFAULT_AA_SOCKET } from '../client/aa-client';
 import type { CdhConfig } from '../config/types';
 import { isCdhError } from '../errors';
 import type { ImagePuller } from '../image/service';
 import { createLogger } from '../log';
 import { builtinProviders } from '../providers';
-import { createResourceStore, provisionCredentials } from '../providers/kbs';
+import { startKbc, type Kbc } from '../kbc';
 import { ProviderRegistry } from '../providers/registry';
-import type { ProviderFactory, ResourceReader } from '../providers/types';
+import type { ProviderFactory } from '../providers/types';
 import { createUnsealService } from '../secret/service';
 import { publishAddress, withdrawAddress } from './address-file';
 import { ApiDispatcher, type ApiBackend } from './api';
@@ -65,7 +64,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
         new Puller(config.image, {
           logger,
           kbc: resourceStore,
-          measurer: new AaPullMeasurer(process.env['AA_SOCKET'] ?? DEFAULT_AA_SOCKET, logger),
+          measurer: new AaPullMeasurer(config.aa.aaSocket, logger),
         }),
     ));
   const backend: ApiBackend = {
@@ -130,11 +129,13 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
         await registry.close();
         if (images) await (await images).close();
         cache.clear();
+        resourceStore.close?.();
         logger.info('stopped');
       })();
       return stopping;
     },
     kill() {
+      resourceStore.close?.();
       listener.removeSocketFile();
       if (addressFile !== undefined) withdrawAddress(addressFile);
       grpcFront.destroy();
@@ -143,12 +144,10 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
   };
 }
 
-/** The KBC's resources, then the [[credentials]] written from them: both before the socket serves. */
-async function prepareResources(config: CdhConfig, logger: Logger): Promise<ResourceReader> {
+/** The KBC, then the [[credentials]] written from it: both before the socket serves. */
+async function prepareResources(config: CdhConfig, logger: Logger): Promise<Kbc> {
   try {
-    const store = await createResourceStore(config, logger);
-    await provisionCredentials(config, store, logger);
-    return store;
+    return await startKbc(config, logger);
   } catch (error) {
     if (isCdhError(error)) throw new StartupError(error.message);
     throw error;
