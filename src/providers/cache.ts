@@ -67,6 +67,7 @@ export class SecretCache {
 
     let flight = this.flights.get(key);
     if (flight === undefined) flight = this.startFlight(key, load);
+    else ctx.onSharedWork?.();
     return this.await(flight, ctx);
   }
 

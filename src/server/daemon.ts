@@ -14,7 +14,7 @@ import { createUnsealService } from '../secret/service';
 import { publishAddress, withdrawAddress } from './address-file';
 import { ApiDispatcher, type ApiBackend } from './api';
 import { GrpcFront } from './grpc';
-import { ProtocolListener, StartupError } from './listener';
+import { ProtocolListener, RefusalLog, StartupError } from './listener';
 import { TtrpcServer } from './ttrpc/server';
 
 /** How long in-flight calls may take to finish after SIGTERM. */
@@ -74,14 +74,28 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
     pullImage: async (imageUrl, bundlePath, ctx) => (await imagePuller()).pull(imageUrl, bundlePath, ctx),
   };
   const dispatcher = new ApiDispatcher(backend, { maxInFlight: config.maxInFlight, logger });
-  const grpcFront = new GrpcFront(dispatcher, { maxMessageBytes: config.maxMessageBytes });
-  const ttrpcServer = new TtrpcServer(dispatcher, { maxMessageBytes: config.maxMessageBytes, logger });
+  const grpcFront = new GrpcFront(dispatcher, {
+    maxMessageBytes: config.maxMessageBytes,
+    maxConcurrentStreams: config.maxConcurrentStreams,
+    idleTimeoutMs: config.idleTimeoutMs,
+    pingTimeoutMs: config.handshakeTimeoutMs,
+  });
+  const refusals = new RefusalLog(logger);
+  const ttrpcServer = new TtrpcServer(dispatcher, {
+    maxMessageBytes: config.maxMessageBytes,
+    frameTimeoutMs: config.handshakeTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    refusals,
+    logger,
+  });
   const listener = new ProtocolListener(
     {
       grpc: (socket: Socket) => grpcFront.injectConnection(socket),
       ttrpc: (socket: Socket) => ttrpcServer.handleConnection(socket),
     },
     logger,
+    { maxConnections: config.maxConnections, handshakeTimeoutMs: config.handshakeTimeoutMs },
+    refusals,
   );
 
   const bound = await listener.listen(address, { mode: config.socketMode, group: config.socketGroup });
