@@ -65,6 +65,8 @@ export interface SpawnDaemonOptions {
   dir?: string;
   /** The daemon program to run with node (default: the built DAEMON_BIN; e.g. an installed copy). */
   bin?: string;
+  /** Runs node through another program (e.g. unshare): gets node's path and arguments. */
+  wrap?: (node: string, args: string[]) => { file: string; args: string[] };
 }
 
 /** Starts the built daemon as a child process on a temp socket and waits until it serves. */
@@ -82,7 +84,8 @@ export async function spawnDaemon(options: SpawnDaemonOptions = {}): Promise<Dae
     writeFileSync(file, JSON.stringify(options.config));
     args.push('-c', file);
   }
-  const child = spawn(process.execPath, args, {
+  const command = options.wrap ? options.wrap(process.execPath, args) : { file: process.execPath, args };
+  const child = spawn(command.file, command.args, {
     env: childEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -3,6 +3,7 @@ import type { CallContext } from '../providers/types';
 import type { SealedParts } from './compact';
 import type { SealedSecretPayload } from './payload';
 import type { VerificationKeyResolver } from './signing-keys';
+import { LRUCache } from 'lru-cache';
 
 /** Inputs larger than this are not remembered (bounds the memory the memo can hold). */
 const MAX_REMEMBERED_INPUT_CHARS = 64 * 1024;
@@ -22,7 +23,7 @@ interface Remembered {
  * gives a new object (or an error) and the secret is verified afresh.
  */
 export class PayloadMemo {
-  private readonly entries = new Map<string, Remembered>();
+  private readonly entries = new LRUCache<string, Remembered>({ max: MAX_ENTRIES });
 
   static digestOf(parts: SealedParts): string | undefined {
     const size = parts.header.length + parts.payload.length + parts.signature.length;
@@ -47,7 +48,6 @@ export class PayloadMemo {
   }
 
   remember(digest: string, payload: SealedSecretPayload, verifiedBy?: Remembered['verifiedBy']): void {
-    if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value as string);
     this.entries.set(digest, { payload: deepFreeze(payload), ...(verifiedBy ? { verifiedBy } : {}) });
   }
 }

@@ -611,7 +611,7 @@ describe('bad flags and missing files: one stderr line, non-zero exit', { concur
         plaintextFile,
         ...replaceFlag(aliFlags(), '--password-file-path', missing),
       ],
-      /CREDENTIAL_UNAVAILABLE: client key password file \/nonexistent\S* is missing/,
+      /CREDENTIAL_UNAVAILABLE: client key password file \/nonexistent\S* does not exist/,
     ],
     [
       'nonexistent CA file',
@@ -624,7 +624,7 @@ describe('bad flags and missing files: one stderr line, non-zero exit', { concur
         plaintextFile,
         ...replaceFlag(aliFlags(), '--cert-path', missing),
       ],
-      /CREDENTIAL_UNAVAILABLE: KMS instance CA file \/nonexistent\S* is missing/,
+      /CREDENTIAL_UNAVAILABLE: KMS instance CA file \/nonexistent\S* does not exist/,
     ],
     [
       'client key file that is not JSON',

@@ -2,7 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { tempDir } from './daemon';
+import { tempDir } from '../../src/devtools/daemon';
 
 const run = promisify(execFile);
 

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import * as http from 'node:http';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../src/package-info';
-import { childEnv } from './daemon';
+import { childEnv } from '../../src/devtools/daemon';
 
 export const REST_BIN = join(PACKAGE_ROOT, 'dist/src/bin/api-server-rest.js');
 

@@ -1,5 +1,6 @@
 import { CdhError } from '../../errors';
 import type { ProviderFactory, ProviderInstance, ProviderSettings, ProviderContext } from '../types';
+import { quoteUntrusted } from '../../lib/untrusted';
 
 // The client-type modules are loaded on the first create() that needs them: client_key pulls
 // in node-forge and protobufjs (~150 ms of require), which the daemon's start-up should not pay.
@@ -44,13 +45,8 @@ export const aliyunProvider: ProviderFactory = {
         throw new CdhError(
           'PROVIDER_SETTINGS_INVALID',
           `aliyun provider_settings.client_type must be one of ${CLIENT_TYPES.join(', ')}` +
-            (clientType === undefined ? ' (it is missing)' : ` (got ${describe(clientType)})`),
+            (clientType === undefined ? ' (it is missing)' : ` (got ${quoteUntrusted(clientType)})`),
         );
     }
   },
 };
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.slice(0, 64));
-  return value === null ? 'null' : typeof value;
-}
