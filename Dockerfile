@@ -1,15 +1,17 @@
-# syntax=docker/dockerfile:1
-#
 # Confidential Data Hub (TypeScript).
 #   docker build -t confidential-data-hub .
+#   buildah bud --format docker -t confidential-data-hub .     # or: podman build --format docker ...
 #   docker run -d --stop-timeout 15 -v /run/confidential-containers:/run/confidential-containers \
 #     -v /etc/confidential-data-hub:/etc/confidential-data-hub:ro \
 #     confidential-data-hub -c /etc/confidential-data-hub/cdh.toml
+# buildah and podman write OCI images by default, and the OCI image format has no HEALTHCHECK:
+# without --format docker they drop it (with a warning).
 #
 # The build stage compiles with the dev dependencies and packs the package; the runtime stage
-# installs that tarball and its production dependencies only, so the image runs exactly the
-# files `npm pack` ships (the CI test test/integration/package-install.test.ts installs the same
-# tarball the same way).
+# installs that tarball with exactly the production dependencies package-lock.json pins
+# (deploy/install-locked.sh: `npm ci --omit=dev` in the unpacked package), so the image runs the
+# files `npm pack` ships on the dependency tree the tests ran on (the CI test
+# test/integration/package-install.test.ts installs the same tarball the same way).
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
@@ -20,14 +22,15 @@ RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build \
  && mkdir /pkg \
- && npm pack --ignore-scripts --pack-destination /pkg
+ && npm pack --ignore-scripts --pack-destination /pkg \
+ && cp package-lock.json deploy/install-locked.sh /pkg/
 
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production
 COPY --from=build /pkg/ /tmp/pkg/
 # No install scripts run (no production dependency needs one); the package managers are
 # removed afterwards: nothing in the image can install or build anything.
-RUN npm install -g --omit=dev --ignore-scripts --no-audit --no-fund /tmp/pkg/confidential-data-hub-*.tgz \
+RUN sh /tmp/pkg/install-locked.sh /tmp/pkg/confidential-data-hub-*.tgz /tmp/pkg/package-lock.json /usr/local \
  && rm -rf /tmp/pkg /root/.npm \
     /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
     /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack \
@@ -39,9 +42,11 @@ RUN npm install -g --omit=dev --ignore-scripts --no-audit --no-fund /tmp/pkg/con
 # shared with the attestation agent and the kata-agent, which are root.
 VOLUME /run/confidential-containers
 
-# Health through the socket (the default one; change it here if -c moves the socket).
+# The daemon writes the address it serves on into this file once serving (removed on stop), and
+# cdh-tool without --socket reads it: the HEALTHCHECK follows -c, --socket and the config file.
+ENV CDH_ADDRESS_FILE=/run/confidential-data-hub/address
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["cdh-tool", "--socket", "unix:///run/confidential-containers/cdh.sock", "--timeout-ms", "4000", "health"]
+  CMD ["cdh-tool", "--timeout-ms", "4000", "health"]
 
 # SIGTERM: stop accepting, finish the calls in flight (at most 10 s), remove the socket, exit 0.
 STOPSIGNAL SIGTERM

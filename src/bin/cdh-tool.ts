@@ -5,6 +5,7 @@ import type { TtrpcCallError } from '../client/ttrpc-client';
 import { DEFAULT_SOCKET } from '../config/types';
 import { packageVersion } from '../package-info';
 import { errnoCode } from '../lib/errno';
+import { ADDRESS_FILE_ENV, AddressFileError, readPublishedAddress } from '../server/address-file';
 
 const USAGE = `Usage: cdh-tool [--socket ADDR] <command> [options]
 
@@ -16,7 +17,9 @@ Commands:
   health                             prints the daemon's health (SERVING / NOT_SERVING); exit 1 unless SERVING
 
 Options:
-  --socket ADDR     unix:///abs/path or host:port (default ${DEFAULT_SOCKET})
+  --socket ADDR     unix:///abs/path or host:port (default: the address a daemon published in
+                    the file named by env ${ADDRESS_FILE_ENV} when that file exists, else
+                    ${DEFAULT_SOCKET})
   --ttrpc           speak ttrpc, as the Kata agent does, instead of gRPC (unix sockets; not for
                     health: the daemon's health service is gRPC only)
   --timeout-ms N    per-call deadline (default 30000)
@@ -96,7 +99,7 @@ async function main(): Promise<void> {
 
   // Clients are loaded only once the arguments are known to be good (usage errors answer at once).
   const { grpcTarget, grpcStatusName } = await import('../client/cdh-client.js');
-  const address = values.socket ?? DEFAULT_SOCKET;
+  const address = values.socket ?? defaultAddress();
   let client: SocketClient;
   let target: string;
   try {
@@ -123,6 +126,18 @@ async function main(): Promise<void> {
     );
   } finally {
     client.close();
+  }
+}
+
+/** Without --socket: the running daemon's published address, else the daemon's default. */
+function defaultAddress(): string {
+  const file = process.env[ADDRESS_FILE_ENV];
+  if (!file) return DEFAULT_SOCKET;
+  try {
+    return readPublishedAddress(file) ?? DEFAULT_SOCKET;
+  } catch (error) {
+    if (error instanceof AddressFileError) fail(error.message, 1);
+    throw error;
   }
 }
 

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load';
 import { createLogger } from '../log';
+import { ADDRESS_FILE_ENV } from '../server/address-file';
 import { startDaemon } from '../server/daemon';
 import { StartupError } from '../server/listener';
 import { packageVersion } from '../package-info';
@@ -21,7 +22,8 @@ Options:
 
 Environment: ALIYUN_IN_GUEST_KEY_PATH, ALIYUN_DKMS_CONNECT_TO, ALIYUN_OPENAPI_ENDPOINT,
 ALIYUN_OPENAPI_CA_FILE, ALIYUN_METADATA_ENDPOINT, SKIP_SEALED_SECRET_VERIFICATION=true,
-OFFLINE_FS_KBC_EXTRA_FILE_PATH.
+OFFLINE_FS_KBC_EXTRA_FILE_PATH, CDH_ADDRESS_FILE=FILE (write the address served on to FILE
+while serving, for cdh-tool and health checks).
 SIGTERM/SIGINT: stop gracefully (in-flight calls finish, socket removed); a second signal exits at once.
 `;
 
@@ -71,7 +73,8 @@ async function main(): Promise<void> {
 
   let daemon;
   try {
-    daemon = await startDaemon(loaded.config, { logger });
+    const addressFile = process.env[ADDRESS_FILE_ENV] || undefined;
+    daemon = await startDaemon(loaded.config, { logger, ...(addressFile ? { addressFile } : {}) });
   } catch (error) {
     if (error instanceof StartupError || error instanceof ConfigError) {
       logger.fatal({ err: error.message }, 'start-up failed');

@@ -6,9 +6,19 @@ import { CdhClient } from '../client/cdh-client';
 import { LOOPBACK_ONLY_ENV } from '../net-guard';
 import { PACKAGE_ROOT } from '../package-info';
 
-export const DAEMON_BIN = join(PACKAGE_ROOT, 'dist/src/bin/confidential-data-hub.js');
-export const SECRET_BIN = join(PACKAGE_ROOT, 'dist/src/bin/secret.js');
-export const CDH_TOOL_BIN = join(PACKAGE_ROOT, 'dist/src/bin/cdh-tool.js');
+/**
+ * CDH_TEST_BIN_DIR=<dir> runs the programs from <dir>/<bin name>.js instead of dist/src/bin/
+ * (CI points it at a copy of dist/bundle/ in an empty directory: the suite then tests the bundles).
+ */
+export const BIN_DIR_ENV = 'CDH_TEST_BIN_DIR';
+function programPath(name: string, built: string): string {
+  const dir = process.env[BIN_DIR_ENV];
+  return dir ? join(dir, `${name}.js`) : join(PACKAGE_ROOT, built);
+}
+
+export const DAEMON_BIN = programPath('confidential-data-hub', 'dist/src/bin/confidential-data-hub.js');
+export const SECRET_BIN = programPath('secret', 'dist/src/bin/secret.js');
+export const CDH_TOOL_BIN = programPath('cdh-tool', 'dist/src/bin/cdh-tool.js');
 
 /** A fresh temp dir, removed by the returned cleanup. */
 export function tempDir(prefix = 'cdh-test-'): { path: string; cleanup(): void } {
@@ -27,7 +37,8 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
     if (
       name.startsWith('ALIYUN_') ||
       name === 'SKIP_SEALED_SECRET_VERIFICATION' ||
-      name === 'OFFLINE_FS_KBC_EXTRA_FILE_PATH'
+      name === 'OFFLINE_FS_KBC_EXTRA_FILE_PATH' ||
+      name === 'CDH_ADDRESS_FILE'
     )
       delete env[name];
   }

@@ -127,8 +127,18 @@ export async function unpackBlob(
   try {
     stats = await unpackLayer(uncompressed, dir, layerLabel, signal);
   } catch (error) {
+    const cause = firstError ?? error;
+    // A corrupted blob usually breaks the decompressor first: say what is really wrong.
+    if (!signal.aborted && isCdhError(cause) && cause.code === 'IMAGE_LAYER_INVALID') {
+      const got = await finishDigest(compressed, algorithmOf(layer.digest));
+      if (got !== undefined && got !== layer.digest)
+        throw new CdhError(
+          'IMAGE_DIGEST_MISMATCH',
+          `${layerLabel}: the blob's digest is ${got}, not the manifest's (${cause.message.slice(layerLabel.length + 2)})`,
+        );
+    }
     body.destroy();
-    throw firstError ?? error;
+    throw cause;
   }
   if (firstError !== undefined) throw firstError;
   // The tar may end before the stream does (trailing zeros): the digests cover every byte.
@@ -147,6 +157,25 @@ export async function unpackBlob(
       `${layerLabel}: the uncompressed tar's digest is ${gotDiff}, not the config's diff_id ${diffId}`,
     );
   return stats;
+}
+
+/** Reads the rest of the compressed stream (bounded by the manifest size) for its digest. */
+function finishDigest(compressed: Digester, algorithm: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    if (compressed.readableEnded) return resolve(`${algorithm}:${compressed.digest()}`);
+    if (compressed.destroyed) return resolve(undefined);
+    const timer = setTimeout(() => resolve(undefined), 30_000);
+    compressed.unpipe();
+    compressed.on('error', () => {
+      clearTimeout(timer);
+      resolve(undefined);
+    });
+    compressed.on('end', () => {
+      clearTimeout(timer);
+      resolve(`${algorithm}:${compressed.digest()}`);
+    });
+    compressed.resume();
+  });
 }
 
 function drain(stream: Readable): Promise<void> {

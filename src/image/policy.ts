@@ -291,7 +291,7 @@ function parseIdentity(value: unknown, at: string, bad: (why: string) => never):
   }
 }
 
-/** `<base>/<registry>/<repository>@<algo>=<hex>/signature-<n>`, n = 1… until the first missing one. */
+/** `<base>/<repository path>@<algo>=<hex>/signature-<n>` (no registry host, as skopeo writes it), n = 1… until the first missing one. */
 async function fetchSignatures(
   base: string,
   ref: ImageReference,
@@ -301,7 +301,7 @@ async function fetchSignatures(
   const [algo, hex] = digest.split(':') as [string, string];
   const out: Buffer[] = [];
   for (let n = 1; n <= MAX_SIGNATURES; n++) {
-    const url = `${base.replace(/\/+$/, '')}/${repositoryName(ref)}@${algo}=${hex}/signature-${n}`;
+    const url = `${base.replace(/\/+$/, '')}/${ref.repository}@${algo}=${hex}/signature-${n}`;
     const sig = await fetchOne(url, ctx);
     if (sig === undefined) break;
     out.push(sig);

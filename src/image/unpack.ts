@@ -56,13 +56,22 @@ async function parseSequentially(
   let chain: Promise<void> = Promise.resolve();
   let wakeFailure: (() => void) | undefined;
   const failed = new Promise<void>((resolve) => (wakeFailure = resolve));
+  // Entries whose body is still arriving: a failure ends them, or their writers would wait forever.
+  const unfinished = new Set<ReadEntry>();
   const fail = (error: unknown): void => {
     failure ??= error;
     wakeFailure?.();
+    for (const entry of unfinished) entry.destroy(error instanceof Error ? error : new Error(String(error)));
+    unfinished.clear();
   };
   const parser = new Parser({
     strict: true,
     onReadEntry: (entry: ReadEntry) => {
+      if (failure !== undefined) return void entry.resume();
+      unfinished.add(entry);
+      const done = (): void => void unfinished.delete(entry);
+      entry.once('end', done);
+      entry.once('close', done);
       chain = chain.then(async () => {
         if (failure !== undefined) return void entry.resume();
         try {
@@ -180,8 +189,16 @@ class LayerWriter {
     return join(this.root, ...parts);
   }
 
-  /** Makes every parent a real directory of this layer (created 0755 root:root if missing). */
-  private async parents(parts: readonly string[], create = true): Promise<void> {
+  /**
+   * Makes every parent a real directory of this layer (created 0755 root:root if missing).
+   * `entry` names the tar entry in messages; `what` says which of its paths this is.
+   */
+  private async parents(
+    parts: readonly string[],
+    create = true,
+    entry = parts.join('/'),
+    what = '',
+  ): Promise<void> {
     for (let i = 1; i < parts.length; i++) {
       const rel = parts.slice(0, i).join('/');
       if (this.knownDirs.has(rel)) continue;
@@ -191,12 +208,12 @@ class LayerWriter {
         throw e;
       });
       if (st === undefined) {
-        if (!create) throw this.refuse(parts.join('/'), `parent ${quote(rel)} does not exist in this layer`);
+        if (!create) throw this.refuse(entry, `${what}parent ${quote(rel)} does not exist in this layer`);
         await mkdir(path, { mode: 0o755 });
       } else if (!st.isDirectory()) {
         throw this.refuse(
-          parts.join('/'),
-          `parent ${quote(rel)} is a ${st.isSymbolicLink() ? 'symlink' : 'non-directory'} in this layer`,
+          entry,
+          `${what}parent ${quote(rel)} is a ${st.isSymbolicLink() ? 'symlink' : 'non-directory'} in this layer`,
         );
       }
       this.knownDirs.add(rel);
@@ -263,7 +280,8 @@ class LayerWriter {
     if (parts.length === 0) throw this.refuse(entry.path, 'a hard link cannot replace the layer root');
     const targetParts = this.clean(entry.linkpath ?? '', 'hard link target');
     if (targetParts.length === 0) throw this.refuse(entry.path, 'hard link to the layer root');
-    await this.parents(targetParts, false);
+    const linkpath = entry.linkpath ?? '';
+    await this.parents(targetParts, false, entry.path, `hard link target ${quote(linkpath)}: `);
     const targetPath = this.abs(targetParts);
     const st = await lstat(targetPath).catch(() => undefined);
     if (st === undefined || st.isDirectory())

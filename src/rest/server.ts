@@ -19,11 +19,11 @@ export interface RestServerLimits {
   readonly maxConnections: number;
   readonly maxHeaderBytes: number;
   readonly maxBodyBytes: number;
-  /** From connect (or the end of the previous answer) to the request's last header. */
+  /** From connect to the first request's last header (else 408 and close). */
   readonly headersTimeoutMs: number;
-  /** To the request's last body byte. */
+  /** For a body that is read (POST /aa/aael) to arrive whole (else 408). */
   readonly requestTimeoutMs: number;
-  /** An idle kept-alive connection closes after this long. */
+  /** From an answer to the next request's last header (else the connection closes). */
   readonly keepAliveTimeoutMs: number;
 }
 
@@ -45,6 +45,10 @@ const MAX_LOGGED_PATH_CHARS = 256;
 interface Tracked {
   /** Requests on this connection that have not been answered yet. */
   busy: number;
+  /** Runs while no request is in progress: the next request's headers must arrive before it fires. */
+  idleTimer: NodeJS.Timeout | undefined;
+  /** Whether a request has been answered on it (an expiry then is a kept-alive connection going idle). */
+  served: boolean;
 }
 
 export interface RestServerOptions {
@@ -70,15 +74,13 @@ export class RestServer {
     this.http = http.createServer(
       {
         maxHeaderSize: this.limits.maxHeaderBytes,
-        headersTimeout: this.limits.headersTimeoutMs,
-        requestTimeout: this.limits.requestTimeoutMs,
         keepAliveTimeout: this.limits.keepAliveTimeoutMs,
-        connectionsCheckingInterval: Math.min(1_000, this.limits.headersTimeoutMs),
         noDelay: true,
       },
       (req, res) => this.onRequest(req, res),
     );
-    // Inactivity while a call to the daemon is in progress is bounded by the call's deadline.
+    // Header timeouts: armIdleTimer. Inactivity while a call to the daemon is in progress is
+    // bounded by the call's deadline.
     this.http.timeout = 0;
     this.http.on('clientError', (error: NodeJS.ErrnoException, socket) => this.onClientError(error, socket));
     // Connections are accepted here, checked, then handed to the HTTP server.
@@ -143,10 +145,34 @@ export class RestServer {
       this.logger.warn({ status: 503, reason: 'connection limit reached' }, 'request');
       return;
     }
-    this.connections.set(socket, { busy: 0 });
-    socket.once('close', () => this.connections.delete(socket));
+    const tracked: Tracked = { busy: 0, idleTimer: undefined, served: false };
+    this.connections.set(socket, tracked);
+    this.armIdleTimer(socket, tracked, this.limits.headersTimeoutMs);
+    socket.once('close', () => {
+      clearTimeout(tracked.idleTimer);
+      this.connections.delete(socket);
+    });
     this.http.emit('connection', socket);
     socket.resume();
+  }
+
+  /**
+   * Node's own header and keep-alive timers only run for connections its server accepted
+   * itself, so they are kept here: a connection with no request in progress must deliver the
+   * next request's headers in time, or it is closed (with 408 if it never had a request).
+   */
+  private armIdleTimer(socket: net.Socket, tracked: Tracked, ms: number): void {
+    clearTimeout(tracked.idleTimer);
+    tracked.idleTimer = setTimeout(() => {
+      if (tracked.busy > 0 || socket.destroyed) return;
+      if (tracked.served) {
+        socket.destroy();
+        return;
+      }
+      this.logger.debug({ status: 408, reason: 'no request headers in time' }, 'request');
+      this.refuse(socket, failure(408, 'Request Timeout: the request headers did not arrive in time'));
+    }, ms);
+    tracked.idleTimer.unref();
   }
 
   /** Destroys the oldest connection with no request in progress; false when every one is busy. */
@@ -206,14 +232,22 @@ export class RestServer {
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const started = performance.now();
     const tracked = this.connections.get(req.socket);
-    if (tracked) tracked.busy++;
+    if (tracked) {
+      tracked.busy++;
+      clearTimeout(tracked.idleTimer);
+    }
     const caller = new AbortController();
     const target = req.url ?? '/';
     let bodyRead = false;
     let reason: string | undefined;
 
     res.once('close', () => {
-      if (tracked) tracked.busy--;
+      if (tracked) {
+        tracked.busy--;
+        tracked.served = true;
+        if (tracked.busy === 0 && !req.socket.destroyed)
+          this.armIdleTimer(req.socket, tracked, this.limits.keepAliveTimeoutMs);
+      }
       if (!res.writableFinished) caller.abort();
       const { path, query } = splitTarget(target);
       this.logger.info(
@@ -232,7 +266,7 @@ export class RestServer {
 
     const readBody = (): Promise<Buffer> => {
       bodyRead = true;
-      return readBounded(req, this.limits.maxBodyBytes);
+      return readBounded(req, this.limits.maxBodyBytes, this.limits.requestTimeoutMs);
     };
 
     this.router
@@ -265,7 +299,7 @@ function hasBody(req: http.IncomingMessage): boolean {
 }
 
 /** The request body, or a 413 answer once it passes `limit` (a declared length is checked first). */
-function readBounded(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+function readBounded(req: http.IncomingMessage, limit: number, withinMs: number): Promise<Buffer> {
   const tooLarge = (): RestRequestError =>
     new RestRequestError(failure(413, `Payload Too Large: the request body exceeds ${limit} bytes`));
   const declared = Number(req.headers['content-length'] ?? 0);
@@ -273,18 +307,38 @@ function readBounded(req: http.IncomingMessage, limit: number): Promise<Buffer> 
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const give = (outcome: () => void): void => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      outcome();
+    };
+    const timer = setTimeout(
+      () =>
+        give(() => {
+          req.pause();
+          reject(
+            new RestRequestError(
+              failure(408, `Request Timeout: the body did not arrive within ${withinMs} ms`),
+            ),
+          );
+        }),
+      withinMs,
+    );
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) {
-        req.off('data', onData);
-        req.pause();
-        reject(tooLarge());
+        give(() => {
+          req.pause();
+          reject(tooLarge());
+        });
         return;
       }
       chunks.push(chunk);
     };
     req.on('data', onData);
-    req.once('end', () => resolve(Buffer.concat(chunks)));
-    req.once('error', () => reject(new RestRequestError(failure(400, 'the request body did not arrive'))));
+    req.once('end', () => give(() => resolve(Buffer.concat(chunks))));
+    req.once('error', () =>
+      give(() => reject(new RestRequestError(failure(400, 'the request body did not arrive')))),
+    );
   });
 }

@@ -3,13 +3,14 @@ import type { Logger } from 'pino';
 import { parseListenAddress } from '../config/load';
 import type { CdhConfig } from '../config/types';
 import { isCdhError } from '../errors';
-import { ImagePuller } from '../image/service';
+import type { ImagePuller } from '../image/service';
 import { createLogger } from '../log';
 import { builtinProviders } from '../providers';
 import { createResourceStore, provisionCredentials } from '../providers/kbs';
 import { ProviderRegistry } from '../providers/registry';
 import type { ProviderFactory, ResourceReader } from '../providers/types';
 import { createUnsealService } from '../secret/service';
+import { publishAddress, withdrawAddress } from './address-file';
 import { ApiDispatcher, type ApiBackend } from './api';
 import { GrpcFront } from './grpc';
 import { ProtocolListener, StartupError } from './listener';
@@ -27,6 +28,8 @@ export interface DaemonOptions {
   readonly logger?: Logger;
   /** Replaces the built-in providers (tests register a test provider). */
   readonly providers?: readonly ProviderFactory[];
+  /** File to publish the bound address in while serving (env CDH_ADDRESS_FILE; see address-file.ts). */
+  readonly addressFile?: string;
 }
 
 export interface DaemonHandle {
@@ -52,11 +55,17 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
     resources: resourceStore,
   });
   const { unsealer, cache } = createUnsealService(config, registry, logger, resourceStore);
-  const images = new ImagePuller(config.image, { logger, kbc: resourceStore });
+  // The image code (tar, zstd, OpenPGP, the registry client) is loaded at the first PullImage:
+  // most daemons never pull, and start-up and idle memory should not pay for it.
+  let images: Promise<ImagePuller> | undefined;
+  const imagePuller = (): Promise<ImagePuller> =>
+    (images ??= import('../image/service.js').then(
+      ({ ImagePuller: Puller }) => new Puller(config.image, { logger, kbc: resourceStore }),
+    ));
   const backend: ApiBackend = {
     unsealSecret: (secret, ctx) => unsealer.unseal(secret, ctx),
     getResource: (uri, ctx) => resourceStore.getResource(uri, ctx),
-    pullImage: (imageUrl, bundlePath, ctx) => images.pull(imageUrl, bundlePath, ctx),
+    pullImage: async (imageUrl, bundlePath, ctx) => (await imagePuller()).pull(imageUrl, bundlePath, ctx),
   };
   const dispatcher = new ApiDispatcher(backend, { maxInFlight: config.maxInFlight, logger });
   const grpcFront = new GrpcFront(dispatcher, { maxMessageBytes: config.maxMessageBytes });
@@ -71,6 +80,18 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
 
   const bound = await listener.listen(address, { mode: config.socketMode, group: config.socketGroup });
   grpcFront.setServing(true);
+  const { addressFile } = options;
+  if (addressFile !== undefined) {
+    try {
+      publishAddress(addressFile, bound);
+    } catch (error) {
+      await listener.close();
+      grpcFront.destroy();
+      ttrpcServer.destroy();
+      await registry.close();
+      throw error;
+    }
+  }
   logger.info({ socket: bound, providers: registry.providerNames }, 'serving');
 
   let stopping: Promise<void> | undefined;
@@ -83,6 +104,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
         grpcFront.setServing(false);
         dispatcher.startDraining();
         await listener.close();
+        if (addressFile !== undefined) withdrawAddress(addressFile);
         grpcFront.drain(graceMs);
         // ttrpc connections close once their answers are written.
         const ttrpcClosed = ttrpcServer.close();
@@ -100,7 +122,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
         grpcFront.destroy();
         ttrpcServer.destroy();
         await registry.close();
-        await images.close();
+        if (images) await (await images).close();
         cache.clear();
         logger.info('stopped');
       })();
@@ -108,6 +130,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
     },
     kill() {
       listener.removeSocketFile();
+      if (addressFile !== undefined) withdrawAddress(addressFile);
       grpcFront.destroy();
       ttrpcServer.destroy();
     },

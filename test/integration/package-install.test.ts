@@ -7,8 +7,10 @@ import { promisify } from 'node:util';
 import { PACKAGE_ROOT, PROTOS_DIR } from '../../src/package-info';
 import { childEnv, spawnDaemon, tempDir } from '../../src/devtools/daemon';
 
-// What a user gets from `npm pack` + `npm install -g`: the tarball holds only what runs, every
-// bin answers --help and --version, and the installed daemon serves and stops cleanly.
+// What a user gets from `npm pack` + the locked install (deploy/install-locked.sh, as the image
+// and the guest image do it): the tarball holds only what runs, the installed tree is exactly the
+// production part of package-lock.json, every bin answers --help and --version, and the installed
+// daemon serves and stops cleanly.
 
 const run = promisify(execFile);
 
@@ -30,13 +32,49 @@ function npmEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
+/** `<path> -> version` of every package installed under `root`/node_modules (nested ones too). */
+function installedPackages(root: string): Map<string, string> {
+  const found = new Map<string, string>();
+  const walk = (dir: string, rel: string): void => {
+    if (!existsSync(dir)) return;
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
+      if (entry.name.startsWith('@')) {
+        walk(join(dir, entry.name), `${rel}${entry.name}/`);
+        continue;
+      }
+      const path = `${rel}${entry.name}`;
+      const manifestFile = join(dir, entry.name, 'package.json');
+      if (existsSync(manifestFile))
+        found.set(path, (JSON.parse(readFileSync(manifestFile, 'utf8')) as { version: string }).version);
+      walk(join(dir, entry.name, 'node_modules'), `${path}/node_modules/`);
+    }
+  };
+  walk(join(root, 'node_modules'), 'node_modules/');
+  return found;
+}
+
+/** `<path> -> version` of the lockfile's production packages (what `npm ci --omit=dev` installs). */
+function lockedProductionPackages(): Map<string, string> {
+  const lock = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { version?: string; dev?: boolean; optional?: boolean; link?: boolean }>;
+  };
+  return new Map(
+    Object.entries(lock.packages)
+      .filter(
+        ([path, entry]) => path.startsWith('node_modules/') && !entry.dev && !entry.optional && !entry.link,
+      )
+      .map(([path, entry]) => [path, entry.version ?? '']),
+  );
+}
+
 function protoFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true, recursive: true })
     .filter((entry) => entry.isFile() && entry.name.endsWith('.proto'))
     .map((entry) => relative(PACKAGE_ROOT, join(entry.parentPath, entry.name)));
 }
 
-describe('installed package (npm pack, npm install -g --prefix)', { timeout: 120_000 }, () => {
+describe('installed package (npm pack, deploy/install-locked.sh into a prefix)', { timeout: 120_000 }, () => {
   const work = tempDir('cdh-pack-');
   const prefix = join(work.path, 'prefix');
   const installedRoot = join(prefix, 'lib/node_modules', manifest.name);
@@ -58,20 +96,13 @@ describe('installed package (npm pack, npm install -g --prefix)', { timeout: 120
     packedFiles = result.files.map((file) => file.path);
     // --prefer-offline: `npm ci` has filled the cache with every production dependency.
     await run(
-      'npm',
-      [
-        'install',
-        '--global',
-        '--prefix',
-        prefix,
-        '--omit=dev',
-        '--prefer-offline',
-        '--ignore-scripts',
-        '--no-audit',
-        '--no-fund',
-        join(work.path, result.filename),
-      ],
-      { cwd: work.path, env: npmEnv(), maxBuffer: 16 * 1024 * 1024 },
+      join(PACKAGE_ROOT, 'deploy/install-locked.sh'),
+      [join(work.path, result.filename), join(PACKAGE_ROOT, 'package-lock.json'), prefix],
+      {
+        cwd: work.path,
+        env: { ...npmEnv(), npm_config_prefer_offline: 'true' },
+        maxBuffer: 16 * 1024 * 1024,
+      },
     );
   });
 
@@ -85,6 +116,17 @@ describe('installed package (npm pack, npm install -g --prefix)', { timeout: 120
     for (const needed of ['package.json', 'README.md', 'LICENSE', ...protoFiles(PROTOS_DIR)]) {
       assert.ok(packedFiles.includes(needed), `${needed} is in the tarball`);
     }
+  });
+
+  test('the installed dependencies are exactly the production packages package-lock.json pins', () => {
+    const installed = installedPackages(installedRoot);
+    const locked = lockedProductionPackages();
+    const differing = [...locked]
+      .filter(([path, version]) => installed.get(path) !== version)
+      .map(([path, version]) => `${path}: locked ${version}, installed ${installed.get(path) ?? 'nothing'}`);
+    const unlocked = [...installed.keys()].filter((path) => !locked.has(path));
+    assert.deepEqual({ differing, unlocked }, { differing: [], unlocked: [] });
+    assert.ok(locked.size > 0, 'the lockfile has production packages');
   });
 
   for (const [name, target] of Object.entries(manifest.bin)) {

@@ -11,6 +11,8 @@ export interface RegistryOptions {
   htpasswd?: string;
   /** Token auth: the registry answers Bearer challenges pointing at `realm`. */
   token?: { realm: string; service: string; issuer: string; rootCertBundle: string };
+  /** Serve HTTPS with this certificate and key (PEM files). */
+  tls?: { certificate: string; key: string };
 }
 
 export interface TestRegistry {
@@ -18,6 +20,8 @@ export interface TestRegistry {
   readonly host: string;
   /** Request lines seen so far: `GET /v2/...` (from the access log). */
   requests(): string[];
+  /** The registry's storage root (tests tamper with blobs there). */
+  readonly dataDir: string;
   /** Blob GETs of `digest` so far (HEAD excluded). */
   blobGets(digest: string): number;
   stop(): Promise<void>;
@@ -41,6 +45,8 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     '  addr: 127.0.0.1:0',
     '  secret: test-secret',
   ];
+  if (options.tls)
+    lines.push('  tls:', `    certificate: ${options.tls.certificate}`, `    key: ${options.tls.key}`);
   if (options.htpasswd)
     lines.push('auth:', '  htpasswd:', '    realm: basic-realm', `    path: ${options.htpasswd}`);
   if (options.token)
@@ -80,6 +86,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     [...out.matchAll(/"((?:GET|HEAD|PUT|POST|PATCH|DELETE) \/v2\/[^ "]*)/g)].map((m) => m[1] as string);
   return {
     host,
+    dataDir: join(dir.path, 'data'),
     requests,
     blobGets: (digest) =>
       requests().filter((r) => r.startsWith('GET ') && r.endsWith(`/blobs/${digest}`)).length,

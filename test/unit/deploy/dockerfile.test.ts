@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { DEFAULT_SOCKET } from '../../../src/config/types';
 import { PACKAGE_ROOT } from '../../../src/package-info';
+import { ADDRESS_FILE_ENV } from '../../../src/server/address-file';
 
 // No Docker engine runs the tests, so the Dockerfile is checked as text: the facts the
 // deployment relies on, not its every line.
@@ -29,28 +29,34 @@ test('the build stage installs dev dependencies, builds and packs', () => {
   assert.match(build, /npm pack\b/);
 });
 
-test('the runtime stage installs only the packed tarball with production dependencies', () => {
+test('no syntax directive: BuildKit would fetch a frontend image from a registry', () => {
+  assert.doesNotMatch(dockerfile, /^#\s*syntax\s*=/im);
+});
+
+test('the runtime stage installs only the packed tarball, with exactly the locked production dependencies', () => {
+  const build = stages[0] as string;
   const runtime = stages[1] as string;
+  assert.match(build, /cp package-lock\.json deploy\/install-locked\.sh \/pkg\//);
   assert.match(runtime, /COPY --from=build \/pkg\//);
-  assert.match(runtime, /npm install -g --omit=dev .*confidential-data-hub-\*\.tgz/);
+  assert.match(
+    runtime,
+    /RUN sh \/tmp\/pkg\/install-locked\.sh \/tmp\/pkg\/confidential-data-hub-\*\.tgz \/tmp\/pkg\/package-lock\.json \/usr\/local\b/,
+  );
+  // npm install -g of a tarball resolves the dependencies afresh: it cannot see the lockfile.
+  assert.doesNotMatch(runtime, /npm install/);
   assert.doesNotMatch(runtime, /^COPY (?!--from=build)/m, 'nothing copied from the build context');
   assert.doesNotMatch(runtime, /apt-get|build-essential|python3|make\b|g\+\+/);
 });
 
-test('entrypoint, health check, socket volume', () => {
+test('entrypoint, socket volume, and a health check at the address the daemon publishes', () => {
   const runtime = stages[1] as string;
   assert.match(runtime, /^ENTRYPOINT \["confidential-data-hub"\]$/m);
   assert.match(runtime, /^VOLUME \/run\/confidential-containers$/m);
+  assert.match(runtime, new RegExp(`^ENV ${ADDRESS_FILE_ENV}=/run/[^\\s]+$`, 'm'));
   const healthcheck = /^HEALTHCHECK .*CMD (\[.*\])$/m.exec(runtime);
   assert.ok(healthcheck, 'HEALTHCHECK ... CMD [...]');
-  assert.deepEqual(JSON.parse(healthcheck[1] as string), [
-    'cdh-tool',
-    '--socket',
-    DEFAULT_SOCKET,
-    '--timeout-ms',
-    '4000',
-    'health',
-  ]);
+  // No --socket: cdh-tool reads the published address, so -c or --socket moving the socket is followed.
+  assert.deepEqual(JSON.parse(healthcheck[1] as string), ['cdh-tool', '--timeout-ms', '4000', 'health']);
 });
 
 test('.dockerignore lets in everything the build compiles', () => {
@@ -62,7 +68,15 @@ test('.dockerignore lets in everything the build compiles', () => {
   const tsconfig = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'tsconfig.json'), 'utf8')) as {
     include: string[];
   };
-  for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'protos', 'LICENSE', 'README.md']) {
+  for (const needed of [
+    'package.json',
+    'package-lock.json',
+    'tsconfig.json',
+    'protos',
+    'LICENSE',
+    'README.md',
+    'deploy/install-locked.sh',
+  ]) {
     assert.ok(allowed.includes(needed), needed);
   }
   for (const dir of tsconfig.include) assert.ok(allowed.includes(dir), `tsconfig include "${dir}"`);

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { parseListenAddress } from '../../../src/config/load';
-import { DEFAULT_SOCKET, defaultConfig } from '../../../src/config/types';
+import { defaultConfig } from '../../../src/config/types';
+import { ADDRESS_FILE_ENV } from '../../../src/server/address-file';
 import { SHUTDOWN_GRACE_MS } from '../../../src/server/daemon';
 import { PACKAGE_ROOT } from '../../../src/package-info';
 
@@ -60,16 +61,31 @@ test('it restarts on failure, stops with SIGTERM, and waits longer than the daem
   assert.ok(timeoutStopSec * 1000 > SHUTDOWN_GRACE_MS, 'TimeoutStopSec exceeds the daemon grace period');
 });
 
-test('start-up counts as done once health answers SERVING on the default socket', () => {
+test('start-up counts as done once health answers SERVING at the address the daemon publishes', () => {
   const post = value('ExecStartPost') ?? '';
-  assert.ok(post.includes(`cdh-tool --socket ${DEFAULT_SOCKET}`), post);
-  assert.ok(post.includes(' health '), post);
+  assert.ok(post.includes('/usr/local/bin/cdh-tool --timeout-ms 1000 health '), post);
+  assert.ok(!post.includes('--socket'), `no socket hard-coded: ${post}`);
+  const addressFile = (service.get('Environment') ?? [])
+    .map((assignment) => new RegExp(`^${ADDRESS_FILE_ENV}=(.+)$`).exec(assignment)?.[1])
+    .find((path) => path !== undefined);
+  assert.ok(addressFile, `Environment=${ADDRESS_FILE_ENV}=...`);
+  const runtimeDirs = (value('RuntimeDirectory') ?? '').split(/\s+/).map((dir) => `/run/${dir}`);
+  assert.ok(runtimeDirs.includes(dirname(addressFile)), `${addressFile} lies in a RuntimeDirectory`);
+});
+
+test('the readiness loop gives up as soon as the main process is gone', () => {
+  const post = value('ExecStartPost') ?? '';
+  // Asked before every health call ($$ is systemd's escape for a literal $).
+  assert.match(post, /while kill -0 "\$\$MAINPID" 2>\/dev\/null; do \/usr\/local\/bin\/cdh-tool /);
+  assert.match(post, /; done; exit 1'$/);
 });
 
 test('sandboxing keys are present with the expected values', () => {
   const expected: Record<string, string> = {
     ProtectSystem: 'strict',
-    ReadWritePaths: '/run/confidential-containers',
+    // MountAPIVFS (implied by ProtectKernelTunables and others) leaves /run writable otherwise.
+    ReadOnlyPaths: '/run',
+    ReadWritePaths: '/run/confidential-containers /run/confidential-data-hub',
     NoNewPrivileges: 'yes',
     PrivateTmp: 'yes',
     ProtectHome: 'yes',
@@ -82,7 +98,7 @@ test('sandboxing keys are present with the expected values', () => {
     SystemCallArchitectures: 'native',
     CapabilityBoundingSet: '',
     AmbientCapabilities: '',
-    RuntimeDirectory: 'confidential-containers',
+    RuntimeDirectory: 'confidential-containers confidential-data-hub',
     RuntimeDirectoryPreserve: 'yes',
     UMask: '0077',
   };

@@ -1,7 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { IncomingMessage } from 'node:http';
 import type { Agent as HttpsAgent, RequestOptions } from 'node:https';
-import { createRequire } from 'node:module';
 import { CdhError } from '../../../errors';
 import { assertDialAllowed } from '../../../net-guard';
 import type { StsCredentials } from './credential-files';
@@ -91,17 +90,16 @@ function load(): OpenApiSdk {
   let teaUtil: TeaUtilModule;
   let httpx: HttpxModule;
   try {
-    // Resolve each package the way the SDK itself does, so we wrap the very httpx it calls.
-    const fromHere = createRequire(__filename);
-    const kmsEntry = fromHere.resolve('@alicloud/kms20160120');
-    kms = fromHere(kmsEntry) as KmsModule;
-    const fromKms = createRequire(kmsEntry);
-    const rpcEntry = fromKms.resolve('@alicloud/rpc-client');
-    rpc = fromKms(rpcEntry) as RpcModule;
-    const fromRpc = createRequire(rpcEntry);
-    teaUtil = fromRpc('@alicloud/tea-util') as TeaUtilModule;
-    const teaEntry = fromRpc.resolve('@alicloud/tea-typescript');
-    httpx = createRequire(teaEntry)('httpx') as HttpxModule;
+    // Required here, at first use (not at start-up). The packages are resolved from here as
+    // the SDK resolves them from its own files: with one copy of each installed (npm dedupes
+    // them; the bundle holds one), the httpx wrapped below is the one the SDK calls, and
+    // `scope.dialled` catches a layout where it is not.
+    /* eslint-disable @typescript-eslint/no-require-imports */
+    kms = require('@alicloud/kms20160120') as KmsModule;
+    rpc = require('@alicloud/rpc-client') as RpcModule;
+    teaUtil = require('@alicloud/tea-util') as TeaUtilModule;
+    httpx = require('httpx') as HttpxModule;
+    /* eslint-enable @typescript-eslint/no-require-imports */
   } catch (error) {
     throw new CdhError('INTERNAL', 'the Alibaba Cloud KMS SDK (@alicloud/kms20160120) cannot be loaded', {
       cause: error,

@@ -1,0 +1,205 @@
+/**
+ * `npm run bundle`: one self-contained file per program in package.json "bin", written to
+ * dist/bundle/<bin name>.js, that runs with `node` alone (no node_modules, no protos/ beside it).
+ *
+ * Bundled from the tsc output (dist/src/bin/*.js, what the bins run), as CommonJS: each module
+ * keeps its own wrapper, so a module required lazily (the Alibaba SDK, reflection, the CLI
+ * commands) is still evaluated only at its first require.
+ *
+ * Files read at run time are embedded (src/bundle/embedded-files.ts serves them):
+ *   - every file under protos/ and every generated descriptor set (dist/**\/*.binpb|.desc|.pb);
+ *   - package.json (name and version only);
+ *   - the .proto files of each bundled package whose code locates files by __dirname
+ *     (grpc-health-check, @grpc/reflection).
+ * Every bundled module's __dirname/__filename points to its own path under the bundle file.
+ *
+ * Usage: node dist/scripts/bundle.js [--metafile]  (run `npm run build` first; `npm run bundle` does)
+ */
+import * as esbuild from 'esbuild';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
+import { PACKAGE_ROOT } from '../src/package-info';
+
+export const BUNDLE_DIR = join(PACKAGE_ROOT, 'dist', 'bundle');
+const EMBEDDED_MODULE = 'cdh-bundle:embedded-files';
+const DESCRIPTOR_EXTENSIONS = ['.binpb', '.desc', '.pb', '.protoset'];
+const USES_OWN_PATH = /\b__(dirname|filename)\b/;
+
+interface Manifest {
+  readonly name: string;
+  readonly version: string;
+  readonly bin: Readonly<Record<string, string>>;
+}
+
+function readManifest(): Manifest {
+  const manifest = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as Partial<Manifest>;
+  if (typeof manifest.bin !== 'object' || manifest.bin === null) throw new Error('package.json has no "bin"');
+  return { name: String(manifest.name), version: String(manifest.version), bin: manifest.bin };
+}
+
+function walk(dir: string, keep: (file: string) => boolean, skipDirs: readonly string[] = []): string[] {
+  const found: string[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return found;
+  }
+  for (const entry of entries.sort()) {
+    const full = join(dir, entry);
+    if (statSync(full).isDirectory()) {
+      if (!skipDirs.includes(entry)) found.push(...walk(full, keep, skipDirs));
+    } else if (keep(full)) found.push(full);
+  }
+  return found;
+}
+
+/** The package directory (…/node_modules/<name> or …/node_modules/@scope/<name>) holding `file`. */
+function packageDirOf(file: string): string | undefined {
+  const parts = file.split(sep);
+  const at = parts.lastIndexOf('node_modules');
+  if (at < 0 || at + 1 >= parts.length) return undefined;
+  const depth = (parts[at + 1] as string).startsWith('@') ? 3 : 2;
+  return parts.slice(0, at + depth).join(sep);
+}
+
+function toPosix(file: string): string {
+  return file.split(sep).join('/');
+}
+
+/** The files one bundle embeds, keyed by their path relative to the package root. */
+function embeddedFiles(manifest: Manifest, modulesUsingOwnPath: ReadonlySet<string>): Record<string, string> {
+  const files: Record<string, string> = {};
+  const add = (file: string, bytes: Buffer = readFileSync(file)): void => {
+    files[toPosix(relative(PACKAGE_ROOT, file))] = bytes.toString('base64');
+  };
+  add(
+    join(PACKAGE_ROOT, 'package.json'),
+    Buffer.from(JSON.stringify({ name: manifest.name, version: manifest.version })),
+  );
+  for (const file of walk(join(PACKAGE_ROOT, 'protos'), () => true)) add(file);
+  const isDescriptor = (file: string): boolean => DESCRIPTOR_EXTENSIONS.some((ext) => file.endsWith(ext));
+  for (const file of walk(join(PACKAGE_ROOT, 'dist'), isDescriptor, ['bundle'])) add(file);
+  const packages = new Set<string>();
+  for (const file of modulesUsingOwnPath) {
+    const dir = packageDirOf(file);
+    if (dir !== undefined) packages.add(dir);
+  }
+  for (const dir of [...packages].sort()) {
+    for (const file of walk(dir, (f) => f.endsWith('.proto'), ['node_modules'])) add(file);
+  }
+  return files;
+}
+
+/** Gives each module that uses __dirname/__filename its own path under the bundle file. */
+function ownPathPlugin(seen: Set<string>): esbuild.Plugin {
+  return {
+    name: 'own-path',
+    setup(build) {
+      build.onLoad({ filter: /\.(c|m)?js$/ }, (args) => {
+        const source = readFileSync(args.path, 'utf8');
+        if (!USES_OWN_PATH.test(source)) return undefined;
+        seen.add(args.path);
+        const file = toPosix(relative(PACKAGE_ROOT, args.path));
+        const prelude =
+          `var __dirname = __cdhBundlePath(${JSON.stringify(toPosix(dirname(file)))}), ` +
+          `__filename = __cdhBundlePath(${JSON.stringify(file)});`;
+        // One line, so that the module's own line numbers stay as they were.
+        return { contents: `${prelude}${source}`, loader: 'js', resolveDir: dirname(args.path) };
+      });
+    },
+  };
+}
+
+function embeddedFilesPlugin(files: () => Record<string, string>): esbuild.Plugin {
+  return {
+    name: 'embedded-files',
+    setup(build) {
+      build.onResolve({ filter: new RegExp(`^${EMBEDDED_MODULE}$`) }, (args) => ({
+        path: args.path,
+        namespace: 'cdh-bundle',
+      }));
+      build.onLoad({ filter: /.*/, namespace: 'cdh-bundle' }, () => ({
+        contents: `module.exports = ${JSON.stringify(files())};`,
+        loader: 'js',
+      }));
+    },
+  };
+}
+
+function entrySource(binFile: string): string {
+  const runtime = toPosix(relative(PACKAGE_ROOT, join(PACKAGE_ROOT, 'dist/src/bundle/embedded-files.js')));
+  return [
+    `require('./${runtime}').installEmbeddedFiles(__filename, require('${EMBEDDED_MODULE}'));`,
+    `require('./${toPosix(binFile)}');`,
+  ].join('\n');
+}
+
+function buildOptions(name: string, binFile: string, plugins: esbuild.Plugin[]): esbuild.BuildOptions {
+  return {
+    stdin: { contents: entrySource(binFile), resolveDir: PACKAGE_ROOT, sourcefile: `${name}.entry.js` },
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    outfile: join(BUNDLE_DIR, `${name}.js`),
+    banner: {
+      js: [
+        '#!/usr/bin/env node',
+        `var __cdhBundlePath = (p) => require('node:path').join(__filename, p);`,
+      ].join('\n'),
+    },
+    minifyWhitespace: true,
+    minifySyntax: true,
+    legalComments: 'eof',
+    logLevel: 'warning',
+    metafile: true,
+    plugins,
+  };
+}
+
+export interface BundleReport {
+  readonly bin: string;
+  readonly file: string;
+  readonly bytes: number;
+  readonly embedded: readonly string[];
+}
+
+export async function bundleAll(): Promise<BundleReport[]> {
+  const manifest = readManifest();
+  const reports: BundleReport[] = [];
+  for (const [name, target] of Object.entries(manifest.bin)) {
+    // First pass: which modules locate files by their own path (their packages' protos get embedded).
+    const seen = new Set<string>();
+    const probe = await esbuild.build({
+      ...buildOptions(name, target, [ownPathPlugin(seen), embeddedFilesPlugin(() => ({}))]),
+      write: false,
+    });
+    if (probe.errors.length > 0) throw new Error(`bundling ${name} failed`);
+    const files = embeddedFiles(manifest, seen);
+    const result = await esbuild.build(
+      buildOptions(name, target, [ownPathPlugin(new Set()), embeddedFilesPlugin(() => files)]),
+    );
+    const file = join(BUNDLE_DIR, `${name}.js`);
+    if (process.argv.includes('--metafile'))
+      writeFileSync(join(BUNDLE_DIR, `${name}.meta.json`), JSON.stringify(result.metafile));
+    reports.push({ bin: name, file, bytes: statSync(file).size, embedded: Object.keys(files) });
+  }
+  return reports;
+}
+
+if (require.main === module) {
+  bundleAll().then(
+    (reports) => {
+      for (const r of reports) {
+        console.log(
+          `${relative(PACKAGE_ROOT, r.file)}: ${(r.bytes / 1024).toFixed(0)} KiB, ${r.embedded.length} embedded files`,
+        );
+      }
+    },
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}

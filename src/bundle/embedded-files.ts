@@ -1,0 +1,171 @@
+// The module object itself (a namespace import is a copy whose properties cannot be set).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+import fs = require('node:fs');
+import * as path from 'node:path';
+
+/**
+ * The read-only files a bundle carries (protos, descriptor sets, package.json, the .proto files
+ * third-party packages load at run time), served at `<bundle file>/<path in the package>`.
+ *
+ * Bundled code keeps reading them through `fs` as it does from `dist/`: the bundle rewrites
+ * every module's `__dirname`/`__filename` to a path under the bundle file, and this overlay
+ * answers the few `fs` calls those readers make for such paths. A path under a regular file can
+ * never exist on disk (ENOTDIR), so nothing real is shadowed; every other path goes to `fs`.
+ */
+
+/** Path inside the package ('protos/api.proto') → base64 of the file's bytes. */
+export type EmbeddedFileMap = Readonly<Record<string, string>>;
+
+interface Overlay {
+  readonly root: string;
+  readonly files: Map<string, string | Buffer>;
+  readonly dirs: Set<string>;
+}
+
+let overlay: Overlay | undefined;
+
+/** Relative path inside the bundle, or undefined when `file` is not under it. */
+function inside(file: unknown): string | undefined {
+  if (overlay === undefined) return undefined;
+  let name: string;
+  if (typeof file === 'string') name = file;
+  else if (file instanceof URL && file.protocol === 'file:') name = decodeURIComponent(file.pathname);
+  else if (Buffer.isBuffer(file)) name = file.toString();
+  else return undefined;
+  const prefix = overlay.root + path.sep;
+  if (!name.startsWith(prefix)) return undefined;
+  return path.normalize(name.slice(prefix.length));
+}
+
+function contents(relative: string): Buffer | undefined {
+  const stored = (overlay as Overlay).files.get(relative);
+  if (stored === undefined) return undefined;
+  if (typeof stored === 'string') {
+    const decoded = Buffer.from(stored, 'base64');
+    (overlay as Overlay).files.set(relative, decoded);
+    return decoded;
+  }
+  return stored;
+}
+
+function notFound(syscall: string, file: unknown): NodeJS.ErrnoException {
+  const error: NodeJS.ErrnoException = new Error(
+    `ENOENT: no such file in the bundle, ${syscall} '${String(file)}'`,
+  );
+  error.code = 'ENOENT';
+  error.errno = -2;
+  error.syscall = syscall;
+  error.path = String(file);
+  return error;
+}
+
+function encodingOf(options: unknown): BufferEncoding | undefined {
+  if (typeof options === 'string') return options as BufferEncoding;
+  if (typeof options === 'object' && options !== null && 'encoding' in options) {
+    const { encoding } = options as { encoding?: unknown };
+    if (typeof encoding === 'string') return encoding as BufferEncoding;
+  }
+  return undefined;
+}
+
+function read(relative: string, file: unknown, options: unknown, syscall: string): string | Buffer {
+  const bytes = contents(relative);
+  if (bytes === undefined) throw notFound(syscall, file);
+  const encoding = encodingOf(options);
+  return encoding === undefined ? Buffer.from(bytes) : bytes.toString(encoding);
+}
+
+function fakeStats(relative: string, file: unknown): fs.Stats {
+  const isFile = (overlay as Overlay).files.has(relative);
+  const isDir = (overlay as Overlay).dirs.has(relative);
+  if (!isFile && !isDir) throw notFound('stat', file);
+  const real = fs.statSync(process.execPath);
+  const size = isFile ? (contents(relative) as Buffer).length : 0;
+  return Object.assign(Object.create(Object.getPrototypeOf(real) as object) as fs.Stats, real, {
+    size,
+    mode: isFile ? 0o100444 : 0o40555,
+    isFile: () => isFile,
+    isDirectory: () => isDir,
+    isSymbolicLink: () => false,
+  });
+}
+
+type Callback = (error: NodeJS.ErrnoException | null, data?: string | Buffer) => void;
+
+/** Installs the overlay for the bundle at `bundleFile` (the bundle's own `__filename`). */
+export function installEmbeddedFiles(bundleFile: string, files: EmbeddedFileMap): void {
+  if (overlay !== undefined) return;
+  const dirs = new Set<string>(['.']);
+  for (const name of Object.keys(files)) {
+    for (let dir = path.dirname(name); dir !== '.' && !dirs.has(dir); dir = path.dirname(dir)) dirs.add(dir);
+  }
+  const current: Overlay = { root: path.resolve(bundleFile), files: new Map(Object.entries(files)), dirs };
+  overlay = current;
+  const has = (relative: string): boolean => current.files.has(relative) || current.dirs.has(relative);
+
+  const real = {
+    readFileSync: fs.readFileSync,
+    existsSync: fs.existsSync,
+    accessSync: fs.accessSync,
+    statSync: fs.statSync,
+    readFile: fs.readFile,
+  };
+  const patched = fs as unknown as Record<keyof typeof real, unknown>;
+
+  patched.readFileSync = function readFileSync(file: unknown, options?: unknown): string | Buffer {
+    const relative = inside(file);
+    if (relative === undefined)
+      return (real.readFileSync as (f: unknown, o?: unknown) => string | Buffer)(file, options);
+    return read(relative, file, options, 'open');
+  };
+  patched.existsSync = function existsSync(file: unknown): boolean {
+    const relative = inside(file);
+    if (relative === undefined) return real.existsSync(file as fs.PathLike);
+    return has(relative);
+  };
+  patched.accessSync = function accessSync(file: unknown, mode?: number): void {
+    const relative = inside(file);
+    if (relative === undefined) return real.accessSync(file as fs.PathLike, mode);
+    if (!has(relative)) throw notFound('access', file);
+    if (mode !== undefined && (mode & fs.constants.W_OK) !== 0) {
+      const error: NodeJS.ErrnoException = new Error(
+        `EROFS: the bundle is read-only, access '${String(file)}'`,
+      );
+      error.code = 'EROFS';
+      throw error;
+    }
+  };
+  patched.statSync = function statSync(file: unknown, options?: unknown): fs.Stats | undefined {
+    const relative = inside(file);
+    if (relative === undefined)
+      return (real.statSync as (f: unknown, o?: unknown) => fs.Stats | undefined)(file, options);
+    try {
+      return fakeStats(relative, file);
+    } catch (error) {
+      if (
+        typeof options === 'object' &&
+        options !== null &&
+        (options as { throwIfNoEntry?: boolean }).throwIfNoEntry === false
+      )
+        return undefined;
+      throw error;
+    }
+  };
+  patched.readFile = function readFile(file: unknown, ...rest: unknown[]): void {
+    const relative = inside(file);
+    if (relative === undefined) {
+      (real.readFile as (...args: unknown[]) => void)(file, ...rest);
+      return;
+    }
+    const callback = rest[rest.length - 1] as Callback;
+    const options = rest.length > 1 ? rest[0] : undefined;
+    let result: string | Buffer;
+    try {
+      result = read(relative, file, options, 'open');
+    } catch (error) {
+      process.nextTick(callback, error as NodeJS.ErrnoException);
+      return;
+    }
+    process.nextTick(callback, null, result);
+  };
+}

@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { defaultConfig } from '../../src/config/types';
+import { silentLogger } from '../../src/log';
+import { PACKAGE_ROOT } from '../../src/package-info';
+import { createClientKeyProvider } from '../../src/providers/aliyun/client-key';
+import { generateSigningJwkPair, sealEnvelope, signSealedSecret } from '../../src/secret';
+import { startAliyunScenario, type AliyunScenario } from '../../src/emulators/aliyun/scenario';
+import { childEnv, spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
+import { ReflectionClient } from '../support/reflection-client';
+import { connectTtrpc, ttrpcUnsealSecret } from '../support/ttrpc-client';
+
+/**
+ * The guest artifact: each dist/bundle/<bin>.js copied alone into an empty directory (no
+ * node_modules above it, no protos/ beside it) behaves as the bin it bundles, and the bundled
+ * daemon serves both transports, reflection and a real unseal against the gateway emulator.
+ */
+
+const BUNDLE_DIR = join(PACKAGE_ROOT, 'dist', 'bundle');
+const manifest = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {
+  bin: Record<string, string>;
+};
+
+function noNodeModulesAbove(dir: string): void {
+  for (let d = dir; ; d = dirname(d)) {
+    assert.equal(existsSync(join(d, 'node_modules')), false, `${d} has a node_modules`);
+    if (dirname(d) === d) return;
+  }
+}
+
+function run(
+  program: string,
+  args: string[],
+  cwd: string,
+): { status: number | null; out: string; err: string } {
+  const result = spawnSync(process.execPath, [program, ...args], {
+    cwd,
+    env: childEnv(),
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  return { status: result.status, out: result.stdout, err: result.stderr };
+}
+
+describe('the bundled programs, each alone in an empty directory', { timeout: 120_000 }, () => {
+  const work = tempDir('cdh-bundle-');
+  const alone = join(work.path, 'guest');
+  let kms: AliyunScenario;
+  let daemon: DaemonProcess | undefined;
+
+  before(() => {
+    mkdirSync(alone);
+    for (const name of Object.keys(manifest.bin)) {
+      copyFileSync(join(BUNDLE_DIR, `${name}.js`), join(alone, `${name}.js`));
+    }
+    noNodeModulesAbove(alone);
+  });
+
+  after(async () => {
+    await daemon?.stop();
+    daemon?.cleanup();
+    await kms?.close();
+    work.cleanup();
+  });
+
+  it('has one bundle per package.json bin and nothing else needed beside it', () => {
+    assert.deepEqual(
+      readdirSync(alone).sort(),
+      Object.keys(manifest.bin)
+        .map((n) => `${n}.js`)
+        .sort(),
+    );
+  });
+
+  for (const [name, target] of Object.entries(manifest.bin)) {
+    for (const flag of ['--help', '--version']) {
+      it(`${name} ${flag} answers as the built bin does`, () => {
+        const bundled = run(join(alone, `${name}.js`), [flag], alone);
+        const built = run(join(PACKAGE_ROOT, target), [flag], PACKAGE_ROOT);
+        assert.equal(bundled.err, built.err);
+        assert.equal(bundled.status, built.status);
+        assert.equal(bundled.out, built.out);
+        assert.ok(bundled.out.length > 0, `${name} ${flag} printed nothing`);
+      });
+    }
+  }
+
+  it('the daemon serves SERVING, unseals over gRPC and ttrpc, and answers reflection', async () => {
+    kms = await startAliyunScenario();
+    const kid = 'bundle-test-key';
+    const signing = generateSigningJwkPair(kid);
+    const keyDir = join(work.path, 'sealed-secret');
+    mkdirSync(keyDir);
+    writeFileSync(join(keyDir, kid), JSON.stringify(signing.publicJwk));
+    const config = defaultConfig();
+    config.aliyun.credentialDir = kms.credentials.dir;
+    config.aliyun.dkmsConnectTo = kms.emulator.connectTo;
+    const provider = await createClientKeyProvider(kms.credentials.providerSettings, {
+      config,
+      logger: silentLogger(),
+    });
+    const plaintext = 'bundle-unseal-marker-51f0';
+    let secret: Buffer;
+    try {
+      assert.ok(provider.encrypter);
+      const payload = await sealEnvelope({
+        encrypter: provider.encrypter,
+        provider: 'aliyun',
+        providerSettings: kms.credentials.providerSettings,
+        keyId: kms.keyId,
+        plaintext: Buffer.from(plaintext),
+      });
+      secret = Buffer.from(signSealedSecret(payload, signing.privateJwk, kid));
+    } finally {
+      await provider.close?.();
+    }
+
+    daemon = await spawnDaemon({
+      bin: join(alone, 'confidential-data-hub.js'),
+      config: { ...kms.daemonConfig, sealed_secret: { signing_key_dir: keyDir }, cache: { ttl_seconds: 0 } },
+    });
+    const client = daemon.client();
+    assert.equal(await client.check('', 2000), 'SERVING');
+    assert.equal(Buffer.from(await client.unsealSecret(secret)).toString(), plaintext);
+
+    const ttrpc = await connectTtrpc(daemon.socketPath);
+    try {
+      const answer = await ttrpcUnsealSecret(ttrpc, secret);
+      assert.equal(answer.status.code, 0, answer.status.message);
+      assert.equal(answer.plaintext?.toString(), plaintext);
+    } finally {
+      await ttrpc.close();
+    }
+
+    const reflection = new ReflectionClient(daemon.target);
+    try {
+      const services = await reflection.listServices();
+      assert.ok(services.includes('api.SealedSecretService'), services.join(', '));
+      const files = await reflection.fileContainingSymbol('api.SealedSecretService');
+      assert.ok(files.some((file) => (file.service ?? []).some((s) => s.name === 'SealedSecretService')));
+    } finally {
+      reflection.close();
+    }
+    for (const line of daemon.logLines) assert.ok(!line.includes(plaintext), 'plaintext in a log line');
+  });
+});
