@@ -17,7 +17,7 @@ interface Remembered {
 
 /**
  * Sealed secrets already verified and parsed, by SHA-256 of their JWS parts. Verification
- * (an ES256 check, a quarter of a cached unseal's CPU) and parsing are pure functions of those
+ * (an ES256 check, see docs/performance.md) and parsing are pure functions of those
  * bytes and the key, so a repeat of the same bytes reuses the result — but only while the kid
  * still resolves to the very key object that verified it: a replaced or removed key file
  * gives a new object (or an error) and the secret is verified afresh.

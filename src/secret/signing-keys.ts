@@ -108,7 +108,7 @@ export class SigningKeyResolver implements VerificationKeyResolver {
 
   private async fromFile(kid: string): Promise<KeyObject> {
     checkKidIsRelativeName(kid);
-    // Two realpaths and a stat per unseal are a tenth of a cached unseal's cost: a file checked
+    // Two realpaths and a stat per unseal are costly (docs/performance.md): a file checked
     // moments ago is trusted for a moment more (a replaced or removed key shows within 1 s).
     const recent = this.recentlyChecked.get(kid);
     if (recent !== undefined) return recent;

@@ -139,7 +139,7 @@ const REFLECTION_PATHS = [
 
 /**
  * Server reflection, built on its first use: @grpc/reflection loads two protos and turns our
- * definitions into file descriptors (35-85 ms here), which start-up should not pay for a
+ * definitions into file descriptors (measured in docs/performance.md), which start-up should not pay for a
  * debugging aid. The two methods are registered at once with pass-through (de)serializers;
  * the first call builds the real service and each call is relayed to it, messages decoded
  * on the way in and encoded on the way out with the real service's own serializers.
