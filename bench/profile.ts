@@ -20,7 +20,7 @@ const WARMUP_MS = 700;
 
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber?: number };
   children?: number[];
 }
 interface CpuProfile {
@@ -42,8 +42,55 @@ function selfTime(profile: CpuProfile, keyOf: (node: ProfileNode) => string): Ar
   return [...totals].sort((a, b) => b[1] - a[1]);
 }
 
+interface ModuleStart {
+  readonly line: number;
+  readonly column: number;
+  readonly path: string;
+}
+
+/**
+ * Where each module begins in a bundle (esbuild wraps each one as `__commonJS({"<path>"(…` or
+ * `__esm({"<path>"(…`), so that a bundle's samples are attributed to the module they ran in.
+ */
+const bundleModules = new Map<string, ModuleStart[] | undefined>();
+function modulesOfBundle(url: string): ModuleStart[] | undefined {
+  if (bundleModules.has(url)) return bundleModules.get(url);
+  let starts: ModuleStart[] | undefined;
+  try {
+    const source = readFileSync(url.startsWith('file://') ? new URL(url) : url, 'utf8');
+    if (source.includes('__commonJS({')) {
+      starts = [];
+      const lineStarts = [0];
+      for (let i = source.indexOf('\n'); i >= 0; i = source.indexOf('\n', i + 1)) lineStarts.push(i + 1);
+      const wrapper = /__(?:commonJS|esm)\(\{\s*"([^"]+)"/g;
+      for (let m = wrapper.exec(source); m !== null; m = wrapper.exec(source)) {
+        let line = lineStarts.length - 1;
+        while ((lineStarts[line] as number) > m.index) line--;
+        starts.push({ line, column: m.index - (lineStarts[line] as number), path: m[1] as string });
+      }
+    }
+  } catch {
+    starts = undefined;
+  }
+  bundleModules.set(url, starts);
+  return starts;
+}
+
+/** The bundled module a position of a bundle lies in ('(bundle prelude)' before the first). */
+function bundledModuleAt(starts: readonly ModuleStart[], line: number, column: number): string {
+  let found = '(bundle prelude)';
+  for (const start of starts) {
+    if (start.line > line || (start.line === line && start.column > column)) break;
+    found = start.path;
+  }
+  return found;
+}
+
 function packageOf(node: ProfileNode): string {
-  const url = node.callFrame.url;
+  let url = node.callFrame.url;
+  const starts = url.endsWith('.js') && !url.startsWith('node:') ? modulesOfBundle(url) : undefined;
+  if (starts !== undefined)
+    url = `/${bundledModuleAt(starts, node.callFrame.lineNumber, node.callFrame.columnNumber ?? 0)}`;
   const inModules = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (inModules) return inModules[1] as string;
   if (url.includes('/dist/')) return `ours: ${url.slice(url.indexOf('/dist/') + 6)}`;
@@ -52,7 +99,11 @@ function packageOf(node: ProfileNode): string {
 }
 
 function functionOf(node: ProfileNode): string {
-  const { functionName, url, lineNumber } = node.callFrame;
+  const { functionName, lineNumber } = node.callFrame;
+  let url = node.callFrame.url;
+  const starts = url.endsWith('.js') && !url.startsWith('node:') ? modulesOfBundle(url) : undefined;
+  if (starts !== undefined)
+    url = `${url.slice(url.lastIndexOf('/') + 1)}[${bundledModuleAt(starts, lineNumber, node.callFrame.columnNumber ?? 0)}]`;
   const where = url.replace(/.*node_modules\//, '').replace(/.*\/dist\//, '');
   return `${functionName || '(anonymous)'} ${where ? `${where}:${lineNumber + 1}` : ''}`.trim();
 }

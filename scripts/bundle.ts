@@ -18,12 +18,33 @@
 import * as esbuild from 'esbuild';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
+import type { EmbeddedFile } from '../src/bundle/embedded-files';
 import { PACKAGE_ROOT } from '../src/package-info';
 
 export const BUNDLE_DIR = join(PACKAGE_ROOT, 'dist', 'bundle');
 const EMBEDDED_MODULE = 'cdh-bundle:embedded-files';
 const DESCRIPTOR_EXTENSIONS = ['.binpb', '.desc', '.pb', '.protoset'];
 const USES_OWN_PATH = /\b__(dirname|filename)\b/;
+const PARTS_DIR = 'bundle-parts';
+
+/**
+ * Packages only ever required after start-up (client_key's PKCS#12, the OpenAPI SDK, image pull), bundled
+ * apart and embedded as text: compiled at their first require, so start-up neither parses nor
+ * compiles them (~1 MB of the daemon's ~3 MB). Packages that must share one instance go in one
+ * part (the SDK's httpx is the one kms-sdk.ts wraps).
+ */
+const LAZY_PARTS: Readonly<Record<string, readonly string[]>> = {
+  'node-forge': ['node-forge'],
+  'alicloud-sdk': ['@alicloud/kms20160120', '@alicloud/rpc-client', '@alicloud/tea-util', 'httpx'],
+  // Image pull (loaded at the first PullImage).
+  'image-pull': ['undici', 'openpgp', 'tar', 'fzstd'],
+};
+const PART_OF = new Map(
+  Object.entries(LAZY_PARTS).flatMap(([part, specifiers]) => specifiers.map((spec) => [spec, part] as const)),
+);
+
+/** zod's messages in every language (a third of the daemon's zod) for its English ones only. */
+const ZOD_LOCALES_ENGLISH_ONLY = `module.exports = { en: require('./en.cjs').default };`;
 
 interface Manifest {
   readonly name: string;
@@ -67,11 +88,20 @@ function toPosix(file: string): string {
   return file.split(sep).join('/');
 }
 
+/** Text as it is (cheap to scan at start-up, no decoding), anything else as base64. */
+function embed(bytes: Buffer): EmbeddedFile {
+  const text = bytes.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(bytes) ? { utf8: text } : bytes.toString('base64');
+}
+
 /** The files one bundle embeds, keyed by their path relative to the package root. */
-function embeddedFiles(manifest: Manifest, modulesUsingOwnPath: ReadonlySet<string>): Record<string, string> {
-  const files: Record<string, string> = {};
+function embeddedFiles(
+  manifest: Manifest,
+  modulesUsingOwnPath: ReadonlySet<string>,
+): Record<string, EmbeddedFile> {
+  const files: Record<string, EmbeddedFile> = {};
   const add = (file: string, bytes: Buffer = readFileSync(file)): void => {
-    files[toPosix(relative(PACKAGE_ROOT, file))] = bytes.toString('base64');
+    files[toPosix(relative(PACKAGE_ROOT, file))] = embed(bytes);
   };
   add(
     join(PACKAGE_ROOT, 'package.json'),
@@ -111,7 +141,41 @@ function ownPathPlugin(seen: Set<string>): esbuild.Plugin {
   };
 }
 
-function embeddedFilesPlugin(files: () => Record<string, string>): esbuild.Plugin {
+/** Bare requires of a lazy part's packages become a require of that part. */
+function lazyPartsPlugin(): esbuild.Plugin {
+  const specifiers = [...PART_OF.keys()].map((spec) => spec.replace(/[/.]/g, '\\$&'));
+  return {
+    name: 'lazy-parts',
+    setup(build) {
+      build.onResolve({ filter: new RegExp(`^(${specifiers.join('|')})$`) }, (args) => ({
+        path: args.path,
+        namespace: 'cdh-part',
+      }));
+      build.onLoad({ filter: /.*/, namespace: 'cdh-part' }, (args) => ({
+        contents:
+          `module.exports = require(${JSON.stringify(RUNTIME)}).loadBundlePart(` +
+          `${JSON.stringify(`${PARTS_DIR}/${PART_OF.get(args.path) as string}.js`)})[${JSON.stringify(args.path)}];`,
+        resolveDir: PACKAGE_ROOT,
+        loader: 'js',
+      }));
+    },
+  };
+}
+
+function zodEnglishOnlyPlugin(): esbuild.Plugin {
+  return {
+    name: 'zod-english-only',
+    setup(build) {
+      build.onLoad({ filter: /[\\/]node_modules[\\/]zod[\\/]v4[\\/]locales[\\/]index\.cjs$/ }, (args) => ({
+        contents: ZOD_LOCALES_ENGLISH_ONLY,
+        resolveDir: dirname(args.path),
+        loader: 'js',
+      }));
+    },
+  };
+}
+
+function embeddedFilesPlugin(files: () => Record<string, EmbeddedFile>): esbuild.Plugin {
   return {
     name: 'embedded-files',
     setup(build) {
@@ -120,17 +184,23 @@ function embeddedFilesPlugin(files: () => Record<string, string>): esbuild.Plugi
         namespace: 'cdh-bundle',
       }));
       build.onLoad({ filter: /.*/, namespace: 'cdh-bundle' }, () => ({
-        contents: `module.exports = ${JSON.stringify(files())};`,
+        contents: `module.exports = {${Object.entries(files())
+          .map(([name, file]) => `${JSON.stringify(name)}: () => (${JSON.stringify(file)})`)
+          .join(',\n')}};`,
         loader: 'js',
       }));
     },
   };
 }
 
+/** What every module's __dirname/__filename is made of (a part gets it as a parameter). */
+const BUNDLE_PATH_FUNCTION = `var __cdhBundlePath = (p) => require('node:path').join(__filename, p);`;
+
+const RUNTIME = './dist/src/bundle/embedded-files.js';
+
 function entrySource(binFile: string): string {
-  const runtime = toPosix(relative(PACKAGE_ROOT, join(PACKAGE_ROOT, 'dist/src/bundle/embedded-files.js')));
   return [
-    `require('./${runtime}').installEmbeddedFiles(__filename, require('${EMBEDDED_MODULE}'));`,
+    `require('${RUNTIME}').installEmbeddedFiles(__filename, require('${EMBEDDED_MODULE}'));`,
     `require('./${toPosix(binFile)}');`,
   ].join('\n');
 }
@@ -143,12 +213,7 @@ function buildOptions(name: string, binFile: string, plugins: esbuild.Plugin[]):
     target: 'node20',
     format: 'cjs',
     outfile: join(BUNDLE_DIR, `${name}.js`),
-    banner: {
-      js: [
-        '#!/usr/bin/env node',
-        `var __cdhBundlePath = (p) => require('node:path').join(__filename, p);`,
-      ].join('\n'),
-    },
+    banner: { js: ['#!/usr/bin/env node', BUNDLE_PATH_FUNCTION].join('\n') },
     minifyWhitespace: true,
     minifySyntax: true,
     legalComments: 'eof',
@@ -157,6 +222,31 @@ function buildOptions(name: string, binFile: string, plugins: esbuild.Plugin[]):
     plugins,
   };
 }
+
+/** A lazy part: its packages in one CommonJS module exporting { specifier: module }. */
+async function buildPart(name: string, seen: Set<string>): Promise<Buffer> {
+  const specifiers = LAZY_PARTS[name] as readonly string[];
+  const result = await esbuild.build({
+    stdin: {
+      contents: `module.exports = {${specifiers.map((spec) => `${JSON.stringify(spec)}: require(${JSON.stringify(spec)})`).join(', ')}};`,
+      resolveDir: PACKAGE_ROOT,
+      sourcefile: `${PARTS_DIR}/${name}.js`,
+    },
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    minifyWhitespace: true,
+    minifySyntax: true,
+    legalComments: 'eof',
+    logLevel: 'warning',
+    write: false,
+    plugins: [zodEnglishOnlyPlugin(), ownPathPlugin(seen)],
+  });
+  return Buffer.from((result.outputFiles as esbuild.OutputFile[])[0]?.contents ?? []);
+}
+
+const SHARED_PLUGINS = (): esbuild.Plugin[] => [zodEnglishOnlyPlugin(), lazyPartsPlugin()];
 
 export interface BundleReport {
   readonly bin: string;
@@ -172,13 +262,31 @@ export async function bundleAll(): Promise<BundleReport[]> {
     // First pass: which modules locate files by their own path (their packages' protos get embedded).
     const seen = new Set<string>();
     const probe = await esbuild.build({
-      ...buildOptions(name, target, [ownPathPlugin(seen), embeddedFilesPlugin(() => ({}))]),
+      ...buildOptions(name, target, [
+        ...SHARED_PLUGINS(),
+        ownPathPlugin(seen),
+        embeddedFilesPlugin(() => ({})),
+      ]),
       write: false,
     });
     if (probe.errors.length > 0) throw new Error(`bundling ${name} failed`);
     const files = embeddedFiles(manifest, seen);
+    const parts = new Set(
+      Object.keys(probe.metafile?.inputs ?? {})
+        .filter((input) => input.startsWith('cdh-part:'))
+        .map((input) => PART_OF.get(input.slice('cdh-part:'.length)) as string),
+    );
+    for (const part of [...parts].sort()) {
+      const partSeen = new Set<string>();
+      files[`${PARTS_DIR}/${part}.js`] = embed(await buildPart(part, partSeen));
+      Object.assign(files, embeddedFiles(manifest, partSeen));
+    }
     const result = await esbuild.build(
-      buildOptions(name, target, [ownPathPlugin(new Set()), embeddedFilesPlugin(() => files)]),
+      buildOptions(name, target, [
+        ...SHARED_PLUGINS(),
+        ownPathPlugin(new Set()),
+        embeddedFilesPlugin(() => files),
+      ]),
     );
     const file = join(BUNDLE_DIR, `${name}.js`);
     if (process.argv.includes('--metafile'))

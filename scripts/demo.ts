@@ -13,6 +13,7 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CDH_TOOL_BIN, childEnv, SECRET_BIN, spawnDaemon, tempDir } from '../src/devtools/daemon';
 import { EmulatorProcess } from '../src/devtools/emulator-process';
+import { runKbsDemo } from './demo-kbs';
 
 /** What the demo reads from `cdh-emulator aliyun`'s description line. */
 interface AliyunDescription {
@@ -137,7 +138,7 @@ async function main(): Promise<void> {
   console.log('\nDemo complete.');
 }
 
-main().catch((error: unknown) => {
+(process.argv.includes('--kbs') ? runKbsDemo() : main()).catch((error: unknown) => {
   console.error(`demo failed: ${(error as Error).message}`);
   process.exit(1);
 });

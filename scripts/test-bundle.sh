@@ -15,4 +15,8 @@ CDH_TEST_BIN_DIR="$dir" CDH_LOOPBACK_ONLY=1 node --test --test-concurrency=2 \
   dist/test/integration/kbs-aliyun-chain.test.js \
   dist/test/integration/hardening-shutdown.test.js \
   dist/test/integration/secret-cli.test.js \
-  dist/test/integration/demo.test.js
+  dist/test/integration/demo.test.js \
+  dist/test/integration/image-pull.test.js \
+  dist/test/integration/api-server-rest.test.js \
+  dist/test/integration/cdh-emulator.test.js \
+  dist/test/integration/cdh-tool-ttrpc.test.js

@@ -130,6 +130,27 @@ export const ERROR_CATALOGUE = {
     meaning: 'the KMS answered with an error this daemon has no closer mapping for',
   },
   RESOURCE_NOT_FOUND: { status: 'NOT_FOUND', meaning: 'the KBS resource does not exist' },
+  AA_UNAVAILABLE: {
+    status: 'UNAVAILABLE',
+    meaning:
+      'the attestation agent is unreachable, timed out, failed, or answered GetToken with no usable token and TEE key',
+  },
+  KBS_UNAVAILABLE: {
+    status: 'UNAVAILABLE',
+    meaning: 'the KBS is unreachable, timed out, failed the TLS handshake or answered 5xx',
+  },
+  KBS_UNAUTHORIZED: {
+    status: 'PERMISSION_DENIED',
+    meaning: 'the KBS refused the request: 401 with a fresh token (attempts exhausted) or 403',
+  },
+  KBS_REQUEST_FAILED: {
+    status: 'FAILED_PRECONDITION',
+    meaning: 'the KBS answered with an error status this daemon has no closer mapping for (4xx)',
+  },
+  KBS_ANSWER_UNDECRYPTABLE: {
+    status: 'DATA_LOSS',
+    meaning: 'the KBS answer is not a JWE that decrypts and authenticates with the TEE key',
+  },
 
   // Image pulling (PullImage): each message names the image reference and, for a layer, its digest.
   IMAGE_REFERENCE_INVALID: {

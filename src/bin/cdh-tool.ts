@@ -14,6 +14,9 @@ A small client of the Confidential Data Hub socket.
 Commands:
   unseal-secret --secret-path FILE   unseal the sealed secret in FILE; prints the plaintext base64
   get-resource --resource-uri URI    fetch a KBS resource (kbs:///repo/type/tag); prints base64
+  pull-image --image-url REF --bundle-path DIR
+                                     pull REF into DIR (DIR/rootfs mounted, DIR/config.json);
+                                     prints the manifest digest (default --timeout-ms 1200000)
   health                             prints the daemon's health (SERVING / NOT_SERVING); exit 1 unless SERVING
 
 Options:
@@ -22,7 +25,7 @@ Options:
                     ${DEFAULT_SOCKET})
   --ttrpc           speak ttrpc, as the Kata agent does, instead of gRPC (unix sockets; not for
                     health: the daemon's health service is gRPC only)
-  --timeout-ms N    per-call deadline (default 30000)
+  --timeout-ms N    per-call deadline (default 30000; pull-image 1200000, as the Kata agent)
   -h, --help        this help
   -V, --version     the version
 `;
@@ -40,6 +43,8 @@ async function main(): Promise<void> {
         socket: { type: 'string' },
         'secret-path': { type: 'string' },
         'resource-uri': { type: 'string' },
+        'image-url': { type: 'string' },
+        'bundle-path': { type: 'string' },
         'timeout-ms': { type: 'string' },
         ttrpc: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -56,9 +61,10 @@ async function main(): Promise<void> {
   if (values.version) return void process.stdout.write(`cdh-tool ${packageVersion()}\n`);
   const [command, ...extra] = positionals;
   if (command === undefined)
-    fail('a command is required: unseal-secret, get-resource or health (see --help)');
+    fail('a command is required: unseal-secret, get-resource, pull-image or health (see --help)');
   if (extra.length > 0) fail(`unexpected argument "${extra[0]}" (see --help)`);
-  const timeoutMs = values['timeout-ms'] === undefined ? 30_000 : Number(values['timeout-ms']);
+  const defaultTimeoutMs = command === 'pull-image' ? 1_200_000 : 30_000;
+  const timeoutMs = values['timeout-ms'] === undefined ? defaultTimeoutMs : Number(values['timeout-ms']);
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) fail('--timeout-ms must be a positive whole number');
 
   let request: (client: SocketClient) => Promise<void>;
@@ -82,6 +88,15 @@ async function main(): Promise<void> {
       request = async (client) => {
         const resource = await client.getResource(uri, timeoutMs);
         process.stdout.write(`${resource.toString('base64')}\n`);
+      };
+      break;
+    }
+    case 'pull-image': {
+      const imageUrl = values['image-url'] ?? fail('pull-image needs --image-url REF');
+      const bundlePath = values['bundle-path'] ?? fail('pull-image needs --bundle-path DIR');
+      request = async (client) => {
+        const digest = await client.pullImage(imageUrl, bundlePath, timeoutMs);
+        process.stdout.write(`${digest}\n`);
       };
       break;
     }
@@ -145,6 +160,7 @@ function defaultAddress(): string {
 interface SocketClient {
   unsealSecret(secret: Uint8Array, timeoutMs: number): Promise<Buffer>;
   getResource(uri: string, timeoutMs: number): Promise<Buffer>;
+  pullImage(imageUrl: string, bundlePath: string, timeoutMs: number): Promise<string>;
   check(service: string, timeoutMs: number): Promise<string>;
   close(): void;
 }
@@ -155,6 +171,7 @@ async function ttrpcSocketClient(address: string): Promise<SocketClient> {
   return {
     unsealSecret: (secret, timeoutMs) => client.unsealSecret(secret, { timeoutMs }),
     getResource: (uri, timeoutMs) => client.getResource(uri, { timeoutMs }),
+    pullImage: (imageUrl, bundlePath, timeoutMs) => client.pullImage(imageUrl, bundlePath, { timeoutMs }),
     check: () => Promise.reject(new Error('health has no ttrpc form')),
     close: () => client.close(),
   };

@@ -2,6 +2,7 @@
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 import fs = require('node:fs');
 import * as path from 'node:path';
+import * as vm from 'node:vm';
 
 /**
  * The read-only files a bundle carries (protos, descriptor sets, package.json, the .proto files
@@ -13,12 +14,19 @@ import * as path from 'node:path';
  * never exist on disk (ENOTDIR), so nothing real is shadowed; every other path goes to `fs`.
  */
 
-/** Path inside the package ('protos/api.proto') → base64 of the file's bytes. */
-export type EmbeddedFileMap = Readonly<Record<string, string>>;
+/** A file's bytes: UTF-8 text as it is, anything else as base64. */
+export type EmbeddedFile = string | { readonly utf8: string };
+/** Path inside the package ('protos/api.proto') → the file. */
+export type EmbeddedFileMap = Readonly<Record<string, EmbeddedFile>>;
+/**
+ * What a bundle carries: each file behind a function, so that its text (a string literal in a
+ * function not yet called) stays unparsed source until the file is first read.
+ */
+export type LazyEmbeddedFileMap = Readonly<Record<string, () => EmbeddedFile>>;
 
 interface Overlay {
   readonly root: string;
-  readonly files: Map<string, string | Buffer>;
+  readonly files: Map<string, (() => EmbeddedFile) | Buffer>;
   readonly dirs: Set<string>;
 }
 
@@ -40,8 +48,9 @@ function inside(file: unknown): string | undefined {
 function contents(relative: string): Buffer | undefined {
   const stored = (overlay as Overlay).files.get(relative);
   if (stored === undefined) return undefined;
-  if (typeof stored === 'string') {
-    const decoded = Buffer.from(stored, 'base64');
+  if (!Buffer.isBuffer(stored)) {
+    const file = stored();
+    const decoded = typeof file === 'string' ? Buffer.from(file, 'base64') : Buffer.from(file.utf8, 'utf8');
     (overlay as Overlay).files.set(relative, decoded);
     return decoded;
   }
@@ -93,7 +102,7 @@ function fakeStats(relative: string, file: unknown): fs.Stats {
 type Callback = (error: NodeJS.ErrnoException | null, data?: string | Buffer) => void;
 
 /** Installs the overlay for the bundle at `bundleFile` (the bundle's own `__filename`). */
-export function installEmbeddedFiles(bundleFile: string, files: EmbeddedFileMap): void {
+export function installEmbeddedFiles(bundleFile: string, files: LazyEmbeddedFileMap): void {
   if (overlay !== undefined) return;
   const dirs = new Set<string>(['.']);
   for (const name of Object.keys(files)) {
@@ -168,4 +177,32 @@ export function installEmbeddedFiles(bundleFile: string, files: EmbeddedFileMap)
     }
     process.nextTick(callback, null, result);
   };
+}
+
+const loadedParts = new Map<string, unknown>();
+
+/**
+ * A part of the bundle kept as text until its first require (packages that start-up does not
+ * use): compiled and evaluated once, as a CommonJS module whose own requires are Node's built-ins.
+ */
+export function loadBundlePart(relative: string): unknown {
+  if (overlay === undefined) throw new Error('embedded files are not installed');
+  if (loadedParts.has(relative)) return loadedParts.get(relative);
+  const source = contents(relative);
+  if (source === undefined) throw notFound('open', path.join(overlay.root, relative));
+  const root = overlay.root;
+  const filename = path.join(root, relative);
+  const evaluate = vm.compileFunction(
+    source.toString('utf8'),
+    ['exports', 'require', 'module', '__filename', '__dirname', '__cdhBundlePath'],
+    { filename },
+  );
+  const partModule = { exports: {} as unknown };
+  evaluate(partModule.exports, require, partModule, filename, path.dirname(filename), (p: string) =>
+    path.join(root, p),
+  );
+  loadedParts.set(relative, partModule.exports);
+  // The text is not needed once compiled.
+  overlay.files.delete(relative);
+  return partModule.exports;
 }

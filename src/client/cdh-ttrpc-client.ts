@@ -36,6 +36,19 @@ export class CdhTtrpcClient {
     return bytesField(answer, 'Resource');
   }
 
+  /** PullImage: answers the platform manifest's digest. */
+  async pullImage(imageUrl: string, bundlePath: string, options?: TtrpcCallOptions): Promise<string> {
+    const answer = await this.invoke(
+      'api.ImagePullService',
+      'PullImage',
+      'api.ImagePullRequest',
+      { image_url: imageUrl, bundle_path: bundlePath },
+      'api.ImagePullResponse',
+      options,
+    );
+    return typeof answer['manifest_digest'] === 'string' ? answer['manifest_digest'] : '';
+  }
+
   close(): void {
     this.ttrpc.close();
   }

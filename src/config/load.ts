@@ -32,19 +32,23 @@ const hostPort = z
 
 const absolutePath = z.string().refine((v) => isAbsolute(v), 'must be an absolute path');
 
+const KBC_NAMES = ['cc_kbc', 'offline_fs_kbc'] as const;
+
+const unixSocketAddress = z
+  .string()
+  .refine((v) => parseListenAddress(v)?.kind === 'unix', 'must be "unix:///abs/path" or "unix:/abs/path"');
+
 const fileSchema = z.strictObject({
   socket: z.string().refine((v) => parseListenAddress(v) !== undefined, {
     message: 'must be "unix:///abs/path", "unix:/abs/path" or "host:port"',
   }),
   skip_sealed_secret_verification: z.boolean(),
   log: z.strictObject({ level: z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]]) }).partial(),
+  aa: z.strictObject({ aa_socket: unixSocketAddress }).partial(),
   kbc: z
     .strictObject({
-      name: z.string().refine((v) => v === 'offline_fs_kbc', {
-        message: 'unsupported KBC: this daemon ships only "offline_fs_kbc"',
-      }),
+      name: z.enum(KBC_NAMES, { message: 'unsupported KBC: use "cc_kbc" or "offline_fs_kbc"' }),
       url: z.string(),
-      // Upstream key, accepted for drop-in compatibility; offline_fs_kbc has no server to trust.
       kbs_cert: z.string(),
       offline_fs: z.strictObject({ resource_files: z.array(absolutePath) }).partial(),
     })
@@ -72,7 +76,9 @@ const fileSchema = z.strictObject({
   sealed_secret: z.strictObject({ signing_key_dir: absolutePath }).partial(),
   aliyun: z
     .strictObject({
-      credential_dir: absolutePath,
+      credential_dir: z
+        .string()
+        .refine((v) => v === '' || isAbsolute(v), 'must be an absolute path (or empty: the default lookup)'),
       dkms_connect_to: hostPort,
       openapi_endpoint: hostPort,
       openapi_ca_file: z
@@ -97,14 +103,23 @@ export function loadConfig(
   env: NodeJS.ProcessEnv = process.env,
   flags: ConfigFlags = {},
 ): { config: CdhConfig; warnings: string[] } {
-  const raw = path === undefined ? {} : readConfigFile(path);
-  return resolveConfig(raw, env, flags);
+  if (path !== undefined) return resolveConfig(readConfigFile(path), env, flags);
+  return resolveConfig({}, env, flags, { kernelCmdline: readKernelCmdline(env) });
+}
+
+export interface ResolveOptions {
+  /**
+   * The kernel command line when there is no config file (upstream's fallback):
+   * `agent.aa_kbc_params` and `cdh.kbs_resources`. Absent: a file was given.
+   */
+  readonly kernelCmdline?: string;
 }
 
 export function resolveConfig(
   raw: unknown,
   env: NodeJS.ProcessEnv = process.env,
   flags: ConfigFlags = {},
+  options: ResolveOptions = {},
 ): { config: CdhConfig; warnings: string[] } {
   const parsed = fileSchema.partial().safeParse(raw);
   if (!parsed.success) throw issueToError(parsed.error.issues[0]);
@@ -116,7 +131,10 @@ export function resolveConfig(
   if (file.skip_sealed_secret_verification !== undefined)
     config.skipSealedSecretVerification = file.skip_sealed_secret_verification;
   if (file.log?.level !== undefined) config.log.level = file.log.level;
+  if (file.aa?.aa_socket !== undefined) config.aa.aaSocket = file.aa.aa_socket;
+  if (file.kbc?.name !== undefined) config.kbc.name = file.kbc.name;
   if (file.kbc?.url !== undefined) config.kbc.url = file.kbc.url;
+  if (file.kbc?.kbs_cert !== undefined) config.kbc.kbsCert = file.kbc.kbs_cert;
   if (file.kbc?.offline_fs?.resource_files !== undefined)
     config.kbc.offlineFs.resourceFiles = file.kbc.offline_fs.resource_files;
   if (file.credentials !== undefined)
@@ -133,7 +151,10 @@ export function resolveConfig(
   Object.assign(config.aliyun, camelCase(file.aliyun));
   config.image = resolveImageSettings(file.image);
 
+  if (options.kernelCmdline !== undefined) applyKernelFallback(config, env, options.kernelCmdline);
   applyEnvironment(config, env);
+  applyKbcEnvironment(config, env);
+  checkKbc(config);
 
   if (flags.socket !== undefined) {
     if (parseListenAddress(flags.socket) === undefined)
@@ -170,6 +191,100 @@ export function applyEnvironment(config: CdhConfig, env: NodeJS.ProcessEnv): voi
   }
   // Upstream treats exactly "true" as on.
   if (env['SKIP_SEALED_SECRET_VERIFICATION'] === 'true') config.skipSealedSecretVerification = true;
+}
+
+/** Upstream's `AA_KBC_PARAMS` / `agent.aa_kbc_params` form: `<kbc name>::<url>`. */
+function parseKbcParams(value: string, key: string): { name: CdhConfig['kbc']['name']; url: string } {
+  const at = value.indexOf('::');
+  const name = at < 0 ? value : value.slice(0, at);
+  const url = at < 0 ? '' : value.slice(at + 2);
+  if (name !== 'cc_kbc' && name !== 'offline_fs_kbc')
+    throw new ConfigError(
+      key,
+      `unsupported KBC "${name.slice(0, 64)}": use "cc_kbc::<url>" or "offline_fs_kbc"`,
+    );
+  return { name, url };
+}
+
+/** The kernel command line as upstream reads it: `/proc/cmdline`, or env CDH_KERNEL_CMDLINE_FILE. */
+export const KERNEL_CMDLINE_FILE_ENV = 'CDH_KERNEL_CMDLINE_FILE';
+
+export function readKernelCmdline(env: NodeJS.ProcessEnv): string {
+  const file = env[KERNEL_CMDLINE_FILE_ENV] || '/proc/cmdline';
+  try {
+    return readFileSync(file, 'utf8').slice(0, 64 * 1024);
+  } catch (error) {
+    if (env[KERNEL_CMDLINE_FILE_ENV])
+      throw new ConfigError(
+        KERNEL_CMDLINE_FILE_ENV,
+        `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
+    return '';
+  }
+}
+
+/**
+ * No config file: the KBC from env AA_KBC_PARAMS, else `agent.aa_kbc_params` on the kernel
+ * command line (else offline_fs_kbc); `cdh.kbs_resources=<uri>::<path>,...` adds [[credentials]].
+ */
+function applyKernelFallback(config: CdhConfig, env: NodeJS.ProcessEnv, cmdline: string): void {
+  const params = new Map<string, string>();
+  for (const word of cmdline.split(/\s+/)) {
+    const eq = word.indexOf('=');
+    if (eq > 0) params.set(word.slice(0, eq), word.slice(eq + 1));
+  }
+  const fromEnv = env['AA_KBC_PARAMS'];
+  const kbcParams = fromEnv !== undefined && fromEnv !== '' ? fromEnv : params.get('agent.aa_kbc_params');
+  if (kbcParams !== undefined && kbcParams !== '') {
+    const key = fromEnv ? 'AA_KBC_PARAMS' : 'agent.aa_kbc_params';
+    Object.assign(config.kbc, parseKbcParams(kbcParams, key));
+  }
+  const resources = params.get('cdh.kbs_resources');
+  if (resources !== undefined && resources !== '') {
+    for (const item of resources.split(',')) {
+      const at = item.indexOf('::');
+      const resourceUri = at < 0 ? '' : item.slice(0, at);
+      const path = at < 0 ? '' : item.slice(at + 2);
+      if (resourceUri === '' || !isAbsolute(path))
+        throw new ConfigError('cdh.kbs_resources', 'each item must be "<resource uri>::<absolute path>"');
+      config.credentials.push({ resourceUri, path });
+    }
+  }
+}
+
+/** AA_SOCKET and KBS_CERT override the file (upstream names). */
+function applyKbcEnvironment(config: CdhConfig, env: NodeJS.ProcessEnv): void {
+  const aaSocket = env['AA_SOCKET'];
+  if (aaSocket !== undefined && aaSocket !== '') {
+    if (!unixSocketAddress.safeParse(aaSocket).success)
+      throw new ConfigError('AA_SOCKET', 'environment variable must be "unix:///abs/path"');
+    config.aa.aaSocket = aaSocket;
+  }
+  const kbsCert = env['KBS_CERT'];
+  if (kbsCert !== undefined && kbsCert !== '') config.kbc.kbsCert = kbsCert;
+}
+
+function checkKbc(config: CdhConfig): void {
+  if (config.kbc.name !== 'cc_kbc') return;
+  let url: URL;
+  try {
+    url = new URL(config.kbc.url);
+  } catch {
+    throw new ConfigError('kbc.url', 'cc_kbc needs the KBS URL ("http://host:port" or "https://host:port")');
+  }
+  if (
+    (url.protocol !== 'http:' && url.protocol !== 'https:') ||
+    url.username ||
+    url.password ||
+    url.search ||
+    url.hash
+  )
+    throw new ConfigError(
+      'kbc.url',
+      'must be "http://host[:port][/path]" or "https://..." (no user, query or fragment)',
+    );
+  if (config.kbc.kbsCert !== '' && !config.kbc.kbsCert.includes('-----BEGIN CERTIFICATE-----'))
+    throw new ConfigError('kbc.kbs_cert', 'must be PEM text (-----BEGIN CERTIFICATE-----)');
 }
 
 function readConfigFile(path: string): unknown {

@@ -6,9 +6,16 @@ export interface CdhConfig {
   socket: string;
   skipSealedSecretVerification: boolean;
   log: { level: LogLevel };
+  aa: {
+    /** The attestation agent's ttrpc socket (`unix:///...`). */
+    aaSocket: string;
+  };
   kbc: {
-    name: 'offline_fs_kbc';
+    name: 'offline_fs_kbc' | 'cc_kbc';
+    /** The KBS (cc_kbc). */
     url: string;
+    /** PEM trusted for an https KBS besides the system roots ('' = none). */
+    kbsCert: string;
     offlineFs: { resourceFiles: string[] };
   };
   /** Resources fetched through the KBC at start-up and written to `path`. */
@@ -29,6 +36,7 @@ export interface CdhConfig {
 }
 
 export interface AliyunConfig {
+  /** '' = look in upstream's current dir, then the seed document's; set = that dir alone. */
   credentialDir: string;
   /** "host:port" dialled instead of <instance>.cryptoservice.kms.aliyuncs.com:443 ('' = production). */
   dkmsConnectTo: string;
@@ -45,13 +53,16 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export const DEFAULT_SOCKET = 'unix:///run/confidential-containers/cdh.sock';
+export const DEFAULT_AA_SOCKET =
+  'unix:///run/confidential-containers/attestation-agent/attestation-agent.sock';
 
 export function defaultConfig(): CdhConfig {
   return {
     socket: DEFAULT_SOCKET,
     skipSealedSecretVerification: false,
     log: { level: 'info' },
-    kbc: { name: 'offline_fs_kbc', url: '', offlineFs: { resourceFiles: [] } },
+    aa: { aaSocket: DEFAULT_AA_SOCKET },
+    kbc: { name: 'offline_fs_kbc', url: '', kbsCert: '', offlineFs: { resourceFiles: [] } },
     credentials: [],
     socketMode: 0o600,
     socketGroup: '',
@@ -61,7 +72,8 @@ export function defaultConfig(): CdhConfig {
     cache: { ttlSeconds: 300, maxEntries: 1024 },
     sealedSecret: { signingKeyDir: '/run/confidential-containers/cdh/sealed-secret' },
     aliyun: {
-      credentialDir: '/run/confidential-containers/cdh/kms-credential/aliyun',
+      // '' = upstream's current dir, then the seed document's (providers/aliyun/credentials.ts).
+      credentialDir: '',
       dkmsConnectTo: '',
       openapiEndpoint: '',
       openapiCaFile: '',

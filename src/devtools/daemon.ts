@@ -8,17 +8,19 @@ import { PACKAGE_ROOT } from '../package-info';
 
 /**
  * CDH_TEST_BIN_DIR=<dir> runs the programs from <dir>/<bin name>.js instead of dist/src/bin/
- * (CI points it at a copy of dist/bundle/ in an empty directory: the suite then tests the bundles).
+ * (CI points it at a copy of dist/bundle/ in an empty directory: the tests then run the bundles).
  */
 export const BIN_DIR_ENV = 'CDH_TEST_BIN_DIR';
-function programPath(name: string, built: string): string {
+/** The program `name` (a package.json bin) as the tests and benchmarks run it. */
+export function programPath(name: string): string {
   const dir = process.env[BIN_DIR_ENV];
-  return dir ? join(dir, `${name}.js`) : join(PACKAGE_ROOT, built);
+  return dir ? join(dir, `${name}.js`) : join(PACKAGE_ROOT, 'dist/src/bin', `${name}.js`);
 }
 
-export const DAEMON_BIN = programPath('confidential-data-hub', 'dist/src/bin/confidential-data-hub.js');
-export const SECRET_BIN = programPath('secret', 'dist/src/bin/secret.js');
-export const CDH_TOOL_BIN = programPath('cdh-tool', 'dist/src/bin/cdh-tool.js');
+export const DAEMON_BIN = programPath('confidential-data-hub');
+export const SECRET_BIN = programPath('secret');
+export const CDH_TOOL_BIN = programPath('cdh-tool');
+export const REST_BIN = programPath('api-server-rest');
 
 /** A fresh temp dir, removed by the returned cleanup. */
 export function tempDir(prefix = 'cdh-test-'): { path: string; cleanup(): void } {
@@ -38,7 +40,10 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
       name.startsWith('ALIYUN_') ||
       name === 'SKIP_SEALED_SECRET_VERIFICATION' ||
       name === 'OFFLINE_FS_KBC_EXTRA_FILE_PATH' ||
-      name === 'CDH_ADDRESS_FILE'
+      name === 'CDH_ADDRESS_FILE' ||
+      ['AA_KBC_PARAMS', 'AA_SOCKET', 'KBS_CERT', 'CDH_KBS_CONNECT_TO', 'CDH_KERNEL_CMDLINE_FILE'].includes(
+        name,
+      )
     )
       delete env[name];
   }

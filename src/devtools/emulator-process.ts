@@ -1,10 +1,8 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { PACKAGE_ROOT } from '../package-info';
-import { childEnv } from './daemon';
+import { childEnv, programPath } from './daemon';
 
-export const EMULATOR_BIN = join(PACKAGE_ROOT, 'dist/src/bin/cdh-emulator.js');
+export const EMULATOR_BIN = programPath('cdh-emulator');
 
 /**
  * `cdh-emulator <command>` as a child process (its CPU apart from the caller's): the JSON line

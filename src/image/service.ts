@@ -33,6 +33,7 @@ import { readImageResource } from './resources';
 /** Records a finished pull with the attestation agent (ExtendRuntimeMeasurement). */
 export interface PullMeasurer {
   measure(imageUrl: string, manifestDigest: string, ctx: CallContext): Promise<void>;
+  close?(): void;
 }
 
 export interface ImagePullerDeps {
@@ -314,6 +315,7 @@ export class ImagePuller {
   async close(): Promise<void> {
     const loaded = await this.loading?.catch(() => undefined);
     await loaded?.transport.close();
+    this.deps.measurer?.close?.();
   }
 }
 

@@ -88,7 +88,7 @@ export function splitTarget(target: string): { path: string; query: Map<string, 
 
 /**
  * `runtime_data` as bytes: its UTF-8 text, or with `encoding=base64` the bytes of its
- * base64url (no padding) text. Undefined with the reason when it cannot be decoded.
+ * base64url (no padding) text; or why it cannot be decoded.
  */
 export function decodeRuntimeData(
   value: string,
@@ -117,8 +117,9 @@ export class RestRouter {
   }
 
   private async dispatch(request: RestRequest): Promise<RestAnswer> {
-    if (!request.target.startsWith('/')) return badRequest('the request target must be a path');
-    const { path, query } = splitTarget(request.target);
+    const target = originForm(request.target);
+    if (target === undefined) return badRequest('the request target must be a path');
+    const { path, query } = splitTarget(target);
     const { method } = request;
 
     if (path === '/info') return method === 'GET' ? this.info(request) : methodNotAllowed('GET');
@@ -246,6 +247,15 @@ export function parseAaelEvent(body: Buffer): RuntimeMeasurementEvent {
     return member;
   };
   return { domain: field('domain'), operation: field('operation'), content: field('content') };
+}
+
+/** The path-and-query of a request target: as sent, or out of an absolute-form `http://host/...`. */
+export function originForm(target: string): string | undefined {
+  if (target.startsWith('/')) return target;
+  const authority = /^https?:\/\/[^/?#]*/i.exec(target);
+  if (!authority) return undefined;
+  const rest = target.slice(authority[0].length);
+  return rest.startsWith('/') ? rest : `/${rest}`;
 }
 
 /**

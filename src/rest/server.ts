@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { isLoopbackHost } from '../net-guard';
 import { failure, FORBIDDEN_TEXT, oneLine, type RestAnswer } from './answers';
-import { RestRequestError, splitTarget, type RestRouter } from './router';
+import { originForm, RestRequestError, splitTarget, type RestRouter } from './router';
 
 /**
  * The HTTP side of api-server-rest. It faces the pod's workloads, the least trusted callers in
@@ -40,6 +40,8 @@ export const DEFAULT_LIMITS: RestServerLimits = {
 const REFUSED_LINGER_MS = 1_000;
 /** Bytes of a refused peer's request that are discarded (never parsed) before giving up on it. */
 const REFUSED_DISCARD_BYTES = 64 * 1024;
+/** Refused sockets lingering at once; past this a refused socket is dropped without an answer. */
+const MAX_LINGERING_REFUSED = 256;
 const MAX_LOGGED_PATH_CHARS = 256;
 
 interface Tracked {
@@ -66,6 +68,7 @@ export class RestServer {
   private readonly logger: Logger;
   private readonly router: RestRouter;
   private closing = false;
+  private lingering = 0;
 
   constructor(options: RestServerOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -189,6 +192,12 @@ export class RestServer {
 
   /** Answers without reading the request; what the peer sent is discarded, never parsed. */
   private refuse(socket: net.Socket, answer: RestAnswer): void {
+    if (this.lingering >= MAX_LINGERING_REFUSED) {
+      socket.destroy();
+      return;
+    }
+    this.lingering++;
+    socket.once('close', () => this.lingering--);
     const body = Buffer.from(answer.body);
     const head =
       `HTTP/1.1 ${answer.status} ${http.STATUS_CODES[answer.status] ?? ''}\r\n` +
@@ -249,13 +258,14 @@ export class RestServer {
           this.armIdleTimer(req.socket, tracked, this.limits.keepAliveTimeoutMs);
       }
       if (!res.writableFinished) caller.abort();
-      const { path, query } = splitTarget(target);
+      const { path, query } = splitTarget(originForm(target) ?? target);
       this.logger.info(
         {
           method: req.method,
           path: path.length > MAX_LOGGED_PATH_CHARS ? `${path.slice(0, MAX_LOGGED_PATH_CHARS)}…` : path,
           ...(query.size > 0 ? { query: [...query.keys()].slice(0, 16) } : {}),
-          status: res.statusCode,
+          // No status when the caller left before the answer was written.
+          status: res.headersSent ? res.statusCode : null,
           ms: Math.round((performance.now() - started) * 100) / 100,
           ...(reason === undefined ? {} : { reason }),
           ...(res.writableFinished ? {} : { aborted: true }),

@@ -1,14 +1,15 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { parseListenAddress } from '../config/load';
+import { DEFAULT_AA_SOCKET } from '../client/aa-client';
 import type { CdhConfig } from '../config/types';
 import { isCdhError } from '../errors';
 import type { ImagePuller } from '../image/service';
 import { createLogger } from '../log';
 import { builtinProviders } from '../providers';
-import { createResourceStore, provisionCredentials } from '../providers/kbs';
+import { startKbc, type Kbc } from '../kbc';
 import { ProviderRegistry } from '../providers/registry';
-import type { ProviderFactory, ResourceReader } from '../providers/types';
+import type { ProviderFactory } from '../providers/types';
 import { createUnsealService } from '../secret/service';
 import { publishAddress, withdrawAddress } from './address-file';
 import { ApiDispatcher, type ApiBackend } from './api';
@@ -59,8 +60,13 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
   // most daemons never pull, and start-up and idle memory should not pay for it.
   let images: Promise<ImagePuller> | undefined;
   const imagePuller = (): Promise<ImagePuller> =>
-    (images ??= import('../image/service.js').then(
-      ({ ImagePuller: Puller }) => new Puller(config.image, { logger, kbc: resourceStore }),
+    (images ??= Promise.all([import('../image/service.js'), import('../image/measure.js')]).then(
+      ([{ ImagePuller: Puller }, { AaPullMeasurer }]) =>
+        new Puller(config.image, {
+          logger,
+          kbc: resourceStore,
+          measurer: new AaPullMeasurer(process.env['AA_SOCKET'] ?? DEFAULT_AA_SOCKET, logger),
+        }),
     ));
   const backend: ApiBackend = {
     unsealSecret: (secret, ctx) => unsealer.unseal(secret, ctx),
@@ -124,11 +130,13 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
         await registry.close();
         if (images) await (await images).close();
         cache.clear();
+        resourceStore.close?.();
         logger.info('stopped');
       })();
       return stopping;
     },
     kill() {
+      resourceStore.close?.();
       listener.removeSocketFile();
       if (addressFile !== undefined) withdrawAddress(addressFile);
       grpcFront.destroy();
@@ -137,12 +145,10 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
   };
 }
 
-/** The KBC's resources, then the [[credentials]] written from them: both before the socket serves. */
-async function prepareResources(config: CdhConfig, logger: Logger): Promise<ResourceReader> {
+/** The KBC, then the [[credentials]] written from it: both before the socket serves. */
+async function prepareResources(config: CdhConfig, logger: Logger): Promise<Kbc> {
   try {
-    const store = await createResourceStore(config, logger);
-    await provisionCredentials(config, store, logger);
-    return store;
+    return await startKbc(config, logger);
   } catch (error) {
     if (isCdhError(error)) throw new StartupError(error.message);
     throw error;

@@ -399,6 +399,13 @@ describe('api-server-rest when the daemon or the agent is down or slow', () => {
       assert.equal(answer.status, 503);
       assert.match(answer.text, /^CDH unavailable: .*no answer within 800 ms/);
       assert.ok(elapsed >= 700 && elapsed < 2_000, `answered after ${elapsed} ms`);
+      // A caller that gives up first: the call is abandoned and the line says so, with no status.
+      await assert.rejects(request(`${rest.url}/cdh/resource/default/key/2`, { timeoutMs: 200 }));
+      const line = await rest.waitForLine((l) => l.includes('"path":"/cdh/resource/default/key/2"'), 5_000);
+      assert.deepEqual(
+        (({ status, aborted }) => ({ status, aborted }))(JSON.parse(line) as Record<string, unknown>),
+        { status: null, aborted: true },
+      );
     } finally {
       await rest.stop();
       for (const socket of held) socket.destroy();

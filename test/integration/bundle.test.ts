@@ -146,4 +146,39 @@ describe('the bundled programs, each alone in an empty directory', { timeout: 12
     }
     for (const line of daemon.logLines) assert.ok(!line.includes(plaintext), 'plaintext in a log line');
   });
+
+  it('evaluates no lazily loaded part before it is first used', async () => {
+    // V8's precise coverage, written at exit: which functions of the bundle ran at all. esbuild
+    // names each module's wrapper after the module's path.
+    const coverageDir = join(work.path, 'coverage');
+    const idle = await spawnDaemon({
+      bin: join(alone, 'confidential-data-hub.js'),
+      env: { NODE_V8_COVERAGE: coverageDir },
+    });
+    assert.equal(await idle.client().check('', 2000), 'SERVING');
+    assert.equal(await idle.stop(), 0);
+    idle.cleanup();
+    const ran = new Set<string>();
+    for (const file of readdirSync(coverageDir)) {
+      const { result } = JSON.parse(readFileSync(join(coverageDir, file), 'utf8')) as {
+        result: Array<{
+          url: string;
+          functions: Array<{ functionName: string; ranges: Array<{ count: number }> }>;
+        }>;
+      };
+      for (const script of result.filter((s) => s.url.endsWith('/confidential-data-hub.js'))) {
+        for (const fn of script.functions) if ((fn.ranges[0]?.count ?? 0) > 0) ran.add(fn.functionName);
+      }
+    }
+    assert.ok(ran.has('dist/src/server/daemon.js'), 'no coverage of the bundle was recorded');
+    for (const lazy of [
+      'loadBundlePart',
+      'node_modules/@grpc/reflection/',
+      'dist/src/providers/aliyun/client-key/',
+      'dist/src/providers/aliyun/openapi/',
+    ]) {
+      const evaluated = [...ran].filter((name) => name.includes(lazy));
+      assert.deepEqual(evaluated, [], `${lazy} ran before its first use`);
+    }
+  });
 });

@@ -258,7 +258,7 @@ describe('daemon start-up and shutdown', () => {
     ],
     ['wrong type', 'max_in_flight = "many"\n', /config key "max_in_flight"/],
     ['bad value', '[cache]\nttl_seconds = -5\n', /config key "cache.ttl_seconds"/],
-    ['unsupported kbc', '[kbc]\nname = "cc_kbc"\nurl = ""\n', /config key "kbc.name".*offline_fs_kbc/],
+    ['unsupported kbc', '[kbc]\nname = "sample_kbc"\nurl = ""\n', /config key "kbc.name".*cc_kbc/],
     ['bad socket mode', 'socket_mode = "0999"\n', /config key "socket_mode"/],
     ['not TOML', 'this is = = not toml\n', /not valid TOML/],
   ];

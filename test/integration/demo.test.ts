@@ -32,3 +32,22 @@ test('the demo runs offline, prints the recovered plaintext, cleans up and exits
   assert.ok(workDir, 'the demo names its working dir');
   assert.equal(existsSync(workDir), false, 'the demo left its temp dir behind');
 });
+
+test('the --kbs demo unseals through cc_kbc: credentials and the signing key come from the KBS emulator', async () => {
+  const result = await runCli(DEMO, ['--kbs'], { timeoutMs: 90_000 });
+  assert.equal(result.code, 0, `demo failed:\n${result.stdout}\n${result.stderr}`);
+  const lines = result.stdout.split('\n');
+  assert.ok(lines.includes('   plaintext: db-password: correct horse battery staple'), result.stdout);
+  assert.ok(lines.includes('   daemon exit code 0'));
+  assert.ok(
+    lines.some((line) =>
+      /^ {3}kbs:\/\/\/default\/aliyun\/clientKey_\S+ -> \S+\/kbs\/kms-credential\/aliyun\//.test(line),
+    ),
+  );
+  assert.ok(
+    lines.some((line) => /KBS: 1 attestation\(s\)/.test(line)),
+    result.stdout,
+  );
+  const workDir = /^Working in (\S+)$/m.exec(result.stdout)?.[1];
+  assert.ok(workDir && !existsSync(workDir), 'the demo removed its temp dir');
+});

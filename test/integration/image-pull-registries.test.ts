@@ -178,6 +178,11 @@ describe('registry auth: Basic (htpasswd) and a Bearer token realm', () => {
       /IMAGE_REGISTRY_DENIED.*auth\/a:v1.*token service/,
     );
     for (const message of [b, t]) assert.doesNotMatch(message, /nope|right-password|token-password/);
+    for (const d of [good, wrong, none])
+      assert.doesNotMatch(
+        d.logLines.join('\n'),
+        /nope|right-password|token-password|Bearer ey|Basic [A-Za-z0-9+/=]{8}/,
+      );
   });
 
   test('no credentials for a registry that needs them is PERMISSION_DENIED', async () => {

@@ -106,7 +106,7 @@ describe('a daemon with offline_fs resources and [[credentials]]', () => {
     'kbs:///default/../absent',
     'kbs:///default/aliyun',
     'http:///a/b/c',
-    'kbs:///a/b/c?x=1',
+    'kbs:///a/b/c?x="1"',
     '',
   ]) {
     test(`GetResource of the malformed URI ${JSON.stringify(uri)} is INVALID_ARGUMENT`, async () => {

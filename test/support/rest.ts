@@ -3,9 +3,9 @@ import { existsSync } from 'node:fs';
 import * as http from 'node:http';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../src/package-info';
-import { childEnv } from '../../src/devtools/daemon';
+import { childEnv, REST_BIN } from '../../src/devtools/daemon';
 
-export const REST_BIN = join(PACKAGE_ROOT, 'dist/src/bin/api-server-rest.js');
+export { REST_BIN };
 
 /** A child process whose stdout lines are collected. */
 export interface LinedProcess {

@@ -1,4 +1,4 @@
-import { constants as fsConstants, promises as fs } from 'node:fs';
+import { constants as fsConstants, existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CdhError } from '../../errors';
 import type { ProviderSettings } from '../types';
@@ -14,6 +14,25 @@ import { fileReadProblem } from '../../lib/errno';
 const MAX_CREDENTIAL_FILE_BYTES = 1024 * 1024;
 const MAX_ID_LENGTH = 256;
 const ID_PATTERN = /^[A-Za-z0-9._*-]+$/;
+
+/** Upstream's current credential directory (since early 2026), tried first. */
+export const UPSTREAM_CREDENTIAL_DIR = '/run/confidential-containers/cdh/kbs/kms-credential/aliyun';
+/** The seed document's directory (existing guides and images), tried second. */
+export const SEED_CREDENTIAL_DIR = '/run/confidential-containers/cdh/kms-credential/aliyun';
+
+/** The directories a credential file is looked up in: `[aliyun] credential_dir` alone when set. */
+export function credentialDirs(credentialDir: string): string[] {
+  return credentialDir === '' ? [UPSTREAM_CREDENTIAL_DIR, SEED_CREDENTIAL_DIR] : [credentialDir];
+}
+
+/**
+ * The path of `fileName` in the first credential directory that has it; when none has it, the
+ * path in the first directory (so the error names where it is expected).
+ */
+export function locateCredentialFile(credentialDir: string, fileName: string): string {
+  const paths = credentialDirs(credentialDir).map((dir) => credentialFilePath(dir, fileName));
+  return paths.find((candidate) => existsSync(candidate)) ?? (paths[0] as string);
+}
 
 /** Reads a required non-empty string field of provider_settings. */
 export function requireStringSetting(settings: ProviderSettings, field: string, clientType: string): string {

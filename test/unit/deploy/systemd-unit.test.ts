@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { parseListenAddress } from '../../../src/config/load';
 import { defaultConfig } from '../../../src/config/types';
+import { credentialDirs } from '../../../src/providers/aliyun/credentials';
 import { ADDRESS_FILE_ENV } from '../../../src/server/address-file';
 import { SHUTDOWN_GRACE_MS } from '../../../src/server/daemon';
 import { PACKAGE_ROOT } from '../../../src/package-info';
@@ -119,7 +120,7 @@ test('every path the daemon writes by default lies under a ReadWritePaths entry'
   const config = defaultConfig();
   const socket = parseListenAddress(config.socket);
   assert.ok(socket?.kind === 'unix');
-  const written = [dirname(socket.path), config.credentialsRoot, config.aliyun.credentialDir];
+  const written = [dirname(socket.path), config.credentialsRoot, ...credentialDirs(config.aliyun.credentialDir)];
   for (const path of written) {
     assert.ok(
       writable.some((dir) => path === dir || path.startsWith(`${dir}/`)),

@@ -6,6 +6,7 @@ import { httpStatusForPeerCode, oneLine, peerFailure, MAX_REASON_CHARS } from '.
 import { parseBind, parseFeature, RestOptionError } from '../../../src/rest/options';
 import {
   decodeRuntimeData,
+  originForm,
   RestRouter,
   splitAtSlash,
   splitTarget,
@@ -54,6 +55,14 @@ describe('REST router', () => {
     assert.equal(path, '/aa/evidence');
     assert.equal(query.get('runtime_data'), 'a b c');
     assert.equal(query.get('x'), '2');
+  });
+
+  test('an absolute-form target is routed by its path; other forms are 400', async () => {
+    assert.equal(originForm('http://127.0.0.1:8006/info?x=1'), '/info?x=1');
+    assert.equal(originForm('http://127.0.0.1:8006'), '/');
+    assert.equal(originForm('*'), undefined);
+    assert.equal((await get(router(), 'http://127.0.0.1:8006/unknown')).status, 404);
+    assert.equal((await get(router(), '*', 'OPTIONS')).status, 400);
   });
 
   test('runtime_data: text as UTF-8, base64 as unpadded base64url, other encodings refused', () => {

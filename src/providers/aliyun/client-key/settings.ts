@@ -1,4 +1,4 @@
-import { checkCredentialId, credentialFilePath, requireStringSetting } from '../credentials';
+import { checkCredentialId, locateCredentialFile, requireStringSetting } from '../credentials';
 import type { ProviderSettings } from '../../types';
 
 /** provider_settings of `client_type = client_key`, validated. */
@@ -29,9 +29,9 @@ export function parseClientKeySettings(settings: ProviderSettings): ClientKeySet
 
 export function clientKeyFilePaths(credentialDir: string, settings: ClientKeySettings): ClientKeyFilePaths {
   return {
-    clientKey: credentialFilePath(credentialDir, `clientKey_${settings.clientKeyId}.json`),
-    password: credentialFilePath(credentialDir, `password_${settings.clientKeyId}.json`),
-    instanceCa: credentialFilePath(credentialDir, `PrivateKmsCA_${settings.kmsInstanceId}.pem`),
+    clientKey: locateCredentialFile(credentialDir, `clientKey_${settings.clientKeyId}.json`),
+    password: locateCredentialFile(credentialDir, `password_${settings.clientKeyId}.json`),
+    instanceCa: locateCredentialFile(credentialDir, `PrivateKmsCA_${settings.kmsInstanceId}.pem`),
   };
 }
 

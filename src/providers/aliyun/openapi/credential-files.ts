@@ -1,7 +1,6 @@
 import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { CdhError } from '../../../errors';
-import { readCredentialFile } from '../credentials';
+import { locateCredentialFile, readCredentialFile } from '../credentials';
 import { checkRegionId } from './settings';
 import { fileReadProblem } from '../../../lib/errno';
 import { statFingerprint } from '../../../lib/file-fingerprint';
@@ -79,7 +78,7 @@ export interface EcsRamRoleFile {
 
 /** Reads `<credential_dir>/ecsRamRole.json`: `{"ecs_ram_role_name": "...", "region_id": "..."}`. */
 export async function readEcsRamRoleFile(credentialDir: string): Promise<EcsRamRoleFile> {
-  const path = join(credentialDir, ECS_RAM_ROLE_FILE);
+  const path = locateCredentialFile(credentialDir, ECS_RAM_ROLE_FILE);
   try {
     await stat(path);
   } catch (error) {

@@ -4,10 +4,22 @@ import path from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
 import { defaultConfig } from '../../../../src/config/types';
 import { CdhError } from '../../../../src/errors';
-import { createResourceStore, kbsProvider } from '../../../../src/providers/kbs';
+import { createKbc as createKbcWith } from '../../../../src/kbc';
+import { kbsProvider } from '../../../../src/providers/kbs';
 import { ProviderRegistry } from '../../../../src/providers/registry';
 import { silentLogger } from '../../../../src/log';
 import { callContext, makeTempDir, writeResourceFile } from '../../../support/kbs';
+
+const noAa = {
+  tokenSource: () => {
+    throw new Error('offline_fs needs no attestation agent');
+  },
+};
+const createResourceStore = (
+  config: Parameters<typeof createKbcWith>[0]['kbc'] extends infer K ? { kbc: K } : never,
+  logger: ReturnType<typeof silentLogger>,
+  env: NodeJS.ProcessEnv,
+) => createKbcWith({ ...config, aa: defaultConfig().aa }, logger, noAa, env);
 
 let dir: string;
 let cleanup: () => void;
@@ -56,7 +68,7 @@ test('without a resource store the kbs provider is not configured', async () => 
   await assert.rejects(registry.getter('kbs', {}), { code: 'PROVIDER_NOT_CONFIGURED' });
 });
 
-test('createResourceStore refuses a malformed file at start-up, naming it', async () => {
+test('createKbc (offline_fs) refuses a malformed file at start-up, naming it', async () => {
   const config = defaultConfig();
   const broken = path.join(dir, 'broken.json');
   config.kbc.offlineFs.resourceFiles = [broken];

@@ -11,12 +11,12 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
-import { CdhError } from '../../../../src/errors';
-import { OfflineFsResourceStore } from '../../../../src/providers/kbs/offline-fs';
-import { provisionCredentials } from '../../../../src/providers/kbs/provision';
-import type { CallContext, ResourceReader } from '../../../../src/providers/types';
-import { silentLogger } from '../../../../src/log';
-import { captureLogger, makeTempDir, writeResourceFile } from '../../../support/kbs';
+import { CdhError } from '../../../src/errors';
+import { OfflineFsResourceStore } from '../../../src/kbc/offline-fs';
+import { provisionCredentials } from '../../../src/kbc/provision';
+import type { CallContext, ResourceReader } from '../../../src/providers/types';
+import { silentLogger } from '../../../src/log';
+import { captureLogger, makeTempDir, writeResourceFile } from '../../support/kbs';
 
 let dir: string;
 let cleanup: () => void;

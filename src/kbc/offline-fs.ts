@@ -1,8 +1,9 @@
 import { promises as fs } from 'node:fs';
 import type { Logger } from 'pino';
-import type { CdhConfig } from '../../config/types';
-import { CdhError } from '../../errors';
-import type { CallContext, ResourceReader } from '../types';
+import type { CdhConfig } from '../config/types';
+import { CdhError } from '../errors';
+import type { CallContext } from '../providers/types';
+import type { Kbc } from './types';
 import { formatResourceUri, parseResourceUri, resourceKey } from './uri';
 
 /** Where upstream's offline_fs KBC reads keys and resources (both: JSON `"<repo>/<type>/<tag>"` → base64). */
@@ -50,7 +51,8 @@ type Mode = 'startup' | 'refresh';
  * changed, so edits are served without a restart. A file that turns malformed later keeps
  * serving its last good content, with a warning.
  */
-export class OfflineFsResourceStore implements ResourceReader {
+export class OfflineFsResourceStore implements Kbc {
+  readonly name = 'offline_fs_kbc';
   readonly files: readonly string[];
   private readonly states = new Map<string, FileState>();
   private merged = new Map<string, Buffer>();
@@ -80,6 +82,13 @@ export class OfflineFsResourceStore implements ResourceReader {
   async getResource(uri: string, ctx: CallContext): Promise<Buffer> {
     ctx.signal.throwIfAborted();
     const parsed = parseResourceUri(uri);
+    if (parsed.plugin !== 'resource') {
+      throw new CdhError(
+        'RESOURCE_NOT_FOUND',
+        `resource ${formatResourceUri(parsed)} not found: the offline_fs KBC serves only the resource plugin`,
+      );
+    }
+    // As upstream's offline_fs KBC, a query does not select anything here.
     await this.refresh();
     const value = this.merged.get(resourceKey(parsed));
     if (value === undefined) {

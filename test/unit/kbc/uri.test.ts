@@ -1,11 +1,19 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CdhError } from '../../../../src/errors';
-import { formatResourceUri, parseResourceUri, resourceKey } from '../../../../src/providers/kbs/uri';
+import { CdhError } from '../../../src/errors';
+import { formatResourceUri, kbsRequestPath, parseResourceUri, resourceKey } from '../../../src/kbc/uri';
 
 test('a resource URI with an empty host parses into repo, type and tag', () => {
   const uri = parseResourceUri('kbs:///default/aliyun/clientKey_KAAP.f4c8.json');
-  assert.deepEqual(uri, { host: '', repo: 'default', type: 'aliyun', tag: 'clientKey_KAAP.f4c8.json' });
+  assert.deepEqual(uri, {
+    host: '',
+    plugin: 'resource',
+    segments: ['default', 'aliyun', 'clientKey_KAAP.f4c8.json'],
+    repo: 'default',
+    type: 'aliyun',
+    tag: 'clientKey_KAAP.f4c8.json',
+    query: '',
+  });
   assert.equal(resourceKey(uri), 'default/aliyun/clientKey_KAAP.f4c8.json');
   assert.equal(formatResourceUri(uri), 'kbs:///default/aliyun/clientKey_KAAP.f4c8.json');
 });
@@ -47,10 +55,14 @@ const BAD_URIS: ReadonlyArray<readonly [string, string, RegExp]> = [
   ['percent-encoded slash', 'kbs:///repo/type%2Ftag/x', /percent-encoding/],
   ['NUL byte', 'kbs:///repo/type/tag\u0000.json', /control character/],
   ['newline', 'kbs:///repo/type/tag\n', /control character/],
-  ['query', 'kbs:///repo/type/tag?version=1', /query/],
+  ['empty query', 'kbs:///repo/type/tag?', /query is empty/],
+  ['query with a space-like escape', 'kbs:///repo/type/tag?a=%zz', /query/],
+  ['query with a quote', 'kbs:///repo/type/tag?a="b"', /query/],
   ['fragment', 'kbs:///repo/type/tag#frag', /fragment/],
   ['wrong scheme', 'http:///repo/type/tag', /scheme is "http", not kbs/],
-  ['other kbs plugin', 'kbs+pkcs11:///repo/type/tag', /scheme is "kbs\+pkcs11"/],
+  ['a bad plugin name', 'kbs+PK$11:///repo/type/tag', /plugin/],
+  ['another scheme', 'kbsx:///repo/type/tag', /scheme is "kbsx"/],
+  ['a plugin path with a dot-dot segment', 'kbs+pkcs11:///a/../b', /segment is "\.\."/],
   ['no scheme', '/repo/type/tag', /does not start with kbs:\/\//],
   ['single slash after scheme', 'kbs:/repo/type/tag', /does not start with kbs:\/\//],
   ['backslash separator', 'kbs:///repo\\type\\tag', /backslash/],
@@ -98,4 +110,21 @@ test('the refused URI is named with control and look-alike characters escaped', 
     (error: Error) =>
       error.message.includes('"kbs:///repo\\u2215type/tag/x"') && !error.message.includes('\u2215'),
   );
+});
+
+test('kbs+<plugin>:// takes any number of path segments and keeps the plugin', () => {
+  const uri = parseResourceUri('kbs+nebula-ca://kbs.example/credential/node?ip=10.0.0.1&name=n1');
+  assert.equal(uri.plugin, 'nebula-ca');
+  assert.deepEqual(uri.segments, ['credential', 'node']);
+  assert.equal(uri.query, 'ip=10.0.0.1&name=n1');
+  assert.equal(kbsRequestPath(uri), 'nebula-ca/credential/node?ip=10.0.0.1&name=n1');
+  assert.equal(formatResourceUri(uri), 'kbs+nebula-ca://kbs.example/credential/node?ip=10.0.0.1&name=n1');
+});
+
+test('kbs+resource:// is kbs:// and a query is passed through as written', () => {
+  const uri = parseResourceUri('KBS+Resource:///default/key/1?version=2&x=a%2Fb');
+  assert.equal(uri.plugin, 'resource');
+  assert.equal(resourceKey(uri), 'default/key/1');
+  assert.equal(kbsRequestPath(uri), 'resource/default/key/1?version=2&x=a%2Fb');
+  assert.equal(formatResourceUri(uri), 'kbs:///default/key/1?version=2&x=a%2Fb');
 });

@@ -1,20 +1,27 @@
-import { CdhError } from '../../errors';
-import { quoteUntrusted } from '../../lib/untrusted';
+import { CdhError } from '../errors';
+import { quoteUntrusted } from '../lib/untrusted';
 
 /**
- * A KBS resource URI, `kbs://<host>/<repo>/<type>/<tag>`. The host names the KBS and is
- * ignored by the offline_fs KBC (most URIs leave it empty: `kbs:///repo/type/tag`).
+ * A KBS resource URI as upstream parses it: `kbs://<host>/<repo>/<type>/<tag>[?query]` (the
+ * `resource` plugin) or `kbs+<plugin>://<host>/<path>[?query]`. The host names the KBS and is
+ * ignored (the configured KBS is used; most URIs leave it empty: `kbs:///repo/type/tag`).
  */
 export interface ResourceUri {
   /** `host` or `host:port`, '' when absent. */
   readonly host: string;
+  /** KBS plugin, lower case: `resource` for `kbs://` and `kbs+resource://`. */
+  readonly plugin: string;
+  /** The path segments after the host (exactly 3 for the resource plugin). */
+  readonly segments: readonly string[];
   readonly repo: string;
   readonly type: string;
   readonly tag: string;
+  /** The query without its `?`, passed through to the KBS as is; '' when absent. */
+  readonly query: string;
 }
 
 export const RESOURCE_URI_FORM =
-  'kbs://<host>/<repo>/<type>/<tag> (host may be empty: kbs:///<repo>/<type>/<tag>)';
+  'kbs://<host>/<repo>/<type>/<tag>[?query] or kbs+<plugin>://<host>/<path>[?query] (host may be empty: kbs:///<repo>/<type>/<tag>)';
 
 const SEGMENT_NAMES = ['repo', 'type', 'tag'] as const;
 
@@ -25,12 +32,13 @@ const SEGMENT_NAMES = ['repo', 'type', 'tag'] as const;
 const SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/;
 const SEGMENT_MAX_LENGTH = 255;
 const URI_MAX_LENGTH = 2048;
+const MAX_PLUGIN_SEGMENTS = 16;
+/** RFC 3986 query characters, with `%` only as a percent-encoded octet. */
+const QUERY = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$/;
+const PLUGIN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
 const DNS_LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
 const HOST = new RegExp(`^(?:${DNS_LABEL}(?:\\.${DNS_LABEL})*|\\[[0-9A-Fa-f:.]+\\])(?::([0-9]{1,5}))?$`);
-
-/** `kbs+resource` is upstream's explicit spelling of the default `resource` plugin. */
-const SCHEMES = new Set(['kbs', 'kbs+resource']);
 
 /** Parses a resource URI strictly; anything else is RESOURCE_URI_INVALID saying what is wrong. */
 export function parseResourceUri(uri: unknown): ResourceUri {
@@ -46,15 +54,26 @@ export function parseResourceUri(uri: unknown): ResourceUri {
 
   const schemeEnd = uri.indexOf('://');
   if (schemeEnd < 0) throw invalid(uri, 'it does not start with kbs://');
-  const scheme = uri.slice(0, schemeEnd);
-  if (!SCHEMES.has(scheme.toLowerCase())) throw invalid(uri, `the scheme is "${scheme}", not kbs`);
+  const scheme = uri.slice(0, schemeEnd).toLowerCase();
+  let plugin = 'resource';
+  if (scheme.startsWith('kbs+')) {
+    plugin = scheme.slice('kbs+'.length);
+    if (!PLUGIN.test(plugin))
+      throw invalid(uri, `the plugin "${plugin}" is not a plugin name (a-z 0-9 _ -, at most 64)`);
+  } else if (scheme !== 'kbs') {
+    throw invalid(uri, `the scheme is "${uri.slice(0, schemeEnd)}", not kbs or kbs+<plugin>`);
+  }
 
-  if (uri.includes('?')) throw invalid(uri, 'a query (?...) is not accepted');
   if (uri.includes('#')) throw invalid(uri, 'a fragment (#...) is not accepted');
-  if (uri.includes('%')) throw invalid(uri, 'percent-encoding (%..) is not accepted');
   if (uri.includes('\\')) throw invalid(uri, 'it contains a backslash');
+  const queryStart = uri.indexOf('?', schemeEnd);
+  const query = queryStart < 0 ? '' : uri.slice(queryStart + 1);
+  if (queryStart >= 0 && (query === '' || !QUERY.test(query)))
+    throw invalid(uri, 'the query is empty or holds a character not allowed in a URI query');
+  const beforeQuery = queryStart < 0 ? uri : uri.slice(0, queryStart);
+  if (beforeQuery.includes('%')) throw invalid(uri, 'percent-encoding (%..) is not accepted in the path');
 
-  const rest = uri.slice(schemeEnd + 3);
+  const rest = beforeQuery.slice(schemeEnd + 3);
   const pathStart = rest.indexOf('/');
   if (pathStart < 0) throw invalid(uri, 'it has no path');
   const host = rest.slice(0, pathStart);
@@ -68,14 +87,16 @@ export function parseResourceUri(uri: unknown): ResourceUri {
   }
 
   const segments = rest.slice(pathStart + 1).split('/');
-  if (segments.length !== 3) {
+  if (plugin === 'resource' && segments.length !== 3) {
     throw invalid(
       uri,
       `the path has ${segments.length} segment${segments.length === 1 ? '' : 's'}, exactly 3 are needed`,
     );
   }
+  if (segments.length > MAX_PLUGIN_SEGMENTS)
+    throw invalid(uri, `the path has more than ${MAX_PLUGIN_SEGMENTS} segments`);
   segments.forEach((segment, index) => {
-    const name = SEGMENT_NAMES[index];
+    const name = plugin === 'resource' ? SEGMENT_NAMES[index] : `path (segment ${index + 1})`;
     if (segment === '') throw invalid(uri, `the ${name} segment is empty`);
     if (segment === '.' || segment === '..') throw invalid(uri, `the ${name} segment is "${segment}"`);
     if (segment.length > SEGMENT_MAX_LENGTH) {
@@ -88,8 +109,8 @@ export function parseResourceUri(uri: unknown): ResourceUri {
       );
     }
   });
-  const [repo, type, tag] = segments as [string, string, string];
-  return { host, repo, type, tag };
+  const [repo = '', type = '', tag = ''] = plugin === 'resource' ? segments : [];
+  return { host, plugin, segments, repo, type, tag, query };
 }
 
 /** The offline_fs lookup key of a resource: `<repo>/<type>/<tag>`. */
@@ -97,9 +118,15 @@ export function resourceKey(uri: ResourceUri): string {
   return `${uri.repo}/${uri.type}/${uri.tag}`;
 }
 
-/** The canonical spelling of a parsed URI (lower-case `kbs` scheme). */
+/** The KBS path of a resource below `/kbs/v0/`: `<plugin>/<path>[?query]`. */
+export function kbsRequestPath(uri: ResourceUri): string {
+  return `${uri.plugin}/${uri.segments.join('/')}${uri.query === '' ? '' : `?${uri.query}`}`;
+}
+
+/** The canonical spelling of a parsed URI (lower-case scheme, `kbs://` for the resource plugin). */
 export function formatResourceUri(uri: ResourceUri): string {
-  return `kbs://${uri.host}/${resourceKey(uri)}`;
+  const scheme = uri.plugin === 'resource' ? 'kbs' : `kbs+${uri.plugin}`;
+  return `${scheme}://${uri.host}/${uri.segments.join('/')}${uri.query === '' ? '' : `?${uri.query}`}`;
 }
 
 function invalid(uri: string | undefined, reason: string): CdhError {

@@ -2,16 +2,16 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
-import { defaultConfig } from '../../../../src/config/types';
-import { CdhError } from '../../../../src/errors';
+import { defaultConfig } from '../../../src/config/types';
+import { CdhError } from '../../../src/errors';
 import {
   OFFLINE_FS_KEYS_FILE,
   OFFLINE_FS_RESOURCES_FILE,
   OfflineFsResourceStore,
   offlineFsFilesFromConfig,
-} from '../../../../src/providers/kbs/offline-fs';
-import { silentLogger } from '../../../../src/log';
-import { callContext, captureLogger, makeTempDir, writeResourceFile } from '../../../support/kbs';
+} from '../../../src/kbc/offline-fs';
+import { silentLogger } from '../../../src/log';
+import { callContext, captureLogger, makeTempDir, writeResourceFile } from '../../support/kbs';
 
 let dir: string;
 let cleanup: () => void;

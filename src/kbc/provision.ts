@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { CdhConfig } from '../../config/types';
-import { CdhError, isCdhError } from '../../errors';
-import type { ResourceReader } from '../types';
+import type { CdhConfig } from '../config/types';
+import { CdhError, isCdhError } from '../errors';
+import type { ResourceReader } from '../providers/types';
 import { parseResourceUri } from './uri';
-import { errnoCode } from '../../lib/errno';
+import { errnoCode } from '../lib/errno';
 
 type CredentialEntry = CdhConfig['credentials'][number];
 

@@ -1,0 +1,182 @@
+/**
+ * `npm run demo -- --kbs`: the real guest path, offline, each step printed.
+ *   1. `cdh-emulator aliyun`: the KMS gateway emulator; the user's client key files
+ *   2. a signing key pair (`secret keygen`)
+ *   3. the Key Broker Service holds the client key files and the public signing key:
+ *      `cdh-emulator kbs` (HTTPS, its own CA) serving them from a directory
+ *   4. `cdh-emulator aa`: an attestation agent that attests to it (sample TEE)
+ *   5. the daemon with cc_kbc: [[credentials]] fetch the client key files through the KBS
+ *   6. a secret sealed with `secret seal ... envelope ... ali ...`, signed under a kbs:/// kid
+ *   7. unsealed through the socket with `cdh-tool unseal-secret`
+ */
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { promisify } from 'node:util';
+import { CDH_TOOL_BIN, childEnv, SECRET_BIN, spawnDaemon, tempDir } from '../src/devtools/daemon';
+import { EmulatorProcess } from '../src/devtools/emulator-process';
+
+const PLAINTEXT = 'db-password: correct horse battery staple';
+const KID = 'kbs:///default/signing-key/sealed-secret';
+const KBS_HOST = 'kbs.demo.test';
+const execFileAsync = promisify(execFile);
+
+interface AliyunDescription {
+  readonly endpoints: { readonly dkms_gateway: string };
+  readonly key_id: string;
+  readonly kms_instance_id: string;
+  readonly credential_files: {
+    readonly clientKey: string;
+    readonly password: string;
+    readonly instanceCa: string;
+  };
+  readonly daemon_config: { aliyun: Record<string, unknown> };
+}
+
+async function run(bin: string, args: string[], env: Record<string, string> = {}): Promise<string> {
+  const shown = args.map((a) => (a.includes(' ') ? JSON.stringify(a) : a)).join(' ');
+  console.log(`   $ ${bin.split('/').pop()?.replace(/\.js$/, '')} ${shown}`);
+  const { stdout } = await execFileAsync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    env: childEnv(env),
+  });
+  return stdout;
+}
+
+export async function runKbsDemo(): Promise<void> {
+  const work = tempDir('cdh-demo-kbs-');
+  console.log(`Working in ${work.path}\n`);
+  const emulators: EmulatorProcess[] = [];
+  let daemon: Awaited<ReturnType<typeof spawnDaemon>> | undefined;
+  try {
+    console.log('1. Alibaba Cloud KMS gateway emulator; the client key files stay on the user side');
+    const userDir = join(work.path, 'user/kms-credential');
+    console.log(`   $ cdh-emulator aliyun --credential-dir ${userDir}`);
+    const aliyun = await EmulatorProcess.start('aliyun', ['--credential-dir', userDir]);
+    emulators.push(aliyun);
+    const kms = aliyun.description as unknown as AliyunDescription;
+    console.log(`   KMS key ${kms.key_id} on instance ${kms.kms_instance_id}\n`);
+
+    console.log('2. A signing key for sealed secrets');
+    const sealerDir = join(work.path, 'user/sealer');
+    const kid = (
+      await run(SECRET_BIN, ['keygen', '--kid', 'sealed-secret', '--output-dir', sealerDir])
+    ).trim();
+    console.log(`   the public half becomes the KBS resource ${KID}\n`);
+
+    console.log('3. The KBS holds what the guest needs (client key, password, instance CA, signing key)');
+    const resources = join(work.path, 'kbs/resources');
+    const put = (name: string, file: string): void => {
+      const target = join(resources, name);
+      mkdirSync(join(target, '..'), { recursive: true });
+      copyFileSync(file, target);
+      console.log(`   kbs:///${name}`);
+    };
+    for (const file of Object.values(kms.credential_files)) put(`default/aliyun/${basename(file)}`, file);
+    put('default/signing-key/sealed-secret', join(sealerDir, `${kid}-public.json`));
+    console.log(`   $ cdh-emulator kbs --resources ${resources} --https ${KBS_HOST}`);
+    const kbsProcess = await EmulatorProcess.start('kbs', ['--resources', resources, '--https', KBS_HOST]);
+    emulators.push(kbsProcess);
+    const kbs = kbsProcess.description as { url: string; kbs_cert: string; connect_to: string };
+    const kbsCertFile = join(work.path, 'kbs/ca.pem');
+    writeFileSync(kbsCertFile, kbs.kbs_cert);
+    console.log(`   ${kbs.url} (served at ${kbs.connect_to}, certificate from the emulator's CA)\n`);
+
+    console.log('4. The attestation agent, attesting to the KBS with sample evidence');
+    const aaSocket = `unix://${join(work.path, 'aa.sock')}`;
+    const aaArgs = [
+      '--socket',
+      aaSocket,
+      '--kbs-url',
+      kbs.url,
+      '--kbs-cert',
+      kbsCertFile,
+      '--connect-to',
+      kbs.connect_to,
+    ];
+    console.log(`   $ cdh-emulator aa ${aaArgs.join(' ')}`);
+    const aa = await EmulatorProcess.start('aa', aaArgs);
+    emulators.push(aa);
+    console.log(`   GetToken on ${aaSocket}\n`);
+
+    console.log('5. The daemon with cc_kbc; [[credentials]] come from the KBS before it serves');
+    const root = join(work.path, 'guest/cdh');
+    const credentialDir = join(root, 'kbs/kms-credential/aliyun');
+    daemon = await spawnDaemon({
+      dir: work.path,
+      config: {
+        aa: { aa_socket: aaSocket },
+        kbc: { name: 'cc_kbc', url: kbs.url, kbs_cert: kbs.kbs_cert },
+        credentials_root: root,
+        credentials: Object.values(kms.credential_files).map((file) => ({
+          resource_uri: `kbs:///default/aliyun/${basename(file)}`,
+          path: join(credentialDir, basename(file)),
+        })),
+        aliyun: { ...kms.daemon_config.aliyun, credential_dir: credentialDir },
+      },
+      env: { CDH_KBS_CONNECT_TO: kbs.connect_to },
+    });
+    for (const line of daemon.logLines) {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      if (entry['msg'] === 'credential provisioned')
+        console.log(`   ${String(entry['resourceUri'])} -> ${String(entry['path'])}`);
+    }
+    console.log(`   serving on ${daemon.target}\n`);
+
+    console.log(`6. Seal a secret, signed under the kid ${KID}`);
+    const plaintextFile = join(work.path, 'user/plaintext');
+    writeFileSync(plaintextFile, PLAINTEXT);
+    const paths = kms.credential_files;
+    const sealed = (
+      await run(
+        SECRET_BIN,
+        [
+          'seal',
+          '--signing-kid',
+          KID,
+          '--signing-jwk-path',
+          join(sealerDir, `${kid}-private.json`),
+          '--file-path',
+          plaintextFile,
+          'envelope',
+          '--key-id',
+          kms.key_id,
+          'ali',
+          '--password-file-path',
+          paths.password,
+          '--cert-path',
+          paths.instanceCa,
+          '--kms-instance-id',
+          kms.kms_instance_id,
+          '--client-key-file-path',
+          paths.clientKey,
+        ],
+        { ALIYUN_DKMS_CONNECT_TO: kms.endpoints.dkms_gateway },
+      )
+    ).trim();
+    const sealedFile = join(work.path, 'sealed_secret.txt');
+    writeFileSync(sealedFile, sealed);
+    console.log(`   ${sealed.slice(0, 72)}… (${sealed.length} characters)\n`);
+
+    console.log('7. Unseal through the socket');
+    const base64 = (
+      await run(CDH_TOOL_BIN, ['--socket', daemon.target, 'unseal-secret', '--secret-path', sealedFile])
+    ).trim();
+    const recovered = Buffer.from(base64, 'base64').toString('utf8');
+    console.log(`   plaintext: ${recovered}`);
+    if (recovered !== PLAINTEXT) throw new Error('the recovered plaintext differs from what was sealed');
+    if (!readFileSync(join(credentialDir, basename(paths.clientKey))).equals(readFileSync(paths.clientKey)))
+      throw new Error('the provisioned client key differs');
+    const kbsStats = (await kbsProcess.stats())['kbs'] as Record<string, unknown>;
+    const aaStats = (await aa.stats())['aa'] as Record<string, unknown>;
+    console.log(
+      `   KBS: ${String(kbsStats['attest'])} attestation(s), ${String(kbsStats['resourceRequests'])} resource request(s); AA: ${String(aaStats['getToken'])} GetToken\n`,
+    );
+  } finally {
+    console.log('8. Clean up: stop the daemon, the emulators, remove the temp dir');
+    if (daemon) console.log(`   daemon exit code ${await daemon.stop()}`);
+    for (const emulator of emulators.reverse()) await emulator.close();
+    work.cleanup();
+  }
+  console.log('\nDemo complete.');
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config/load';
+import { CdhError, isCdhError, toCdhError } from '../errors';
+import { startKbc } from '../kbc';
+import { createLogger } from '../log';
+import { packageVersion } from '../package-info';
+import { builtinProviders } from '../providers';
+import { ProviderRegistry } from '../providers/registry';
+import { createUnsealService } from '../secret/service';
+
+const USAGE = `Usage: cdh-oneshot [-c FILE] <command> [options]
+
+The Confidential Data Hub's work done once, in this process, with no socket (initrd and
+peer-pod flows): the same config, KBC ([[credentials]] included), providers and errors as the
+daemon.
+
+Commands:
+  unseal-secret --secret-path FILE   prints the plaintext base64
+  get-resource --resource-uri URI    prints the resource base64
+  unwrap-key --annotation-path FILE  (not supported yet)
+  pull-image --image-url REF --bundle-path DIR   prints the manifest digest
+
+Options:
+  -c, --config FILE    configuration file (.toml or .json); without it, the daemon's fallback
+                       (env AA_KBC_PARAMS, kernel command line)
+  --log-level LEVEL    logs go to stderr (default warn)
+  --timeout-ms N       deadline of the command (default 60000)
+  -h, --help, -V, --version
+`;
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`cdh-oneshot: ${message}\n`);
+  process.exit(code);
+}
+
+async function main(): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      options: {
+        config: { type: 'string', short: 'c' },
+        'log-level': { type: 'string' },
+        'timeout-ms': { type: 'string' },
+        'secret-path': { type: 'string' },
+        'resource-uri': { type: 'string' },
+        'annotation-path': { type: 'string' },
+        'image-url': { type: 'string' },
+        'bundle-path': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+      },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (error) {
+    fail(`${(error as Error).message} (see --help)`, 2);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return void process.stdout.write(USAGE);
+  if (values.version) return void process.stdout.write(`cdh-oneshot ${packageVersion()}\n`);
+  const [command, ...extra] = positionals;
+  if (command === undefined || extra.length > 0) fail('one command is needed (see --help)', 2);
+  const need = (name: 'secret-path' | 'resource-uri' | 'image-url' | 'bundle-path'): string => {
+    const value = values[name];
+    if (value === undefined) fail(`${command} needs --${name}`, 2);
+    return value;
+  };
+  if (!['unseal-secret', 'get-resource', 'unwrap-key', 'pull-image'].includes(command))
+    fail(`unknown command "${command}" (see --help)`, 2);
+  if (command === 'unwrap-key')
+    fail('unwrap-key is not supported yet (KeyProviderService is not part of this build)', 2);
+  const timeoutMs = values['timeout-ms'] === undefined ? 60_000 : Number(values['timeout-ms']);
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) fail('--timeout-ms must be a positive integer', 2);
+
+  let config;
+  try {
+    config = loadConfig(values.config, process.env, { logLevel: values['log-level'] ?? 'warn' }).config;
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message, 2);
+    throw error;
+  }
+  const logger = createLogger(config.log.level, process.stderr);
+  const deadline = new AbortController();
+  setTimeout(
+    () => deadline.abort(new CdhError('DEADLINE_EXCEEDED', `no answer within --timeout-ms ${timeoutMs}`)),
+    timeoutMs,
+  ).unref();
+  const ctx = { signal: deadline.signal };
+  const kbc = await startKbc(config, logger);
+  const registry = new ProviderRegistry(builtinProviders(), { config, logger, resources: kbc });
+  try {
+    let output: string;
+    if (command === 'get-resource') {
+      const resource = await kbc.getResource(need('resource-uri'), ctx);
+      output = resource.toString('base64');
+      resource.fill(0);
+    } else if (command === 'unseal-secret') {
+      const { unsealer } = createUnsealService(config, registry, logger, kbc);
+      const plaintext = await unsealer.unseal(readFileSync(need('secret-path')), ctx);
+      output = plaintext.toString('base64');
+      plaintext.fill(0);
+    } else {
+      const { ImagePuller } = await import('../image/service.js');
+      output = await new ImagePuller(config.image, { logger, kbc }).pull(
+        need('image-url'),
+        need('bundle-path'),
+        ctx,
+      );
+    }
+    process.stdout.write(`${output}\n`);
+  } finally {
+    await registry.close();
+    kbc.close?.();
+  }
+}
+
+main().catch((error: unknown) => {
+  if (isCdhError(error) || (error as NodeJS.ErrnoException)?.code === 'ENOENT') {
+    const failure = toCdhError(error);
+    fail(isCdhError(error) ? `${failure.status}: ${failure.message}` : (error as Error).message);
+  }
+  fail(`unexpected failure: ${(error as Error)?.stack ?? String(error)}`);
+});

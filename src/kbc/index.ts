@@ -1,0 +1,71 @@
+import type { Logger } from 'pino';
+import type { CdhConfig } from '../config/types';
+import { CcKbc, KBS_REQUEST_TIMEOUT_MS, MAX_KBS_ANSWER_BYTES, type TokenSource } from './cc-kbc';
+import { KbsHttpClient } from './kbs-http';
+import { aaTokenSource } from './aa-token';
+import { OfflineFsResourceStore, offlineFsFilesFromConfig } from './offline-fs';
+import { provisionCredentials } from './provision';
+import type { Kbc } from './types';
+
+export { CcKbc, type TokenSource } from './cc-kbc';
+export { OfflineFsResourceStore, offlineFsFilesFromConfig } from './offline-fs';
+export { provisionCredentials } from './provision';
+export type { Kbc, KbcName } from './types';
+export { formatResourceUri, kbsRequestPath, parseResourceUri, resourceKey, type ResourceUri } from './uri';
+
+/** Test-only: dial this "host:port" for the KBS, keeping the URL's host for Host and TLS. */
+export const KBS_CONNECT_TO_ENV = 'CDH_KBS_CONNECT_TO';
+
+export interface KbcDependencies {
+  /** Builds the attestation agent client of cc_kbc from `[aa] aa_socket`. */
+  readonly tokenSource: (aaSocket: string) => TokenSource;
+}
+
+/**
+ * Builds the KBC named by `[kbc]`. offline_fs_kbc loads its files (a malformed one throws
+ * KBC_RESOURCES_INVALID naming it); cc_kbc connects lazily (the AA may not listen yet).
+ */
+export async function createKbc(
+  config: Pick<CdhConfig, 'kbc' | 'aa'>,
+  logger: Logger,
+  deps: KbcDependencies,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Kbc> {
+  if (config.kbc.name === 'cc_kbc') {
+    const connectTo = env[KBS_CONNECT_TO_ENV];
+    const http = new KbsHttpClient(config.kbc.url, {
+      maxBodyBytes: MAX_KBS_ANSWER_BYTES,
+      timeoutMs: KBS_REQUEST_TIMEOUT_MS,
+      ...(config.kbc.kbsCert ? { extraCa: config.kbc.kbsCert } : {}),
+      ...(connectTo ? { connectTo } : {}),
+    });
+    logger.info(
+      { kbs: config.kbc.url, aaSocket: config.aa.aaSocket },
+      'cc_kbc: KBS through the attestation agent',
+    );
+    return new CcKbc(deps.tokenSource(config.aa.aaSocket), http, config.kbc.url, logger);
+  }
+  const store = new OfflineFsResourceStore(offlineFsFilesFromConfig(config, env), logger);
+  await store.load();
+  return store;
+}
+
+/**
+ * The KBC of `config` with its [[credentials]] written: what the daemon does before its socket
+ * serves, and cdh-oneshot before its one call. A failure closes the KBC and throws.
+ */
+export async function startKbc(
+  config: Pick<CdhConfig, 'kbc' | 'aa' | 'credentials' | 'credentialsRoot'>,
+  logger: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Kbc> {
+  let kbc: Kbc | undefined;
+  try {
+    kbc = await createKbc(config, logger, { tokenSource: (socket) => aaTokenSource(socket, logger) }, env);
+    await provisionCredentials(config, kbc, logger);
+    return kbc;
+  } catch (error) {
+    kbc?.close?.();
+    throw error;
+  }
+}
