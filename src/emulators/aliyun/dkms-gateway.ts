@@ -181,13 +181,7 @@ export class DkmsEmulator {
 
   /** Listens again on the same port (after goOffline, or to come up where a daemon already dials). */
   async goOnline(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.port, '127.0.0.1', () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOnLoopback(this.server, this.port);
   }
 
   resetStats(): void {
