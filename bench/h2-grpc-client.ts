@@ -21,11 +21,26 @@ export class RawGrpcClient {
     this.session.on('error', () => undefined);
   }
 
-  unsealSecret(secret: Uint8Array, timeoutMs = 30_000): Promise<Buffer> {
+  async unsealSecret(secret: Uint8Array, timeoutMs = 30_000): Promise<Buffer> {
+    const frame = await this.call(
+      '/api.SealedSecretService/UnsealSecret',
+      encodeUnsealInput(secret),
+      timeoutMs,
+    );
+    return decodeUnsealOutput(frame);
+  }
+
+  /** grpc.health.v1.Health/Check for service "" (an empty request): resolves once it answers OK. */
+  async healthCheck(timeoutMs = 30_000): Promise<void> {
+    await this.call('/grpc.health.v1.Health/Check', EMPTY_MESSAGE, timeoutMs);
+  }
+
+  /** One unary call: the answer's bytes (still framed), or a rejection with the grpc-status. */
+  private call(path: string, body: Buffer, timeoutMs: number): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       const stream = this.session.request({
         ':method': 'POST',
-        ':path': '/api.SealedSecretService/UnsealSecret',
+        ':path': path,
         'content-type': 'application/grpc',
         te: 'trailers',
         'grpc-timeout': `${timeoutMs}m`,
@@ -49,13 +64,9 @@ export class RawGrpcClient {
           reject(Object.assign(new Error(`grpc-status ${status ?? 'missing'}`), { details: message }));
           return;
         }
-        try {
-          resolve(decodeUnsealOutput(Buffer.concat(chunks)));
-        } catch (error) {
-          reject(error);
-        }
+        resolve(Buffer.concat(chunks));
       });
-      stream.end(encodeUnsealInput(secret));
+      stream.end(body);
     });
   }
 
@@ -63,6 +74,9 @@ export class RawGrpcClient {
     this.session.close();
   }
 }
+
+/** A gRPC frame holding an empty message. */
+const EMPTY_MESSAGE = Buffer.alloc(5);
 
 /** gRPC frame (uncompressed flag, 4-byte length) of UnsealSecretInput{bytes secret = 1}. */
 export function encodeUnsealInput(secret: Uint8Array): Buffer {

@@ -6,7 +6,8 @@
  * Usage: node dist/bench/load.js TARGET SECRET_FILE CONCURRENCY DURATION_MS [WARMUP_MS] [DAEMON_PID]
  *
  * The client is the lean HTTP/2 one (h2-grpc-client.ts); BENCH_CLIENT=grpc-js uses grpc-js's
- * (CdhClient), which costs several times more CPU per call in this process.
+ * (CdhClient), which costs several times more CPU per call in this process. BENCH_METHOD=health
+ * calls grpc.health.v1.Health/Check instead of UnsealSecret (the lean client only).
  *
  * SECRET_FILE holds one sealed secret per line; the callers take them in turn, so with many
  * distinct secrets single-flight never merges concurrent calls. With DAEMON_PID, the daemon's
@@ -155,8 +156,14 @@ if (require.main === module) {
       : new RawGrpcClient(target);
   const daemonCpu = daemonPid ? cpuWindow(Number(daemonPid)) : undefined;
   const ownCpu = cpuWindow('self');
+  // BENCH_METHOD=health: grpc.health.v1.Health/Check instead (a trivial RPC on the same socket).
+  const health = process.env['BENCH_METHOD'] === 'health';
+  if (health && !(client instanceof RawGrpcClient))
+    throw new Error('BENCH_METHOD=health needs the lean client');
   void drive(
-    (i) => client.unsealSecret(secrets[i % secrets.length] as Buffer),
+    health
+      ? () => (client as RawGrpcClient).healthCheck()
+      : (i) => client.unsealSecret(secrets[i % secrets.length] as Buffer),
     Number(concurrency),
     Number(durationMs),
     Number(warmupMs ?? 500),

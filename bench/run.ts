@@ -3,20 +3,24 @@
  *
  *   - the KMS gateway emulator in its own process, a signing key, 256 distinct sealed
  *     secrets (sealed with the domain code through the emulator, signed ES256)
- *   - start-up: exec → SERVING (median of 5) and idle RSS
+ *   - start-up: exec → SERVING (median of 9), CPU to SERVING and idle RSS of the dist/ daemon
+ *     and of the bundle (dist/bundle/confidential-data-hub.js copied alone into an empty dir),
+ *     with bare `node -e` start and idle RSS for reference
  *   - at concurrency 1, 16 and 64, each from its own load process over the socket:
  *       (a) uncached unseal through the socket (cache ttl 0; the callers rotate over the 256
  *           secrets so single-flight never merges them: every unseal reaches the KMS)
  *       (b) the in-process floor: the same unseal with no gRPC (SecretUnsealer in one process)
  *       (c) the per-call-client strategy (upstream's): a new provider instance per call
- *   - (d) cached unseal (ttl 300, one secret) at concurrency 16
+ *   - (d) cached unseal (ttl 300, one secret) at concurrency 16, and Health/Check on that socket
+ *   - the bundle: uncached and cached unseal at c16, then its VmHWM and idle VmRSS after the load
  *
  * Then a table per scenario, the ratios, and each target met or missed.
  * Environment: BENCH_DURATION_MS (default 3000) per scenario, BENCH_JSON=FILE writes raw results.
  */
-import { writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../src/package-info';
 import { spawnDaemon, type DaemonProcess } from '../src/devtools/daemon';
 import {
   BENCH_DIR,
@@ -34,7 +38,7 @@ import { measureStartup, type StartupResult } from './startup';
 const DURATION_MS = Number(process.env['BENCH_DURATION_MS'] ?? 3000);
 const WARMUP_MS = 700;
 const CONCURRENCIES = [1, 16, 64] as const;
-const STARTS = 5;
+const STARTS = 9;
 
 type Scenario =
   | 'uncached-socket'
@@ -43,7 +47,10 @@ type Scenario =
   | 'cached-socket'
   | 'cached-socket, grpc-js client'
   | 'cached in-process'
-  | 'gRPC floor';
+  | 'gRPC floor'
+  | 'Health/Check'
+  | 'uncached-socket, bundle'
+  | 'cached-socket, bundle';
 
 interface Row extends LoadResult {
   readonly scenario: Scenario;
@@ -166,7 +173,7 @@ function targetTable(targets: Target[]): string {
   ].join('\n');
 }
 
-function targets(rows: Row[], startup: StartupResult): Target[] {
+function targets(rows: Row[], startup: StartupResult, bundled: BundleFigures): Target[] {
   const find = (scenario: Scenario, c: number): Row => {
     const found = rows.find((r) => r.scenario === scenario && r.concurrency === c);
     if (!found) throw new Error(`no ${scenario} c${c} row`);
@@ -217,12 +224,71 @@ function targets(rows: Row[], startup: StartupResult): Target[] {
       met: startup.idleRssMb < 100,
     },
     {
+      name: `bundle exec → SERVING / bare node start, median of ${STARTS}`,
+      value: `${fmt(bundled.startup.medianMs / bundled.startup.bareNodeMs, 2)}× (${bundled.startup.medianMs} / ${bundled.startup.bareNodeMs} ms)`,
+      goal: '≤ 2.0×',
+      met: bundled.startup.medianMs <= 2 * bundled.startup.bareNodeMs,
+    },
+    {
+      name: 'bundle idle VmRSS after the load − bare node idle',
+      value: `+${fmt(bundled.idleRssAfterLoadMb - bundled.startup.bareNodeIdleRssMb)} MB`,
+      goal: '≤ +15 MB',
+      met: bundled.idleRssAfterLoadMb - bundled.startup.bareNodeIdleRssMb <= 15,
+    },
+    ...(['uncached', 'cached'] as const).map((kind) => {
+      const ratio = find(`${kind}-socket, bundle`, 16).perSecond / find(`${kind}-socket`, 16).perSecond;
+      return {
+        name: `${kind} unseal/s c16, bundle / dist`,
+        value: `${fmt(ratio, 2)}×`,
+        goal: '≈ 1× (within noise, ≥ 0.9×)',
+        met: ratio >= 0.9,
+      };
+    }),
+    {
+      name: 'cached UnsealSecret / Health/Check, c16',
+      value: `${fmt(cached.perSecond / find('Health/Check', 16).perSecond, 2)}×`,
+      goal: '≥ 0.8×',
+      met: cached.perSecond / find('Health/Check', 16).perSecond >= 0.8,
+    },
+    {
       name: 'daemon VmHWM under the load above',
       value: `${fmt(daemonHwm)} MB`,
       goal: '< 200 MB',
       met: daemonHwm < 200,
     },
   ];
+}
+
+interface BundleFigures {
+  readonly startup: StartupResult;
+  /** VmRSS of the bundled daemon idle for a second after its uncached c16 load. */
+  readonly idleRssAfterLoadMb: number;
+}
+
+/** VmRSS of a daemon once it has been idle for a second (after a load). */
+async function idleRssMb(daemon: DaemonProcess): Promise<number> {
+  await new Promise((r) => setTimeout(r, 1000));
+  return processMemoryMb(daemon.child.pid as number, 'VmRSS');
+}
+
+function startupTable(
+  dist: StartupResult,
+  bundle: StartupResult,
+  distIdleAfterLoadMb: number,
+  bundleIdleAfterLoadMb: number,
+  rows: Row[],
+): string {
+  const hwm = (scenario: Scenario): string =>
+    fmt(rows.find((r) => r.scenario === scenario && r.concurrency === 16)?.vmHwmMb, 0);
+  return [
+    `| start-up (median of ${STARTS}) | exec → SERVING ms | CPU to SERVING ms | idle VmRSS after SERVING MB | VmHWM after uncached c16 MB | idle VmRSS after that load MB |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    `| bare \`node -e\` | ${dist.bareNodeMs} / ${bundle.bareNodeMs} | – | ${fmt(bundle.bareNodeIdleRssMb)} | – | – |`,
+    `| dist/ daemon | ${dist.medianMs} (${dist.samplesMs.join(', ')}) | ${fmt(dist.medianCpuMs, 0)} | ${fmt(dist.idleRssMb)} | ${hwm('uncached-socket')} | ${fmt(distIdleAfterLoadMb)} |`,
+    `| bundle | ${bundle.medianMs} (${bundle.samplesMs.join(', ')}) | ${fmt(bundle.medianCpuMs, 0)} | ${fmt(bundle.idleRssMb)} | ${hwm('uncached-socket, bundle')} | ${fmt(bundleIdleAfterLoadMb)} |`,
+    '',
+    'Bare node start is measured alternately with each series (dist / bundle).',
+  ].join('\n');
 }
 
 /** The lean load client and grpc-js's must get the same plaintext from the daemon. */
@@ -272,9 +338,15 @@ async function main(): Promise<void> {
     `sealed ${DISTINCT_SECRETS} secrets through the emulator (${Date.now() - began} ms)\n`,
   );
   const daemons: DaemonProcess[] = [];
+  const cleanups: Array<() => void> = [];
   try {
+    const guest = mkdtempSync(join(tmpdir(), 'cdh-bench-bundle-'));
+    cleanups.push(() => rmSync(guest, { recursive: true, force: true }));
+    const bundleBin = join(guest, 'confidential-data-hub.js');
+    copyFileSync(join(PACKAGE_ROOT, 'dist', 'bundle', 'confidential-data-hub.js'), bundleBin);
     process.stderr.write('start-up …\n');
     const startup = await measureStartup(STARTS, { config: uncachedConfig });
+    const bundleStartup = await measureStartup(STARTS, { config: uncachedConfig, bin: bundleBin });
 
     const reuse = await spawnDaemon({ config: uncachedConfig });
     daemons.push(reuse);
@@ -306,8 +378,24 @@ async function main(): Promise<void> {
     // What bounds the cached figure: the domain's cached unseal alone, and gRPC alone.
     rows.push(await inProcessScenario('cached in-process', emulator, setup.cachedConfigFile, oneSecret, 16));
     rows.push(await socketScenario('gRPC floor', grpcFloor, emulator, oneSecret, 16));
+    rows.push(
+      await socketScenario('Health/Check', cached, emulator, oneSecret, 16, { BENCH_METHOD: 'health' }),
+    );
+    const distIdleAfterLoadMb = await idleRssMb(reuse);
 
-    const goals = targets(rows, startup);
+    process.stderr.write('bundle …\n');
+    const bundleUncached = await spawnDaemon({ config: uncachedConfig, bin: bundleBin });
+    daemons.push(bundleUncached);
+    const bundleCached = await spawnDaemon({ config: cachedConfig, bin: bundleBin });
+    daemons.push(bundleCached);
+    rows.push(await socketScenario('uncached-socket, bundle', bundleUncached, emulator, manySecrets, 16));
+    rows.push(await socketScenario('cached-socket, bundle', bundleCached, emulator, oneSecret, 16));
+    const bundled: BundleFigures = {
+      startup: bundleStartup,
+      idleRssAfterLoadMb: await idleRssMb(bundleUncached),
+    };
+
+    const goals = targets(rows, startup, bundled);
     const cpu = cpus();
     const report = [
       `## Benchmark ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
@@ -319,9 +407,7 @@ async function main(): Promise<void> {
       '',
       rowTable(rows),
       '',
-      `Start-up: exec → SERVING ${startup.samplesMs.join(', ')} ms (median ${startup.medianMs}); ` +
-        `CPU to SERVING median ${startup.medianCpuMs.toFixed(0)} ms; bare \`node -e\` start median ` +
-        `${startup.bareNodeMs} ms; idle VmRSS ${fmt(startup.idleRssMb)} MB.`,
+      startupTable(startup, bundleStartup, distIdleAfterLoadMb, bundled.idleRssAfterLoadMb, rows),
       '',
       targetTable(goals),
       '',
@@ -331,10 +417,12 @@ async function main(): Promise<void> {
     ].join('\n');
     process.stdout.write(`${report}\n`);
     const jsonFile = process.env['BENCH_JSON'];
-    if (jsonFile) writeFileSync(jsonFile, JSON.stringify({ rows, startup, goals }, null, 2));
+    if (jsonFile)
+      writeFileSync(jsonFile, JSON.stringify({ rows, startup, bundleStartup, bundled, goals }, null, 2));
   } finally {
     await Promise.allSettled(daemons.map((d) => d.stop()));
     for (const d of daemons) d.cleanup();
+    for (const cleanup of cleanups) cleanup();
     await setup.close();
   }
 }

@@ -23,6 +23,19 @@ export interface StartupResult {
   bareNodeMs: number;
   /** VmRSS of the last daemon, idle for a second after SERVING. */
   idleRssMb: number;
+  /** VmRSS of a bare `node` idle for a second. */
+  bareNodeIdleRssMb: number;
+}
+
+/** VmRSS of a bare `node` that has done nothing for a second. */
+export async function bareNodeIdleRssMb(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 3000)'], { stdio: 'ignore' });
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    return processMemoryMb(child.pid as number, 'VmRSS');
+  } finally {
+    child.kill();
+  }
 }
 
 function median(values: number[]): number {
@@ -88,6 +101,7 @@ export async function measureStartup(
     medianCpuMs: median(cpuMs),
     bareNodeMs: median(bare),
     idleRssMb,
+    bareNodeIdleRssMb: await bareNodeIdleRssMb(),
   };
 }
 
@@ -98,7 +112,7 @@ if (require.main === module) {
     console.log(
       `exec -> SERVING: median ${r.medianMs.toFixed(0)} ms over ${starts} starts ` +
         `(${r.samplesMs.join(', ')}); CPU to SERVING median ${r.medianCpuMs.toFixed(0)} ms; ` +
-        `bare node ${r.bareNodeMs} ms; idle VmRSS ${r.idleRssMb.toFixed(1)} MB`,
+        `bare node ${r.bareNodeMs} ms; idle VmRSS ${r.idleRssMb.toFixed(1)} MB (bare node ${r.bareNodeIdleRssMb.toFixed(1)} MB)`,
     );
     process.exit(0);
   });

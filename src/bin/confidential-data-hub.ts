@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load';
-import { createLogger } from '../log';
+import { createLogger, settleStdoutLog } from '../log';
 import { ADDRESS_FILE_ENV } from '../server/address-file';
-import { startDaemon } from '../server/daemon';
+import { SHUTDOWN_GRACE_MS, startDaemon } from '../server/daemon';
 import { StartupError } from '../server/listener';
 import { packageVersion } from '../package-info';
 
@@ -24,8 +24,14 @@ Environment: ALIYUN_IN_GUEST_KEY_PATH, ALIYUN_DKMS_CONNECT_TO, ALIYUN_OPENAPI_EN
 ALIYUN_OPENAPI_CA_FILE, ALIYUN_METADATA_ENDPOINT, SKIP_SEALED_SECRET_VERIFICATION=true,
 OFFLINE_FS_KBC_EXTRA_FILE_PATH, CDH_ADDRESS_FILE=FILE (write the address served on to FILE
 while serving, for cdh-tool and health checks).
-SIGTERM/SIGINT: stop gracefully (in-flight calls finish, socket removed); a second signal exits at once.
+SIGTERM/SIGINT/SIGHUP: stop gracefully (in-flight calls finish, socket removed); a second
+signal exits at once.
 `;
+
+/** At exit, how long queued log lines may take to reach stdout. */
+const LOG_SETTLE_MS = 500;
+/** Beyond the grace period: closing connections, providers and the log. */
+const EXIT_MARGIN_MS = 2000;
 
 function fail(message: string): never {
   process.stderr.write(`confidential-data-hub: ${message}\n`);
@@ -78,7 +84,7 @@ async function main(): Promise<void> {
   } catch (error) {
     if (error instanceof StartupError || error instanceof ConfigError) {
       logger.fatal({ err: error.message }, 'start-up failed');
-      logger.flush();
+      await settleStdoutLog(LOG_SETTLE_MS);
       fail(error.message);
     }
     throw error;
@@ -90,17 +96,24 @@ async function main(): Promise<void> {
     if (signals > 1) {
       logger.warn({ signal }, 'second signal: exiting at once');
       daemon.kill();
-      logger.flush();
       process.exit(1);
     }
     logger.info({ signal }, 'signal received');
-    void daemon.stop().then(() => {
-      logger.flush();
+    // Whatever holds the shutdown (a hung provider, a stdout nobody reads), exit on time.
+    setTimeout(() => {
+      daemon.kill();
+      process.exit(1);
+    }, SHUTDOWN_GRACE_MS + EXIT_MARGIN_MS).unref();
+    void daemon.stop().then(async () => {
+      await settleStdoutLog(LOG_SETTLE_MS);
       process.exit(0);
     });
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // Upstream stops on SIGHUP too; a reload would have to swap providers and keys under
+  // running calls for little gain: the config is read once, as upstream does.
+  process.on('SIGHUP', onSignal);
 }
 
 main().catch((error: unknown) => {

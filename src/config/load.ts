@@ -66,6 +66,10 @@ const fileSchema = z.strictObject({
     .min(1024)
     .max(64 * 1024 * 1024),
   max_in_flight: z.number().int().min(1).max(100000),
+  max_connections: z.number().int().min(1).max(1_000_000),
+  handshake_timeout_ms: z.number().int().min(100).max(600_000),
+  idle_timeout_ms: z.number().int().min(0).max(86_400_000),
+  max_concurrent_streams: z.number().int().min(1).max(100_000),
   credentials_root: absolutePath,
   cache: z
     .strictObject({
@@ -145,6 +149,10 @@ export function resolveConfig(
   if (file.socket_group !== undefined) config.socketGroup = file.socket_group;
   if (file.max_message_bytes !== undefined) config.maxMessageBytes = file.max_message_bytes;
   if (file.max_in_flight !== undefined) config.maxInFlight = file.max_in_flight;
+  if (file.max_connections !== undefined) config.maxConnections = file.max_connections;
+  if (file.handshake_timeout_ms !== undefined) config.handshakeTimeoutMs = file.handshake_timeout_ms;
+  if (file.idle_timeout_ms !== undefined) config.idleTimeoutMs = file.idle_timeout_ms;
+  if (file.max_concurrent_streams !== undefined) config.maxConcurrentStreams = file.max_concurrent_streams;
   if (file.credentials_root !== undefined) config.credentialsRoot = file.credentials_root;
   Object.assign(config.cache, camelCase(file.cache));
   Object.assign(config.sealedSecret, camelCase(file.sealed_secret));

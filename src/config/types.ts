@@ -26,6 +26,14 @@ export interface CdhConfig {
   socketGroup: string;
   maxMessageBytes: number;
   maxInFlight: number;
+  /** Connections served at once (both protocols); more are closed at accept. */
+  maxConnections: number;
+  /** From accept until the client's first protocol unit (HTTP/2 preface, ttrpc frame) is complete. */
+  handshakeTimeoutMs: number;
+  /** A connection with no call in flight and nothing received for this long is closed (0 = never). */
+  idleTimeoutMs: number;
+  /** gRPC streams one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxConcurrentStreams: number;
   /** Every [[credentials]] path must lie under it. */
   credentialsRoot: string;
   cache: { ttlSeconds: number; maxEntries: number };
@@ -68,6 +76,10 @@ export function defaultConfig(): CdhConfig {
     socketGroup: '',
     maxMessageBytes: 1024 * 1024,
     maxInFlight: 256,
+    maxConnections: 512,
+    handshakeTimeoutMs: 10_000,
+    idleTimeoutMs: 300_000,
+    maxConcurrentStreams: 256,
     credentialsRoot: '/run/confidential-containers/cdh',
     cache: { ttlSeconds: 300, maxEntries: 1024 },
     sealedSecret: { signingKeyDir: '/run/confidential-containers/cdh/sealed-secret' },

@@ -208,6 +208,11 @@ export class LayerStore {
     });
   }
 
+  /** Drops a record whose directory has gone (removed by hand): the next ensure unpacks again. */
+  async forget(digest: string): Promise<void> {
+    if (this.layers.delete(digest)) await this.persist();
+  }
+
   /** True when the layer's directory is still there (someone may have removed it by hand). */
   async present(record: LayerRecord): Promise<boolean> {
     return stat(join(this.layersDir, String(record.id))).then(

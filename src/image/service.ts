@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { ImageSettings } from '../config/image';
 import { CdhError, isCdhError } from '../errors';
@@ -64,6 +65,8 @@ export interface PullStats {
  */
 export class ImagePuller {
   private loading?: Promise<Loaded>;
+  /** Bundles being pulled into right now: a second pull into one is refused, not stacked. */
+  private readonly busyBundles = new Set<string>();
   readonly stats: PullStats = { layersDownloaded: 0, layersReused: 0, bytesDownloaded: 0 };
 
   constructor(
@@ -75,6 +78,27 @@ export class ImagePuller {
     const ref = parseReference(imageUrl);
     const label = `image ${quote(imageUrl)}`;
     await checkBundle(bundlePath, label);
+    const bundleKey = resolve(bundlePath);
+    if (this.busyBundles.has(bundleKey))
+      throw new CdhError(
+        'IMAGE_BUNDLE_IN_USE',
+        `${label}: another pull into bundle ${quote(bundlePath)} is running`,
+      );
+    this.busyBundles.add(bundleKey);
+    try {
+      return await this.pullInto(ref, imageUrl, bundlePath, label, ctx);
+    } finally {
+      this.busyBundles.delete(bundleKey);
+    }
+  }
+
+  private async pullInto(
+    ref: ImageReference,
+    imageUrl: string,
+    bundlePath: string,
+    label: string,
+    ctx: CallContext,
+  ): Promise<string> {
     const loaded = await this.load(ctx);
     const tasks = pullTasks(ref, loaded.registryConfig);
     const failures: CdhError[] = [];
@@ -110,7 +134,7 @@ export class ImagePuller {
     ctx: CallContext,
   ): Promise<string> {
     const label =
-      task.ref === original
+      referenceString(task.ref) === referenceString(original)
         ? `image ${quote(imageUrl)}`
         : `image ${quote(imageUrl)} (from ${quote(referenceString(task.ref))})`;
     const session = new RegistrySession(
@@ -225,6 +249,7 @@ export class ImagePuller {
           results.set(layer.digest, stored);
           continue;
         }
+        if (stored) await store.forget(layer.digest);
         const record = await store.ensure(
           layer.digest,
           diffId,

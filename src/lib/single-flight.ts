@@ -27,6 +27,11 @@ export class SingleFlight<V> {
 
   constructor(private readonly options: SingleFlightOptions<V> = {}) {}
 
+  /** True while work for `key` is in flight (a caller now would share it). */
+  has(key: string): boolean {
+    return this.flights.has(key);
+  }
+
   /** Works in progress. */
   get size(): number {
     return this.flights.size;

@@ -59,6 +59,7 @@ export class SecretCache {
   ): Promise<Buffer> {
     const hit = this.entries?.get(key);
     if (hit !== undefined) return Buffer.from(hit);
+    if (this.flights.has(key)) ctx.onSharedWork?.();
     return this.flights.run(
       key,
       ctx.signal,

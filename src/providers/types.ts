@@ -10,6 +10,11 @@ export type ProviderSettings = Readonly<Record<string, unknown>>;
 /** Per-call context: the caller's deadline/cancellation as an AbortSignal. */
 export interface CallContext {
   readonly signal: AbortSignal;
+  /**
+   * Called when the call goes on to wait for work another call already started (an identical
+   * KMS request in flight): it costs nothing more than waiting, so it gives back its slot.
+   */
+  readonly onSharedWork?: () => void;
 }
 
 /** Unwraps a data key (envelope secrets). */

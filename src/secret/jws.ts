@@ -9,6 +9,11 @@ import { describeKid, type VerificationKeyResolver } from './signing-keys';
 /** ES256 only: P-256, SHA-256, signature r‖s as 64 raw bytes (IEEE P1363). */
 export const JWS_ALG = 'ES256';
 const ES256_SIGNATURE_BYTES = 64;
+/**
+ * Longest encoded JWS header accepted (about 3 KiB decoded). An ES256 header is tens of
+ * bytes; the header is parsed before the signature is checked, so its size is bounded first.
+ */
+export const MAX_JWS_HEADER_CHARS = 4096;
 
 export interface JwsHeader {
   readonly alg: typeof JWS_ALG;
@@ -32,6 +37,12 @@ export function parseJwsHeader(encoded: string): JwsHeader {
       'SEALED_SECRET_MALFORMED',
       'the sealed secret is the unsigned form (sealed.fakejwsheader.<payload>.fakesignature), ' +
         'accepted only with verification skipped (skip_sealed_secret_verification)',
+    );
+  }
+  if (encoded.length > MAX_JWS_HEADER_CHARS) {
+    throw new CdhError(
+      'SEALED_SECRET_MALFORMED',
+      `the JWS header is ${encoded.length} characters long, more than the ${MAX_JWS_HEADER_CHARS} accepted`,
     );
   }
   const bytes = decodeBase64Url(encoded, 'the JWS header');

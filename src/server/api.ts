@@ -18,6 +18,11 @@ export const API_METHODS = [
 export type ApiMethod = (typeof API_METHODS)[number];
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * Calls waiting on another call's KMS request hold no slot; they are bounded apart, at this
+ * many per slot (each holds its request, at most max_message_bytes, and a few hundred bytes).
+ */
+export const SHARED_CALLS_PER_SLOT = 16;
 
 export interface UnsealSecretInput {
   secret: Uint8Array;
@@ -60,7 +65,10 @@ export interface ApiDispatcherOptions {
 }
 
 export class ApiDispatcher {
+  /** Calls holding a slot (doing their own work). */
   private inFlight = 0;
+  /** Calls that gave their slot back to wait on work another call started. */
+  private sharing = 0;
   private draining = false;
   private readonly idleWaiters: Array<() => void> = [];
 
@@ -70,7 +78,7 @@ export class ApiDispatcher {
   ) {}
 
   get callsInFlight(): number {
-    return this.inFlight;
+    return this.inFlight + this.sharing;
   }
 
   /** Refuse new calls from now on (shutdown); calls already running continue. */
@@ -80,7 +88,7 @@ export class ApiDispatcher {
 
   /** Resolves when no call is in flight. */
   whenIdle(): Promise<void> {
-    if (this.inFlight === 0) return Promise.resolve();
+    if (this.callsInFlight === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -88,23 +96,33 @@ export class ApiDispatcher {
     const started = process.hrtime.bigint();
     if (this.draining)
       return this.fail(method, call, new CdhError('SHUTTING_DOWN', 'the daemon is shutting down'));
-    if (this.inFlight >= this.options.maxInFlight) {
+    const maxShared = this.options.maxInFlight * SHARED_CALLS_PER_SLOT;
+    if (this.inFlight >= this.options.maxInFlight || this.sharing >= maxShared) {
       return this.fail(
         method,
         call,
         new CdhError(
           'TOO_MANY_IN_FLIGHT',
-          `more than ${this.options.maxInFlight} calls in flight (max_in_flight)`,
+          this.inFlight >= this.options.maxInFlight
+            ? `more than ${this.options.maxInFlight} calls in flight (max_in_flight)`
+            : `more than ${maxShared} calls waiting on identical calls in flight (${SHARED_CALLS_PER_SLOT} x max_in_flight)`,
         ),
       );
     }
     this.inFlight++;
+    let holdsSlot = true;
+    const onSharedWork = (): void => {
+      if (!holdsSlot) return;
+      holdsSlot = false;
+      this.inFlight--;
+      this.sharing++;
+    };
     const controller = new AbortController();
     const onCallerAbort = (): void => controller.abort(callerGone(call.deadline));
     call.signal?.addEventListener('abort', onCallerAbort, { once: true });
     let timer: NodeJS.Timeout | undefined;
     try {
-      const work = this.dispatch(method, request, { signal: controller.signal });
+      const work = this.dispatch(method, request, { signal: controller.signal, onSharedWork });
       const response = await this.withinDeadline(work, call.deadline, controller, (t) => (timer = t));
       this.options.logger.debug(
         { method, transport: call.transport, ms: elapsedMs(started) },
@@ -116,8 +134,10 @@ export class ApiDispatcher {
     } finally {
       if (timer) clearTimeout(timer);
       call.signal?.removeEventListener('abort', onCallerAbort);
-      this.inFlight--;
-      if (this.inFlight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+      if (holdsSlot) this.inFlight--;
+      else this.sharing--;
+      holdsSlot = false;
+      if (this.callsInFlight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
     }
   }
 

@@ -1,7 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { parseListenAddress } from '../config/load';
-import { DEFAULT_AA_SOCKET } from '../client/aa-client';
 import type { CdhConfig } from '../config/types';
 import { isCdhError } from '../errors';
 import type { ImagePuller } from '../image/service';
@@ -14,7 +13,7 @@ import { createUnsealService } from '../secret/service';
 import { publishAddress, withdrawAddress } from './address-file';
 import { ApiDispatcher, type ApiBackend } from './api';
 import { GrpcFront } from './grpc';
-import { ProtocolListener, StartupError } from './listener';
+import { ProtocolListener, RefusalLog, StartupError } from './listener';
 import { TtrpcServer } from './ttrpc/server';
 
 /** How long in-flight calls may take to finish after SIGTERM. */
@@ -65,7 +64,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
         new Puller(config.image, {
           logger,
           kbc: resourceStore,
-          measurer: new AaPullMeasurer(process.env['AA_SOCKET'] ?? DEFAULT_AA_SOCKET, logger),
+          measurer: new AaPullMeasurer(config.aa.aaSocket, logger),
         }),
     ));
   const backend: ApiBackend = {
@@ -74,14 +73,28 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
     pullImage: async (imageUrl, bundlePath, ctx) => (await imagePuller()).pull(imageUrl, bundlePath, ctx),
   };
   const dispatcher = new ApiDispatcher(backend, { maxInFlight: config.maxInFlight, logger });
-  const grpcFront = new GrpcFront(dispatcher, { maxMessageBytes: config.maxMessageBytes });
-  const ttrpcServer = new TtrpcServer(dispatcher, { maxMessageBytes: config.maxMessageBytes, logger });
+  const grpcFront = new GrpcFront(dispatcher, {
+    maxMessageBytes: config.maxMessageBytes,
+    maxConcurrentStreams: config.maxConcurrentStreams,
+    idleTimeoutMs: config.idleTimeoutMs,
+    pingTimeoutMs: config.handshakeTimeoutMs,
+  });
+  const refusals = new RefusalLog(logger);
+  const ttrpcServer = new TtrpcServer(dispatcher, {
+    maxMessageBytes: config.maxMessageBytes,
+    frameTimeoutMs: config.handshakeTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    refusals,
+    logger,
+  });
   const listener = new ProtocolListener(
     {
       grpc: (socket: Socket) => grpcFront.injectConnection(socket),
       ttrpc: (socket: Socket) => ttrpcServer.handleConnection(socket),
     },
     logger,
+    { maxConnections: config.maxConnections, handshakeTimeoutMs: config.handshakeTimeoutMs },
+    refusals,
   );
 
   const bound = await listener.listen(address, { mode: config.socketMode, group: config.socketGroup });

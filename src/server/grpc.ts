@@ -1,15 +1,33 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
-import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { API_METHODS, type ApiDispatcher, type ApiMethod } from './api';
 import { API_PROTO } from '../package-info';
+import { CdhError } from '../errors';
+import { LazyReflection } from './reflection-service';
+import { toCallFailure } from './status';
 
 const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true };
 
 export interface GrpcFrontOptions {
   readonly maxMessageBytes: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: streams one connection may have open. */
+  readonly maxConcurrentStreams?: number;
+  /** A connection with no stream open for this long gets GOAWAY (0 or absent = never). */
+  readonly idleTimeoutMs?: number;
+  /** A keepalive PING unanswered for this long drops the connection (default 10 s). */
+  readonly pingTimeoutMs?: number;
+}
+
+/** Keepalive PING interval when connections are never closed for idleness. */
+const DEFAULT_KEEPALIVE_MS = 300_000;
+
+/** What an undecodable request becomes, so the handler answers INVALID_ARGUMENT (as ttrpc does). */
+const UNDECODABLE = Symbol('undecodable request');
+interface UndecodableRequest {
+  readonly [UNDECODABLE]: string;
 }
 
 /**
@@ -22,15 +40,26 @@ export class GrpcFront {
   private readonly health: HealthImplementation;
   private readonly connections = new Set<Duplex>();
   private readonly closeWaiters = new Set<() => void>();
+  /** A connection silent for this long (keepalive interval + ping timeout) is destroyed. */
+  private readonly silenceLimitMs: number;
 
   constructor(dispatcher: ApiDispatcher, options: GrpcFrontOptions) {
+    this.silenceLimitMs = (options.idleTimeoutMs || DEFAULT_KEEPALIVE_MS) + (options.pingTimeoutMs ?? 10_000);
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': options.maxMessageBytes,
       'grpc.max_send_message_length': -1,
+      ...(options.maxConcurrentStreams === undefined
+        ? {}
+        : { 'grpc.max_concurrent_streams': options.maxConcurrentStreams }),
+      ...(options.idleTimeoutMs ? { 'grpc.max_connection_idle_ms': options.idleTimeoutMs } : {}),
+      // A peer that never finished the HTTP/2 handshake (or stopped reading) answers no PING:
+      // the idle GOAWAY alone would wait on it for ever.
+      'grpc.keepalive_time_ms': options.idleTimeoutMs || DEFAULT_KEEPALIVE_MS,
+      'grpc.keepalive_timeout_ms': options.pingTimeoutMs ?? 10_000,
     });
     const definition = protoLoader.loadSync([API_PROTO, healthProtoPath], LOADER_OPTIONS);
     for (const serviceName of new Set(API_METHODS.map((m) => m.split('/')[0] as string))) {
-      const service = definition[serviceName] as grpc.ServiceDefinition;
+      const service = tolerantService(definition[serviceName] as grpc.ServiceDefinition);
       const implementation: grpc.UntypedServiceImplementation = {};
       for (const [methodName] of Object.entries(service)) {
         const method = `${serviceName}/${methodName}` as ApiMethod;
@@ -40,7 +69,7 @@ export class GrpcFront {
     }
     this.health = new HealthImplementation({ '': 'NOT_SERVING' });
     this.health.addToServer(this.server);
-    new LazyReflection(definition).addToServer(this.server);
+    new LazyReflection([...apiServiceNames(), 'grpc.health.v1.Health']).addToServer(this.server);
     this.injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   }
 
@@ -53,11 +82,35 @@ export class GrpcFront {
 
   injectConnection(connection: Duplex): void {
     this.connections.add(connection);
+    this.watchHalfClosed(connection);
     connection.once('close', () => {
       this.connections.delete(connection);
       for (const waiter of this.closeWaiters) waiter();
     });
     this.injector.injectConnection(connection);
+  }
+
+  /**
+   * The backstop behind the idle GOAWAY and keepalive: a peer that has sent nothing, not even
+   * a PING ack, for the keepalive interval plus the ping timeout is gone or hostile, yet Node
+   * would keep its session (and descriptor) for as long as it neither reads nor closes.
+   */
+  private watchHalfClosed(connection: Duplex): void {
+    const socket = connection as Partial<Socket>;
+    let lastRead = socket.bytesRead ?? 0;
+    let lastChange = Date.now();
+    const timer = setInterval(() => {
+      const read = socket.bytesRead ?? 0;
+      if (read !== lastRead) {
+        lastRead = read;
+        lastChange = Date.now();
+      } else if (Date.now() - lastChange > this.silenceLimitMs) {
+        clearInterval(timer);
+        connection.destroy();
+      }
+    }, 1000);
+    timer.unref();
+    connection.once('close', () => clearInterval(timer));
   }
 
   /** Sends GOAWAY to every session; after graceMs the rest is closed. */
@@ -93,8 +146,48 @@ export class GrpcFront {
   }
 }
 
+/**
+ * The service with request decoders that do not throw: grpc-js would answer INTERNAL "Error
+ * deserializing request"; a request that is not a valid message is the caller's error.
+ */
+function tolerantService(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<object, object>> = {};
+  for (const [name, method] of Object.entries(service) as Array<
+    [string, grpc.MethodDefinition<object, object>]
+  >) {
+    const typeName = requestTypeName(method);
+    out[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer): object => {
+        try {
+          return method.requestDeserialize(bytes);
+        } catch {
+          return { [UNDECODABLE]: `the payload is not a valid ${typeName}` } satisfies UndecodableRequest;
+        }
+      },
+    };
+  }
+  return out as grpc.ServiceDefinition;
+}
+
+function requestTypeName(method: grpc.MethodDefinition<object, object>): string {
+  const type = (method as { requestType?: { type?: { name?: unknown } } }).requestType?.type?.name;
+  const pkg = method.path.split('/')[1]?.split('.').slice(0, -1).join('.') ?? '';
+  return typeof type === 'string' ? (pkg === '' ? type : `${pkg}.${type}`) : 'request message';
+}
+
+function apiServiceNames(): string[] {
+  return [...new Set(API_METHODS.map((m) => m.split('/')[0] as string))];
+}
+
 function unaryHandler(dispatcher: ApiDispatcher, method: ApiMethod): grpc.handleUnaryCall<object, object> {
   return (call, callback) => {
+    const undecodable = (call.request as Partial<UndecodableRequest>)[UNDECODABLE];
+    if (undecodable !== undefined) {
+      const failure = toCallFailure(new CdhError('REQUEST_MALFORMED', undecodable));
+      callback({ code: failure.code, details: failure.message });
+      return;
+    }
     const controller = new AbortController();
     const onCancelled = (): void => controller.abort();
     call.on('cancelled', onCancelled);
@@ -122,95 +215,4 @@ function unaryHandler(dispatcher: ApiDispatcher, method: ApiMethod): grpc.handle
 function toEpochMs(deadline: grpc.Deadline): number | undefined {
   const ms = deadline instanceof Date ? deadline.getTime() : deadline;
   return Number.isFinite(ms) ? ms : undefined;
-}
-
-type ReflectionModule = typeof import('@grpc/reflection');
-
-interface ReflectionMethod {
-  readonly definition: grpc.MethodDefinition<object, object>;
-  readonly handler: grpc.handleBidiStreamingCall<object, object>;
-}
-
-/** The reflection services' one method (the same in v1 and v1alpha). */
-const REFLECTION_PATHS = [
-  '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',
-  '/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo',
-] as const;
-
-/**
- * Server reflection, built on its first use: @grpc/reflection loads two protos and turns our
- * definitions into file descriptors (measured in docs/performance.md), which start-up should not pay for a
- * debugging aid. The two methods are registered at once with pass-through (de)serializers;
- * the first call builds the real service and each call is relayed to it, messages decoded
- * on the way in and encoded on the way out with the real service's own serializers.
- */
-class LazyReflection {
-  private methods: Map<string, ReflectionMethod> | undefined;
-
-  constructor(private readonly definition: protoLoader.PackageDefinition) {}
-
-  addToServer(server: grpc.Server): void {
-    const passThrough = (bytes: Buffer): Buffer => bytes;
-    for (const path of REFLECTION_PATHS) {
-      server.register<Buffer, Buffer>(
-        path,
-        (call: grpc.ServerDuplexStream<Buffer, Buffer>) => this.relay(path, call),
-        passThrough,
-        passThrough,
-        'bidi',
-      );
-    }
-  }
-
-  private method(path: string): ReflectionMethod {
-    if (this.methods === undefined) {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { ReflectionService } = require('@grpc/reflection') as ReflectionModule;
-      const methods = new Map<string, ReflectionMethod>();
-      const collector = {
-        addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
-          for (const [name, definition] of Object.entries(service)) {
-            methods.set(definition.path, {
-              definition: definition as grpc.MethodDefinition<object, object>,
-              handler: implementation[name] as grpc.handleBidiStreamingCall<object, object>,
-            });
-          }
-        },
-      };
-      new ReflectionService(this.definition).addToServer(collector as unknown as grpc.Server);
-      this.methods = methods;
-    }
-    const method = this.methods.get(path);
-    if (method === undefined) throw new Error(`@grpc/reflection did not provide ${path}`);
-    return method;
-  }
-
-  private relay(path: string, call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
-    let method: ReflectionMethod;
-    try {
-      method = this.method(path);
-    } catch {
-      call.emit('error', { code: grpc.status.INTERNAL, details: 'server reflection is unavailable' });
-      return;
-    }
-    // What the reflection handler uses of its stream: 'data' and 'end' events, write() and end().
-    const stream = Object.assign(new EventEmitter(), {
-      write: (message: object): boolean => call.write(method.definition.responseSerialize(message)),
-      end: (): void => {
-        call.end();
-      },
-    });
-    call.on('data', (bytes: Buffer) => {
-      let message: object;
-      try {
-        message = method.definition.requestDeserialize(bytes);
-      } catch {
-        call.emit('error', { code: grpc.status.INTERNAL, details: 'Error deserializing request' });
-        return;
-      }
-      stream.emit('data', message);
-    });
-    call.on('end', () => stream.emit('end'));
-    method.handler(stream as unknown as grpc.ServerDuplexStream<object, object>);
-  }
 }

@@ -1,22 +1,16 @@
-import {
-  chmodSync,
-  chownSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  readFileSync,
-  statSync,
-  unlinkSync,
-} from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { existsSync, lchownSync, lstatSync, mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { createConnection, createServer, isIP, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { ListenAddress } from '../config/load';
 
-/** First byte of the HTTP/2 client preface ("PRI * HTTP/2.0..."). A ttrpc frame starts with 0. */
+/** The HTTP/2 client preface (RFC 9113 section 3.4). A ttrpc frame starts with 0, never 'P'. */
+const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const HTTP2_PREFACE_FIRST_BYTE = 0x50;
-/** A connection that says nothing for this long is dropped before it is routed. */
-const FIRST_BYTE_TIMEOUT_MS = 30_000;
+/** Descriptors kept free for everything else (KMS connections, files) when fitting max_connections. */
+const RESERVED_FDS = 64;
+/** At most one line per kind of refusal per this interval (a flood must not flood the log). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 export interface ConnectionRoutes {
   grpc(socket: Socket): void;
@@ -35,6 +29,37 @@ export interface SocketPermissions {
   readonly group: string;
 }
 
+export interface ListenerLimits {
+  /** Connections open at once (both protocols); more are closed at accept. */
+  readonly maxConnections: number;
+  /** From accept until the protocol is known (the whole HTTP/2 preface, or a ttrpc byte). */
+  readonly handshakeTimeoutMs: number;
+}
+
+/**
+ * Logs a refusal at most once per interval, with how many happened since the last line: the
+ * operator learns that a limit is being hit without an attacker writing the log.
+ */
+export class RefusalLog {
+  private readonly counts = new Map<string, { count: number; last: number }>();
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly intervalMs = REFUSAL_LOG_INTERVAL_MS,
+  ) {}
+
+  note(message: string, fields: Record<string, unknown> = {}): void {
+    const now = Date.now();
+    const entry = this.counts.get(message) ?? { count: 0, last: -Infinity };
+    entry.count++;
+    this.counts.set(message, entry);
+    if (now - entry.last < this.intervalMs) return;
+    this.logger.warn({ ...fields, count: entry.count }, message);
+    entry.count = 0;
+    entry.last = now;
+  }
+}
+
 /**
  * One listener for both protocols: the first byte of each connection tells gRPC (HTTP/2
  * preface) from ttrpc; the byte is pushed back and the socket handed to that server.
@@ -42,19 +67,44 @@ export interface SocketPermissions {
 export class ProtocolListener {
   private readonly server: Server;
   private readonly pending = new Set<Socket>();
+  private readonly refusals: RefusalLog;
+  private readonly limits: ListenerLimits;
   private socketPath: string | undefined;
 
   constructor(
     private readonly routes: ConnectionRoutes,
     private readonly logger: Logger,
+    limits: ListenerLimits = { maxConnections: 512, handshakeTimeoutMs: 10_000 },
+    refusals?: RefusalLog,
   ) {
+    this.refusals = refusals ?? new RefusalLog(logger);
+    this.limits = { ...limits, maxConnections: fitToDescriptorLimit(limits.maxConnections, logger) };
     this.server = createServer((socket) => this.route(socket));
-    this.server.on('error', (error) => this.logger.error({ err: error.message }, 'listener error'));
+    this.server.maxConnections = this.limits.maxConnections;
+    this.server.on('drop', () =>
+      this.refusals.note('connection refused: max_connections reached', {
+        maxConnections: this.limits.maxConnections,
+      }),
+    );
+    this.server.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EMFILE' || error.code === 'ENFILE')
+        this.refusals.note('connection refused: out of file descriptors', { code: error.code });
+      else this.logger.error({ err: error.message }, 'listener error');
+    });
+  }
+
+  get maxConnections(): number {
+    return this.limits.maxConnections;
   }
 
   /** Binds the address; for a Unix socket prepares the path and applies the permissions. */
   async listen(address: ListenAddress, permissions: SocketPermissions): Promise<string> {
     if (address.kind === 'tcp') {
+      if (!isLoopbackHost(address.host))
+        this.logger.warn(
+          { socket: `${address.host}:${address.port}` },
+          'listening on a non-loopback TCP address without TLS: anyone who can reach it may call the daemon',
+        );
       await new Promise<void>((resolve, reject) => {
         this.server.once('error', reject);
         this.server.listen(address.port, address.host.replace(/^\[|\]$/g, ''), () => {
@@ -67,8 +117,9 @@ export class ProtocolListener {
     }
 
     await prepareSocketPath(address.path, this.logger);
-    // The socket file is created by listen(); a tight umask closes the window before chmod.
-    const previousUmask = process.umask(0o177);
+    // The socket inode is created by bind() with 0777 & ~umask: the mode is right from the
+    // start and is never applied later through a path someone could swap for a symlink.
+    const previousUmask = process.umask(0o777 & ~permissions.mode);
     try {
       await new Promise<void>((resolve, reject) => {
         this.server.once('error', reject);
@@ -86,12 +137,15 @@ export class ProtocolListener {
     }
     this.socketPath = address.path;
     try {
-      chmodSync(address.path, permissions.mode);
-      if (permissions.group !== '') chownSync(address.path, -1, resolveGroup(permissions.group));
+      checkOwnSocket(address.path, permissions.mode);
+      // lchown never follows a symlink: a path swapped meanwhile changes nothing else.
+      if (permissions.group !== '') lchownSync(address.path, -1, resolveGroup(permissions.group));
+      checkOwnSocket(address.path, permissions.mode);
     } catch (error) {
-      // Not serving after all: leave no socket file behind.
+      // Not serving after all: leave no socket file behind (unless it is no longer ours).
       this.server.close();
-      this.removeSocketFile();
+      if (!(error instanceof SocketReplacedError)) this.removeSocketFile();
+      this.socketPath = undefined;
       if (error instanceof StartupError) throw error;
       throw new StartupError(
         `config key "socket_group"/"socket_mode": cannot set the permissions of ${address.path}: ` +
@@ -123,21 +177,131 @@ export class ProtocolListener {
     this.socketPath = undefined;
   }
 
+  /**
+   * Holds a new connection until its protocol is known: a ttrpc frame's first byte, or the
+   * whole HTTP/2 client preface (a half-sent one would otherwise sit in the HTTP/2 server
+   * with no deadline). What was read is pushed back before the socket is handed over.
+   */
   private route(socket: Socket): void {
     this.pending.add(socket);
-    socket.setTimeout(FIRST_BYTE_TIMEOUT_MS, () => socket.destroy());
-    socket.on('error', () => socket.destroy());
-    socket.once('data', (chunk: Buffer) => {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    const timer = setTimeout(() => {
+      this.refusals.note('connection closed: no protocol handshake within handshake_timeout_ms', {
+        handshakeTimeoutMs: this.limits.handshakeTimeoutMs,
+        received,
+      });
+      socket.destroy();
+    }, this.limits.handshakeTimeoutMs);
+    const onError = (): void => {
+      socket.destroy();
+    };
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      received += chunk.length;
+      const head = chunks.length === 1 ? chunk : Buffer.concat(chunks);
+      const grpc = head[0] === HTTP2_PREFACE_FIRST_BYTE;
+      if (grpc) {
+        const preface = clientPreface(head);
+        if (preface === 'invalid') {
+          this.logger.debug('connection closed: neither an HTTP/2 preface nor a ttrpc frame');
+          socket.destroy();
+          return;
+        }
+        if (preface === 'partial') return;
+      }
       socket.pause();
-      socket.setTimeout(0);
-      socket.removeAllListeners('error');
+      socket.off('data', onData);
+      socket.off('error', onError);
+      clearTimeout(timer);
       this.pending.delete(socket);
-      socket.unshift(chunk);
-      if (chunk[0] === HTTP2_PREFACE_FIRST_BYTE) this.routes.grpc(socket);
+      socket.unshift(head);
+      if (grpc) this.routes.grpc(socket);
       else this.routes.ttrpc(socket);
+    };
+    socket.on('error', onError);
+    socket.on('data', onData);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      this.pending.delete(socket);
     });
-    socket.once('close', () => this.pending.delete(socket));
   }
+}
+
+/** The SETTINGS frame that must follow the preface magic: small (6 bytes per setting). */
+const MAX_PREFACE_SETTINGS_BYTES = 16 * 6;
+const H2_FRAME_HEADER_BYTES = 9;
+const H2_SETTINGS = 0x4;
+
+/**
+ * The HTTP/2 client connection preface: the magic string, then a SETTINGS frame (RFC 9113
+ * section 3.4). Until it is whole the peer has not even said what it wants; a peer that
+ * stops in the middle must not get to the HTTP/2 server, which would wait for it for ever.
+ */
+function clientPreface(head: Buffer): 'partial' | 'complete' | 'invalid' {
+  const seen = Math.min(head.length, HTTP2_PREFACE.length);
+  if (!head.subarray(0, seen).equals(HTTP2_PREFACE.subarray(0, seen))) return 'invalid';
+  const frame = HTTP2_PREFACE.length;
+  if (head.length < frame + H2_FRAME_HEADER_BYTES) return 'partial';
+  const length = head.readUIntBE(frame, 3);
+  if (head[frame + 3] !== H2_SETTINGS || length % 6 !== 0 || length > MAX_PREFACE_SETTINGS_BYTES)
+    return 'invalid';
+  return head.length >= frame + H2_FRAME_HEADER_BYTES + length ? 'complete' : 'partial';
+}
+
+class SocketReplacedError extends StartupError {}
+
+/** The path must still be the socket bind() made: a socket, ours, with the mode asked for. */
+function checkOwnSocket(path: string, mode: number): void {
+  const stat = lstatSync(path);
+  const uid = process.geteuid?.();
+  if (!stat.isSocket() || (uid !== undefined && stat.uid !== uid)) {
+    throw new SocketReplacedError(
+      `${path} was replaced by something else right after the daemon created it; ` +
+        `refusing to serve (is the socket directory writable by others?)`,
+    );
+  }
+  if ((stat.mode & 0o777) !== mode) {
+    throw new StartupError(
+      `config key "socket_mode": ${path} has mode ${(stat.mode & 0o777).toString(8)}, not ${mode.toString(8)}`,
+    );
+  }
+}
+
+function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '');
+  if (bare === 'localhost') return true;
+  if (isIP(bare) === 4) return bare.startsWith('127.');
+  return bare === '::1' || bare.toLowerCase() === '::ffff:127.0.0.1';
+}
+
+/** The process's soft open-file limit, from /proc (undefined where there is none). */
+function descriptorLimit(): number | undefined {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const soft = line?.split(/\s{2,}/)[1];
+    return soft === undefined || soft === 'unlimited' ? undefined : Number(soft);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * max_connections lowered to what the descriptor limit leaves: the connection limit, which
+ * is logged, must be hit before EMFILE, which libuv handles silently (accepting and closing).
+ */
+function fitToDescriptorLimit(maxConnections: number, logger: Logger): number {
+  const limit = descriptorLimit();
+  if (limit === undefined || !Number.isFinite(limit) || maxConnections + RESERVED_FDS <= limit)
+    return maxConnections;
+  const fitted = Math.max(1, limit - RESERVED_FDS);
+  logger.warn(
+    { maxConnections, openFileLimit: limit, using: fitted },
+    'max_connections lowered to fit the open-file limit (raise LimitNOFILE / ulimit -n to serve more)',
+  );
+  return fitted;
 }
 
 /**
@@ -147,10 +311,7 @@ export class ProtocolListener {
 async function prepareSocketPath(path: string, logger: Logger): Promise<void> {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const dirMode = statSync(dir).mode;
-  if ((dirMode & 0o002) !== 0 && (dirMode & 0o1000) === 0) {
-    logger.warn({ dir }, 'the socket directory is writable by others: anyone could replace the socket');
-  }
+  warnAboutWritableDirs(dir, logger);
   if (!existsSync(path)) return;
   const stat = lstatSync(path);
   if (!stat.isSocket()) throw new StartupError(`${path} exists and is not a socket; refusing to replace it`);
@@ -161,6 +322,35 @@ async function prepareSocketPath(path: string, logger: Logger): Promise<void> {
   }
   logger.info({ socket: path }, 'replacing a stale socket file');
   unlinkSync(path);
+}
+
+/**
+ * Anyone but root and this user who can write to the socket's directory, or to a directory
+ * above it, can replace the socket with their own (or rename the directory): warned about,
+ * naming the directory and who. A sticky directory (like /tmp) protects entries of others.
+ */
+function warnAboutWritableDirs(dir: string, logger: Logger): void {
+  const uid = process.geteuid?.() ?? 0;
+  for (let current = dir; ; current = dirname(current)) {
+    let stat;
+    try {
+      stat = statSync(current);
+    } catch {
+      break;
+    }
+    const sticky = (stat.mode & 0o1000) !== 0;
+    const writers: string[] = [];
+    if (stat.uid !== 0 && stat.uid !== uid) writers.push(`its owner (uid ${stat.uid})`);
+    if (!sticky && (stat.mode & 0o020) !== 0 && stat.gid !== 0) writers.push(`group ${stat.gid}`);
+    if (!sticky && (stat.mode & 0o002) !== 0) writers.push('everyone');
+    if (writers.length > 0) {
+      logger.warn(
+        { dir: current, writableBy: writers.join(', ') },
+        `the socket directory is writable by others (${current}: ${writers.join(', ')}): anyone of them could replace the socket`,
+      );
+    }
+    if (current === dirname(current)) break;
+  }
 }
 
 function someoneListens(path: string): Promise<boolean> {

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
-import { spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
+import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
 import { buildLayer, makeTar, tagInLayout, writeImage } from '../support/oci-image';
 import { pushImage, startRegistry, type TestRegistry } from '../support/registry';
 import { unmount } from '../support/tree';
@@ -210,6 +210,11 @@ describe('proxies and restarts', () => {
     try {
       await pullOk(second, `${registry.host}/settings/img:v1`);
       assert.equal(registry.blobGets(layer.digest), before);
+      // A layer directory removed by hand is noticed and unpacked again.
+      const layers = join(config.image.work_dir, 'layers');
+      for (const name of readdirSync(layers)) rmSync(join(layers, name), { recursive: true, force: true });
+      await pullOk(second, `${registry.host}/settings/img:v1`);
+      assert.equal(registry.blobGets(layer.digest), before + 1);
     } finally {
       await second.stop();
       second.cleanup();

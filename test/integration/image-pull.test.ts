@@ -198,6 +198,20 @@ describe('PullImage from a registry (docker-registry + skopeo, compared with umo
     assert.equal(mountinfo.split('\n').filter((l) => l.includes(join(bundle, 'rootfs'))).length, 1);
   });
 
+  test('two pulls into one bundle at once: one mounts, the other is IMAGE_BUNDLE_IN_USE (never two mounts)', async () => {
+    const bundle = join(work.path, 'bundles', 'racing');
+    mounts.push(join(bundle, 'rootfs'));
+    const results = await Promise.allSettled([
+      daemon.client().pullImage(`${registry.host}/test/multi:v1`, bundle, 60_000),
+      daemon.client().pullImage(`${registry.host}/test/docker:v1`, bundle, 60_000),
+    ]);
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    assert.match((failed?.reason as grpc.ServiceError).details, /IMAGE_BUNDLE_IN_USE/);
+    const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8');
+    assert.equal(mountinfo.split('\n').filter((l) => l.includes(join(bundle, 'rootfs'))).length, 1);
+  });
+
   test('an unknown tag is NOT_FOUND naming the image', async () => {
     await assert.rejects(
       daemon.client().pullImage(`${registry.host}/test/multi:nope`, join(work.path, 'bundles', 'nf'), 30_000),

@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT, PROTOS_DIR } from '../../src/package-info';
 import { childEnv, spawnDaemon, tempDir } from '../../src/devtools/daemon';
+import { ReflectionClient } from '../support/reflection-client';
 
 // What a user gets from `npm pack` + the locked install (deploy/install-locked.sh, as the image
 // and the guest image do it): the tarball holds only what runs, the installed tree is exactly the
@@ -110,10 +111,19 @@ describe('installed package (npm pack, deploy/install-locked.sh into a prefix)',
 
   test('the tarball holds only what runs: dist/src JavaScript, protos, README, LICENSE', () => {
     const unexpected = packedFiles.filter(
-      (path) => !/^(package\.json|README\.md|LICENSE|dist\/src\/.+\.js|protos\/.+\.proto)$/.test(path),
+      (path) =>
+        !/^(package\.json|README\.md|LICENSE|dist\/src\/.+\.js|dist\/src\/protos\.binpb|protos\/.+\.proto)$/.test(
+          path,
+        ),
     );
     assert.deepEqual(unexpected, []);
-    for (const needed of ['package.json', 'README.md', 'LICENSE', ...protoFiles(PROTOS_DIR)]) {
+    for (const needed of [
+      'package.json',
+      'README.md',
+      'LICENSE',
+      'dist/src/protos.binpb',
+      ...protoFiles(PROTOS_DIR),
+    ]) {
       assert.ok(packedFiles.includes(needed), `${needed} is in the tarball`);
     }
   });
@@ -150,6 +160,11 @@ describe('installed package (npm pack, deploy/install-locked.sh into a prefix)',
     });
     try {
       assert.equal(await daemon.client().check(''), 'SERVING');
+      const reflection = new ReflectionClient(daemon.target);
+      const [api] = await reflection
+        .fileContainingSymbol('api.SecureMountRequest')
+        .finally(() => reflection.close());
+      assert.equal(api?.name, 'api.proto', 'reflection serves the compiled descriptors once installed');
       assert.equal(await daemon.stop('SIGTERM'), 0);
       assert.equal(existsSync(daemon.socketPath), false, 'socket removed');
     } finally {

@@ -25,8 +25,14 @@ export interface ConnectionContext {
   readonly dispatcher: ApiDispatcher;
   readonly routes: ReadonlyMap<string, ApiRoute>;
   readonly maxMessageBytes: number;
+  /** A frame begun must be complete within this (the first one included). */
+  readonly frameTimeoutMs: number;
+  /** With no call in flight and no frame begun, the connection is closed after this (0 = never). */
+  readonly idleTimeoutMs: number;
   /** Bound to this connection (carries its id). */
   readonly logger: Logger;
+  /** Rate-limited warnings about limits being hit. */
+  readonly refusals?: { note(message: string, fields?: Record<string, unknown>): void };
 }
 
 /** Node timers cannot wait longer than 2^31-1 ms (about 24.8 days). */
@@ -43,8 +49,11 @@ type State = 'open' | 'draining' | 'closed';
 export class TtrpcConnection {
   /** Resolves once the socket has closed and every in-flight call has been aborted. */
   readonly closed: Promise<void>;
-  private readonly decoder = new FrameDecoder();
+  private readonly decoder: FrameDecoder;
   private readonly calls = new Map<number, AbortController>();
+  /** Runs while a frame is partly received, or while the connection is idle. */
+  private timer: NodeJS.Timeout | undefined;
+  private timerKind: 'frame' | 'idle' | undefined;
   private state: State = 'open';
   private waitingForDrain = false;
   private markClosed!: () => void;
@@ -55,6 +64,7 @@ export class TtrpcConnection {
     private readonly context: ConnectionContext,
   ) {
     this.logger = context.logger;
+    this.decoder = new FrameDecoder(frameDataLimit(context.maxMessageBytes));
     this.closed = new Promise((resolve) => (this.markClosed = resolve));
   }
 
@@ -72,6 +82,7 @@ export class TtrpcConnection {
     }
     if (initialBytes && initialBytes.length > 0) this.onData(initialBytes);
     this.updateReading();
+    this.updateTimer();
   }
 
   /** Reads no more requests; closes the socket once the calls in flight are answered. */
@@ -88,6 +99,36 @@ export class TtrpcConnection {
     this.socket.destroy();
   }
 
+  /**
+   * After the shutdown grace: every call still in flight is answered SHUTTING_DOWN (callers
+   * get a status, not a bare close), then the socket is closed.
+   */
+  abandon(): void {
+    if (this.state !== 'closed' && this.calls.size > 0) {
+      const error = new CdhError(
+        'SHUTTING_DOWN',
+        'the daemon is shutting down and the call did not finish within the grace period',
+      );
+      const status = failureStatus(error);
+      const calls = [...this.calls];
+      this.calls.clear();
+      for (const [streamId] of calls) {
+        try {
+          this.send(streamId, { status, payload: EMPTY });
+        } catch {
+          break;
+        }
+      }
+      for (const [, controller] of calls) controller.abort(error);
+    }
+    this.state = 'closed';
+    this.clearTimer();
+    if (this.socket.destroyed) return;
+    this.socket.end();
+    // A client that reads nothing must not hold the exit: the answers had their chance.
+    setTimeout(() => this.socket.destroy(), 200).unref();
+  }
+
   private onData(chunk: Buffer): void {
     if (this.state !== 'open') return;
     try {
@@ -95,7 +136,47 @@ export class TtrpcConnection {
     } catch (error) {
       if (!(error instanceof FrameError)) throw error;
       this.protocolError(error.message);
+      return;
     }
+    this.updateTimer();
+  }
+
+  /** A partial frame must complete in time; an idle connection is closed after its timeout. */
+  private updateTimer(): void {
+    let kind: 'frame' | 'idle' | undefined;
+    if (this.state === 'closed') kind = undefined;
+    else if (this.decoder.bufferedBytes > 0) kind = 'frame';
+    else if (this.calls.size === 0 && this.state === 'open' && this.context.idleTimeoutMs > 0) kind = 'idle';
+    if (kind === undefined) return this.clearTimer();
+    if (kind === this.timerKind && kind === 'frame') return; // the frame's deadline does not move
+    this.clearTimer();
+    this.timerKind = kind;
+    const ms = kind === 'frame' ? this.context.frameTimeoutMs : this.context.idleTimeoutMs;
+    this.timer = setTimeout(() => this.onTimer(kind), ms);
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerKind = undefined;
+  }
+
+  private onTimer(kind: 'frame' | 'idle'): void {
+    this.timer = undefined;
+    this.timerKind = undefined;
+    if (kind === 'frame') {
+      this.context.refusals?.note(
+        'ttrpc connection closed: a frame was not completed within handshake_timeout_ms',
+        { handshakeTimeoutMs: this.context.frameTimeoutMs, buffered: this.decoder.bufferedBytes },
+      );
+      this.state = 'closed';
+      this.destroy();
+      return;
+    }
+    this.logger.debug({ idleTimeoutMs: this.context.idleTimeoutMs }, 'ttrpc connection idle: closing it');
+    this.state = 'draining';
+    this.updateReading();
+    this.finish();
   }
 
   private onFrame(frame: Frame): void {
@@ -168,6 +249,7 @@ export class TtrpcConnection {
         return;
       }
       if (this.state === 'draining' && this.calls.size === 0) this.finish();
+      else this.updateTimer();
     });
   }
 
@@ -242,7 +324,10 @@ export class TtrpcConnection {
   }
 
   private finish(): void {
+    this.clearTimer();
     this.socket.end(() => this.socket.destroy());
+    // A peer that never reads would keep the half-closed socket: bounded.
+    setTimeout(() => this.socket.destroy(), this.context.frameTimeoutMs).unref();
   }
 
   private protocolError(reason: string, where: Record<string, number> = {}): void {
@@ -253,11 +338,23 @@ export class TtrpcConnection {
 
   private onClose(): void {
     this.state = 'closed';
+    this.clearTimer();
     const reason = new CdhError('CANCELLED', 'the ttrpc connection closed');
     for (const controller of this.calls.values()) controller.abort(reason);
     this.calls.clear();
     this.markClosed();
   }
+}
+
+/** Room for the Request envelope (service and method names, metadata) around the payload. */
+const ENVELOPE_ALLOWANCE_BYTES = 64 * 1024;
+
+/**
+ * The largest request frame read: ttrpc's usual 4 MiB, or more when max_message_bytes is
+ * larger, so the configured limit holds on both transports.
+ */
+export function frameDataLimit(maxMessageBytes: number): number {
+  return Math.max(MAX_FRAME_DATA_BYTES, maxMessageBytes + ENVELOPE_ALLOWANCE_BYTES);
 }
 
 function deadlineFrom(timeoutNano: number): number | undefined {

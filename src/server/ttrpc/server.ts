@@ -8,6 +8,11 @@ export interface TtrpcServerOptions {
   /** Larger request payloads are answered RESOURCE_EXHAUSTED (the connection stays usable). */
   maxMessageBytes: number;
   logger: Logger;
+  /** A frame begun must be complete within this (default 10 s). */
+  frameTimeoutMs?: number;
+  /** Connections with no call in flight are closed after this (default 0 = never). */
+  idleTimeoutMs?: number;
+  refusals?: { note(message: string, fields?: Record<string, unknown>): void };
 }
 
 /**
@@ -48,7 +53,10 @@ export class TtrpcServer {
       dispatcher: this.dispatcher,
       routes: this.routes,
       maxMessageBytes: this.options.maxMessageBytes,
+      frameTimeoutMs: this.options.frameTimeoutMs ?? 10_000,
+      idleTimeoutMs: this.options.idleTimeoutMs ?? 0,
       logger,
+      ...(this.options.refusals === undefined ? {} : { refusals: this.options.refusals }),
     });
     this.connections.add(connection);
     void connection.closed.then(() => {
@@ -68,9 +76,12 @@ export class TtrpcServer {
     await Promise.all([...this.connections].map((connection) => connection.drain()));
   }
 
-  /** Destroys every connection now; their calls in flight are aborted. */
+  /**
+   * Ends every connection now: calls still in flight are answered SHUTTING_DOWN first (then
+   * aborted as their sockets close).
+   */
   destroy(): void {
     this.closing = true;
-    for (const connection of this.connections) connection.destroy();
+    for (const connection of this.connections) connection.abandon();
   }
 }

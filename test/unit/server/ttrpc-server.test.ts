@@ -446,14 +446,17 @@ describe('ttrpc server hand-over and shutdown', { timeout: 15_000 }, () => {
     }
   });
 
-  it('destroy() closes every connection at once and aborts their calls', async () => {
+  it('destroy() answers the calls in flight SHUTTING_DOWN, closes every connection and aborts the calls', async () => {
     const fixture = await startTtrpcFixture();
     try {
       const client = await connectTtrpc(fixture.socketPath);
       const inFlight = ttrpcUnsealSecret(client, secret('slow:5000:never'));
       await waitFor(() => fixture.dispatcher.callsInFlight === 1);
       fixture.ttrpc.destroy();
-      await assert.rejects(inFlight, TtrpcConnectionClosedError);
+      const answer = await inFlight;
+      assert.equal(answer.status.code, 14, 'UNAVAILABLE');
+      assert.match(answer.status.message, /^SHUTTING_DOWN: .*grace period/);
+      await client.closed;
       await waitFor(() => fixture.backend.aborted === 1);
       await fixture.dispatcher.whenIdle();
     } finally {
