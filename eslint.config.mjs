@@ -3,9 +3,13 @@ import tseslint from 'typescript-eslint';
 
 /** Relative-import patterns (gitignore syntax) for the folders a module must not reach. */
 const folder = (name) => [`**/${name}`, `**/${name}/**`];
+const NOT_TEST_BENCH_SCRIPTS = {
+  group: [...folder('test'), ...folder('bench'), ...folder('scripts')],
+  message: 'src/ must not import test/, bench/ or scripts/.',
+};
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -18,17 +22,7 @@ export default tseslint.config(
   {
     files: ['src/**/*.ts'],
     rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              group: [...folder('test'), ...folder('bench'), ...folder('scripts')],
-              message: 'src/ must not import test/, bench/ or scripts/.',
-            },
-          ],
-        },
-      ],
+      'no-restricted-imports': ['error', { patterns: [NOT_TEST_BENCH_SCRIPTS] }],
     },
   },
   // The product (daemon, CLIs, providers, …) never imports the emulators or the dev tooling;
@@ -41,10 +35,7 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            {
-              group: [...folder('test'), ...folder('bench'), ...folder('scripts')],
-              message: 'src/ must not import test/, bench/ or scripts/.',
-            },
+            NOT_TEST_BENCH_SCRIPTS,
             {
               group: [...folder('emulators'), ...folder('devtools')],
               message:

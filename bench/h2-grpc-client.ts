@@ -4,9 +4,9 @@ import * as net from 'node:net';
 /**
  * A minimal gRPC client of UnsealSecret for the load generator: unary calls written straight
  * onto one HTTP/2 connection with node:http2 (length-prefixed protobuf, grpc-timeout, status
- * from the trailers), as lean load tools (h2load, ghz) are. grpc-js's client costs ~0.9 ms of
- * CPU per call on the benchmark machine, which on 2 shared cores would be taken from the
- * daemon being measured; this one costs a fraction of that. Its wire format is checked
+ * from the trailers), as lean load tools (h2load, ghz) are. grpc-js's client costs CPU per call
+ * (docs/performance.md) which on 2 shared cores would be taken from the daemon being measured;
+ * this one costs a fraction of that. Its wire format is checked
  * against the daemon by the load run itself (every answer is decoded, every failure counted).
  */
 export class RawGrpcClient {

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import type { TtrpcCallError } from '../client/ttrpc-client';
 import { DEFAULT_SOCKET } from '../config/types';
 import { packageVersion } from '../package-info';
+import { errnoCode } from '../lib/errno';
 import { ADDRESS_FILE_ENV, AddressFileError, readPublishedAddress } from '../server/address-file';
 
 const USAGE = `Usage: cdh-tool [--socket ADDR] <command> [options]
@@ -74,7 +75,7 @@ async function main(): Promise<void> {
       try {
         secret = readFileSync(path);
       } catch (error) {
-        fail(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+        fail(`cannot read ${path}: ${errnoCode(error)}`);
       }
       request = async (client) => {
         const plaintext = await client.unsealSecret(secret, timeoutMs);

@@ -4,6 +4,7 @@ import { optionalFlag, readLevel, requireFlag, UsageError } from '../cli/args';
 import type { SigningOptions } from '../cli/secret-commands';
 import { CdhError } from '../errors';
 import { packageVersion } from '../package-info';
+import { errnoCode } from '../lib/errno';
 
 const USAGE = `Usage: secret <command> [options]
 
@@ -172,9 +173,7 @@ function readJson(path: string, flag: string): unknown {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new UsageError(
-      `${flag}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
+    throw new UsageError(`${flag}: cannot read ${path} (${errnoCode(error)})`);
   }
   try {
     return JSON.parse(text) as unknown;

@@ -21,6 +21,7 @@ import {
 import { privateKeyFromJwk } from '../secret/jwk';
 import type { SealedSecretPayload } from '../secret/payload';
 import { UsageError } from './args';
+import { errnoCode } from '../lib/errno';
 
 export interface SigningOptions {
   readonly kid: string;
@@ -40,9 +41,7 @@ function readInput(path: string, flag: string): Buffer {
   try {
     return path === '-' ? readFileSync(0) : readFileSync(path);
   } catch (error) {
-    throw new UsageError(
-      `${flag}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
+    throw new UsageError(`${flag}: cannot read ${path} (${errnoCode(error)})`);
   }
 }
 

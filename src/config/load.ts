@@ -3,6 +3,7 @@ import { isAbsolute, extname } from 'node:path';
 import { z } from 'zod';
 import { imageSectionSchema, resolveImageSettings } from './image';
 import { defaultConfig, LOG_LEVELS, type CdhConfig, type LogLevel } from './types';
+import { errnoCode } from '../lib/errno';
 
 // smol-toml's type declarations are ESM-only; its CommonJS build is what runs here.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -299,10 +300,7 @@ function readConfigFile(path: string): unknown {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new ConfigError(
-      '',
-      `cannot read config file ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
-    );
+    throw new ConfigError('', `cannot read config file ${path}: ${errnoCode(error)}`);
   }
   const kind = extname(path).toLowerCase();
   try {

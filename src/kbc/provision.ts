@@ -6,6 +6,7 @@ import type { CdhConfig } from '../config/types';
 import { CdhError, isCdhError } from '../errors';
 import type { ResourceReader } from '../providers/types';
 import { parseResourceUri } from './uri';
+import { errnoCode } from '../lib/errno';
 
 type CredentialEntry = CdhConfig['credentials'][number];
 
@@ -168,6 +169,5 @@ function failure(label: string, reason: string, cause?: unknown): CdhError {
 }
 
 function errorCode(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  return typeof code === 'string' ? code : 'unknown error';
+  return errnoCode(error, 'unknown error');
 }

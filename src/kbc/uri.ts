@@ -1,4 +1,5 @@
 import { CdhError } from '../errors';
+import { quoteUntrusted } from '../lib/untrusted';
 
 /**
  * A KBS resource URI as upstream parses it: `kbs://<host>/<repo>/<type>/<tag>[?query]` (the
@@ -129,15 +130,6 @@ export function formatResourceUri(uri: ResourceUri): string {
 }
 
 function invalid(uri: string | undefined, reason: string): CdhError {
-  const shown = uri === undefined ? 'resource URI' : `resource URI ${quote(uri)}`;
+  const shown = uri === undefined ? 'resource URI' : `resource URI ${quoteUntrusted(uri)}`;
   return new CdhError('RESOURCE_URI_INVALID', `invalid ${shown}: ${reason}; expected ${RESOURCE_URI_FORM}`);
-}
-
-/** Quoted with control and non-ASCII characters escaped (no look-alikes in logs); long input cut. */
-function quote(uri: string): string {
-  const shown = JSON.stringify(uri.slice(0, 200)).replace(
-    /[^\u0020-\u007e]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
-  return uri.length > 200 ? `${shown}...` : shown;
 }

@@ -11,8 +11,8 @@ export interface HttpClientOptions {
   readonly port: number;
   /** Names the remote in the loopback guard's message. */
   readonly purpose: string;
-  /** HTTPS: the only CA(s) trusted (default: Node's bundled roots). */
-  readonly caPem?: string;
+  /** HTTPS: the only CA(s) trusted (default: Node's bundled roots; add them with tls.rootCertificates). */
+  readonly caPem?: string | readonly string[];
   /** HTTPS: the name sent as SNI and required in the certificate, whatever address is dialled. */
   readonly serverName?: string;
   /** Keep connections open between requests (default true; false: one connection per request). */
@@ -81,7 +81,9 @@ export class HttpClient {
         keepAlive,
         maxSockets: options.maxSockets ?? 64,
         rejectUnauthorized: true,
-        ...(options.caPem === undefined ? {} : { ca: options.caPem }),
+        ...(options.caPem === undefined
+          ? {}
+          : { ca: typeof options.caPem === 'string' ? options.caPem : [...options.caPem] }),
         ...(serverName === undefined
           ? {}
           : {

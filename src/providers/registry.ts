@@ -9,6 +9,7 @@ import type {
   ProviderInstance,
   ProviderSettings,
 } from './types';
+import { LRUCache } from 'lru-cache';
 
 const CAPABILITY_PURPOSE: Record<Capability, string> = {
   decrypter: 'decrypt data keys (envelope secrets)',
@@ -40,8 +41,7 @@ interface CachedInstance {
  */
 export class ProviderRegistry {
   private readonly factories = new Map<string, ProviderFactory>();
-  private readonly instances = new Map<string, CachedInstance>();
-  private readonly maxInstances: number;
+  private readonly instances: LRUCache<string, CachedInstance>;
 
   constructor(
     factories: readonly ProviderFactory[],
@@ -49,7 +49,14 @@ export class ProviderRegistry {
     options: RegistryOptions = {},
   ) {
     for (const factory of factories) this.factories.set(factory.name.toLowerCase(), factory);
-    this.maxInstances = options.maxInstances ?? 64;
+    this.instances = new LRUCache<string, CachedInstance>({
+      max: options.maxInstances ?? 64,
+      dispose: (entry, _key, reason) => {
+        if (reason !== 'evict') return;
+        entry.evicted = true;
+        if (entry.inUse === 0) this.closeQuietly(entry);
+      },
+    });
   }
 
   /** Instances currently cached (tests). */
@@ -114,14 +121,7 @@ export class ProviderRegistry {
     capability: C,
   ): Promise<NonNullable<ProviderInstance[C]>> {
     const key = `${factory.name.toLowerCase()}\u0000${canonicalJson(identity)}`;
-    let entry = this.instances.get(key);
-    if (entry === undefined) {
-      entry = this.build(key, factory, identity);
-    } else {
-      // Most recently used goes last.
-      this.instances.delete(key);
-      this.instances.set(key, entry);
-    }
+    const entry = this.instances.get(key) ?? this.build(key, factory, identity);
     const instance = await entry.pending;
     const known = entry.wrapped[capability];
     if (known !== undefined) return known;
@@ -140,14 +140,8 @@ export class ProviderRegistry {
     this.instances.set(key, entry);
     // A failed construction (missing file, bad settings) must not be cached.
     entry.pending.catch(() => {
-      if (this.instances.get(key) === entry) this.instances.delete(key);
+      if (this.instances.peek(key) === entry) this.instances.delete(key);
     });
-    while (this.instances.size > this.maxInstances) {
-      const [oldestKey, oldest] = this.instances.entries().next().value as [string, CachedInstance];
-      this.instances.delete(oldestKey);
-      oldest.evicted = true;
-      if (oldest.inUse === 0) this.closeQuietly(oldest);
-    }
     return entry;
   }
 

@@ -1,6 +1,6 @@
 import type { RuntimeMeasurementEvent, RuntimeMeasurementResult } from '../client/aa-client';
 import { TtrpcCallError, type TtrpcCallOptions } from '../client/ttrpc-client';
-import { base64UrlProblem } from '../crypto/base64';
+import { base64UrlProblem } from '../lib/base64';
 import {
   ATTESTATION_DISABLED_TEXT,
   badRequest,

@@ -1,5 +1,5 @@
 import { CdhError } from '../errors';
-import { base64UrlProblem, standardBase64Problem } from '../crypto/base64';
+import { base64UrlProblem, standardBase64Problem } from '../lib/base64';
 
 /** The four parts of `sealed.<header>.<payload>.<signature>`, still encoded. */
 export interface SealedParts {

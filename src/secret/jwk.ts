@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { CdhError } from '../errors';
-import { base64UrlProblem } from '../crypto/base64';
+import { base64UrlProblem } from '../lib/base64';
 import { decodeUtf8 } from './compact';
 
 /** A P-256 JWK as `secret keygen` writes it; `d` only in the private one. */

@@ -1,6 +1,6 @@
 import { sign, verify, type KeyObject } from 'node:crypto';
 import { CdhError } from '../errors';
-import { decodeBase64Url, encodeBase64Url } from '../crypto/base64';
+import { decodeBase64Url, encodeBase64Url } from '../lib/base64';
 import type { CallContext } from '../providers/types';
 import { decodeUtf8, SEALED_PREFIX, type SealedParts } from './compact';
 import { findDuplicateMemberName } from './json';

@@ -3,6 +3,7 @@ import type { CallContext } from '../providers/types';
 import type { SealedParts } from './compact';
 import type { SealedSecretPayload } from './payload';
 import type { VerificationKeyResolver } from './signing-keys';
+import { LRUCache } from 'lru-cache';
 
 /** Inputs larger than this are not remembered (bounds the memory the memo can hold). */
 const MAX_REMEMBERED_INPUT_CHARS = 64 * 1024;
@@ -16,13 +17,13 @@ interface Remembered {
 
 /**
  * Sealed secrets already verified and parsed, by SHA-256 of their JWS parts. Verification
- * (an ES256 check, a quarter of a cached unseal's CPU) and parsing are pure functions of those
+ * (an ES256 check, see docs/performance.md) and parsing are pure functions of those
  * bytes and the key, so a repeat of the same bytes reuses the result — but only while the kid
  * still resolves to the very key object that verified it: a replaced or removed key file
  * gives a new object (or an error) and the secret is verified afresh.
  */
 export class PayloadMemo {
-  private readonly entries = new Map<string, Remembered>();
+  private readonly entries = new LRUCache<string, Remembered>({ max: MAX_ENTRIES });
 
   static digestOf(parts: SealedParts): string | undefined {
     const size = parts.header.length + parts.payload.length + parts.signature.length;
@@ -47,7 +48,6 @@ export class PayloadMemo {
   }
 
   remember(digest: string, payload: SealedSecretPayload, verifiedBy?: Remembered['verifiedBy']): void {
-    if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value as string);
     this.entries.set(digest, { payload: deepFreeze(payload), ...(verifiedBy ? { verifiedBy } : {}) });
   }
 }

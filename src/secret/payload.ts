@@ -3,6 +3,7 @@ import { CdhError } from '../errors';
 import { WRAP_TYPES } from '../crypto/wrap';
 import { decodeUtf8 } from './compact';
 import { findDuplicateMemberName } from './json';
+import { describeJsonType, quoteUntrusted } from '../lib/untrusted';
 
 /**
  * The JSON payload of a sealed secret, validated field by field. Messages name the field
@@ -119,18 +120,11 @@ function checkDepthAndKeys(root: unknown): void {
 function describeSegment(segment: PropertyKey): string {
   const text = String(segment);
   if (/^[A-Za-z0-9_-]{1,64}$/.test(text)) return text;
-  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
+  return quoteUntrusted(text);
 }
 
 function joinPath(path: string, segment: PropertyKey): string {
   return path === '' ? describeSegment(segment) : `${path}.${describeSegment(segment)}`;
-}
-
-function describeType(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  return `a ${typeof value}`;
 }
 
 const EXPECTED_NAMES: Readonly<Record<string, string>> = {
@@ -156,7 +150,7 @@ function describeIssue(root: unknown, issue: z.core.$ZodIssue): string {
       const found = valueAt(root, issue.path);
       const expected = EXPECTED_NAMES[issue.expected] ?? issue.expected;
       if (found === undefined) return `${field} is missing (${expected} is required)`;
-      return `${field} must be ${expected}, not ${describeType(found)}`;
+      return `${field} must be ${expected}, not ${describeJsonType(found)}`;
     }
     case 'invalid_value': {
       // The allowed values are ours; the value found is not echoed.

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { encodeBase64Url, encodeStandardBase64 } from '../crypto/base64';
+import { encodeBase64Url, encodeStandardBase64 } from '../lib/base64';
 import { DATA_KEY_BYTES, encryptData, IV_BYTES, wipe, type WrapType } from '../crypto/wrap';
 import type { Annotations, CallContext, Encrypter, ProviderSettings } from '../providers/types';
 import { decodeUnverifiedPayload, SEALED_PREFIX, splitSealedSecret } from './compact';

@@ -4,6 +4,9 @@ import type { KeyObject } from 'node:crypto';
 import { CdhError, isCdhError } from '../errors';
 import type { CallContext, ResourceReader } from '../providers/types';
 import { parseJwkBytes, publicKeyFromJwk } from './jwk';
+import { quoteUntrusted } from '../lib/untrusted';
+import { statFingerprint } from '../lib/file-fingerprint';
+import { LRUCache } from 'lru-cache';
 
 /** Where a JWS `kid` is looked up: a key file under signing_key_dir or a `kbs://` resource. */
 export interface VerificationKeyResolver {
@@ -19,9 +22,9 @@ const KBS_KEY_TTL_MS = 30_000;
 /** Bound on cached keys (kids come from untrusted headers, though only existing keys are cached). */
 const MAX_CACHED_KEYS = 256;
 
-/** The kid as it may appear in a message: JSON-quoted, truncated. */
+/** The kid as it may appear in a message. */
 export function describeKid(kid: string): string {
-  return JSON.stringify(kid.length > 120 ? `${kid.slice(0, 120)}…` : kid);
+  return quoteUntrusted(kid);
 }
 
 function unavailable(kid: string, why: string, cause?: unknown): CdhError {
@@ -45,13 +48,8 @@ function isInside(directory: string, candidate: string): boolean {
 }
 
 interface CachedFileKey {
-  readonly mtimeMs: number;
-  readonly size: number;
-  readonly key: KeyObject;
-}
-
-interface CachedResourceKey {
-  readonly expiresAt: number;
+  /** The file's version the key was read from. */
+  readonly fingerprint: string;
   readonly key: KeyObject;
 }
 
@@ -71,18 +69,24 @@ export interface SigningKeyResolverOptions {
  * resources for a short while.
  */
 export class SigningKeyResolver implements VerificationKeyResolver {
-  private readonly fileKeys = new Map<string, CachedFileKey>();
-  /** Keys by kid with the time their file was last checked (see KEY_FILE_RECHECK_MS). */
-  private readonly recentlyChecked = new Map<string, { key: KeyObject; checkedAt: number }>();
-  private readonly resourceKeys = new Map<string, CachedResourceKey>();
-  private readonly now: () => number;
+  private readonly fileKeys = new LRUCache<string, CachedFileKey>({ max: MAX_CACHED_KEYS });
+  /** Keys by kid whose file was checked less than KEY_FILE_RECHECK_MS ago. */
+  private readonly recentlyChecked: LRUCache<string, KeyObject>;
+  private readonly resourceKeys: LRUCache<string, KeyObject>;
 
   constructor(
     private readonly signingKeyDir: string,
     private readonly resources?: ResourceReader,
     options: SigningKeyResolverOptions = {},
   ) {
-    this.now = options.now ?? Date.now;
+    const perf = { now: options.now ?? Date.now };
+    this.recentlyChecked = new LRUCache({
+      max: MAX_CACHED_KEYS,
+      ttl: KEY_FILE_RECHECK_MS,
+      perf,
+      ttlResolution: 0,
+    });
+    this.resourceKeys = new LRUCache({ max: MAX_CACHED_KEYS, ttl: KBS_KEY_TTL_MS, perf, ttlResolution: 0 });
   }
 
   resolve(kid: string, ctx: CallContext): Promise<KeyObject> {
@@ -94,42 +98,42 @@ export class SigningKeyResolver implements VerificationKeyResolver {
       throw new CdhError('PROVIDER_NOT_CONFIGURED', 'kbs provider not configured');
     }
     const cached = this.resourceKeys.get(kid);
-    if (cached !== undefined && cached.expiresAt > this.now()) return cached.key;
+    if (cached !== undefined) return cached;
     const bytes = await readKeyResource(this.resources, kid, ctx);
     const source = `JWS kid ${describeKid(kid)}`;
     const key = publicKeyFromJwk(parseJwkBytes(bytes, source), source);
-    remember(this.resourceKeys, kid, { key, expiresAt: this.now() + KBS_KEY_TTL_MS });
+    this.resourceKeys.set(kid, key);
     return key;
   }
 
   private async fromFile(kid: string): Promise<KeyObject> {
     checkKidIsRelativeName(kid);
-    // Two realpaths and a stat per unseal are a tenth of a cached unseal's cost: a file checked
+    // Two realpaths and a stat per unseal are costly (docs/performance.md): a file checked
     // moments ago is trusted for a moment more (a replaced or removed key shows within 1 s).
     const recent = this.recentlyChecked.get(kid);
-    if (recent !== undefined && this.now() - recent.checkedAt < KEY_FILE_RECHECK_MS) return recent.key;
+    if (recent !== undefined) return recent;
     const key = await this.loadFileKey(kid);
-    remember(this.recentlyChecked, kid, { key, checkedAt: this.now() });
+    this.recentlyChecked.set(kid, key);
     return key;
   }
 
   private async loadFileKey(kid: string): Promise<KeyObject> {
     const file = await this.realKeyFile(kid);
-    const stats = await fs.stat(file).catch((cause: unknown) => {
+    const stats = await fs.stat(file, { bigint: true }).catch((cause: unknown) => {
       throw unavailable(kid, 'the key file is not readable', cause);
     });
     if (!stats.isFile()) throw unavailable(kid, 'is not a regular file in signing_key_dir');
-    if (stats.size > MAX_KEY_FILE_BYTES) throw unavailable(kid, 'the key file is too large to be a JWK');
+    if (stats.size > BigInt(MAX_KEY_FILE_BYTES))
+      throw unavailable(kid, 'the key file is too large to be a JWK');
     const cached = this.fileKeys.get(file);
-    if (cached !== undefined && cached.mtimeMs === stats.mtimeMs && cached.size === stats.size) {
-      return cached.key;
-    }
+    const fingerprint = statFingerprint(stats);
+    if (cached !== undefined && cached.fingerprint === fingerprint) return cached.key;
     const bytes = await readRegularFile(file).catch((cause: unknown) => {
       throw unavailable(kid, 'the key file is not readable', cause);
     });
     const source = `JWS kid ${describeKid(kid)}`;
     const key = publicKeyFromJwk(parseJwkBytes(bytes, source), source);
-    remember(this.fileKeys, file, { mtimeMs: stats.mtimeMs, size: stats.size, key });
+    this.fileKeys.set(file, { fingerprint, key });
     return key;
   }
 
@@ -166,9 +170,4 @@ async function readRegularFile(file: string): Promise<Buffer> {
   } finally {
     await handle.close();
   }
-}
-
-function remember<V>(cache: Map<string, V>, key: string, value: V): void {
-  if (cache.size >= MAX_CACHED_KEYS) cache.clear();
-  cache.set(key, value);
 }

@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
-import { decodeStandardBase64 } from '../crypto/base64';
+import { decodeStandardBase64 } from '../lib/base64';
 import { checkIvLength, decryptData, wipe } from '../crypto/wrap';
 import type { ProviderLookup } from '../providers/cache';
 import type { CallContext, ResourceReader } from '../providers/types';

@@ -15,7 +15,7 @@ import { spawnDaemon, type DaemonProcess } from '../../src/devtools/daemon';
 import { createTestCa } from '../../src/emulators/pki';
 
 /*
- * Issue 4's acceptance through the daemon PROCESS: aliyun client_key secrets sealed with the
+ * Client-key secrets through the daemon PROCESS: aliyun client_key secrets sealed with the
  * domain's sealing code against the gateway emulator, unsealed with UnsealSecret over a temp
  * socket. The daemon skips signature checks (these are the unsigned form) and caches nothing,
  * so every unseal reaches the KMS.

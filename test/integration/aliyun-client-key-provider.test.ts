@@ -176,7 +176,7 @@ test('each missing credential file is CREDENTIAL_UNAVAILABLE naming it', async (
       openProvider(creds),
       cdhErrorWith(
         'CREDENTIAL_UNAVAILABLE',
-        new RegExp(`${creds.paths[which].replace(/\./g, '\\.')} is missing`),
+        new RegExp(`${creds.paths[which].replace(/\./g, '\\.')} does not exist`),
       ),
     );
   }
@@ -426,7 +426,7 @@ test('a replaced credential file is noticed: the next call uses the new key', as
   await fs.rm(first.paths.password);
   await assert.rejects(
     encrypter.encrypt(DATA_KEY, keyId, call()),
-    cdhErrorWith('CREDENTIAL_UNAVAILABLE', /password_KAAP\.rotating-0001\.json is missing/),
+    cdhErrorWith('CREDENTIAL_UNAVAILABLE', /password_KAAP\.rotating-0001\.json does not exist/),
   );
 });
 

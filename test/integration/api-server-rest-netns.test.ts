@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { tempDir } from '../support/daemon';
+import { tempDir } from '../../src/devtools/daemon';
 import { spawnRest, type RestProcess } from '../support/rest';
 
 /**

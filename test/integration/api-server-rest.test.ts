@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
+import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
 import { writeResourceFile } from '../support/kbs';
 import {
   buildGoAttestationAgent,

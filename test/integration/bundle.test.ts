@@ -9,7 +9,7 @@ import { PACKAGE_ROOT } from '../../src/package-info';
 import { createClientKeyProvider } from '../../src/providers/aliyun/client-key';
 import { generateSigningJwkPair, sealEnvelope, signSealedSecret } from '../../src/secret';
 import { startAliyunScenario, type AliyunScenario } from '../../src/emulators/aliyun/scenario';
-import { childEnv, spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
+import { childEnv, spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
 import { ReflectionClient } from '../support/reflection-client';
 import { connectTtrpc, ttrpcUnsealSecret } from '../support/ttrpc-client';
 

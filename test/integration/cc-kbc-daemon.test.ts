@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { TEE_KEY_TYPES } from '../../src/emulators/aa/server';
-import { spawnDaemon, type DaemonProcess } from '../support/daemon';
+import { spawnDaemon, type DaemonProcess } from '../../src/devtools/daemon';
 import { ccKbcConfig, ccKbcEnv, startKbsWorld, type KbsWorld } from '../support/kbs-world';
 
 /**

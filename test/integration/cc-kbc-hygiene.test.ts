@@ -3,7 +3,7 @@ import type { ServiceError } from '@grpc/grpc-js';
 import { after, before, describe, test } from 'node:test';
 import { TEE_KEY_TYPES } from '../../src/emulators/aa/server';
 import { generateSigningJwkPair, sealVault, signSealedSecret } from '../../src/secret';
-import { spawnDaemon, type DaemonProcess } from '../support/daemon';
+import { spawnDaemon, type DaemonProcess } from '../../src/devtools/daemon';
 import { ccKbcConfig, ccKbcEnv, startKbsWorld, type KbsWorld } from '../support/kbs-world';
 
 /*

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PACKAGE_ROOT } from '../../src/package-info';
-import { spawnDaemon, tempDir } from '../support/daemon';
+import { spawnDaemon, tempDir } from '../../src/devtools/daemon';
 import { startKbsWorld, type KbsWorld } from '../support/kbs-world';
 
 /**

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generateSigningJwkPair, sealVault, signSealedSecret } from '../../src/secret';
 import { runCli } from '../support/cli';
-import { programPath } from '../support/daemon';
+import { programPath } from '../../src/devtools/daemon';
 import { startKbsWorld, type KbsWorld } from '../support/kbs-world';
 
 /** `cdh-oneshot`: the daemon's work once, in-process, no socket, through cc_kbc. */

@@ -16,7 +16,7 @@ test('the demo runs offline, prints the recovered plaintext, cleans up and exits
   assert.ok(lines.includes('   plaintext: db-password: correct horse battery staple'), result.stdout);
   assert.ok(lines.includes('Demo complete.'));
   assert.ok(lines.includes('   daemon exit code 0'));
-  // Each step is printed, the seed's seal command line among them.
+  // Each step is printed, upstream's documented seal command line among them.
   for (const step of ['1. ', '2. ', '3. ', '4. ', '5. ', '6. '])
     assert.ok(
       lines.some((line) => line.startsWith(step)),

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
-import { spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
+import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
 import { buildLayer, makeTar, tagInLayout, writeImage } from '../support/oci-image';
 import { pushImage, remoteDigest, startRegistry, type TestRegistry } from '../support/registry';
 import { unmount } from '../support/tree';

@@ -9,7 +9,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { CdhTtrpcClient } from '../../src/client/cdh-ttrpc-client';
 import { PACKAGE_ROOT } from '../../src/package-info';
 import { runCli } from '../support/cli';
-import { CDH_TOOL_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
+import { CDH_TOOL_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
 import { buildLayer, makeTar, tagInLayout, writeImage } from '../support/oci-image';
 import { pushImage, remoteDigest, startRegistry, type TestRegistry } from '../support/registry';
 import { buildGoAttestationAgent, spawnGoAttestationAgent, type LinedProcess } from '../support/rest';

@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
-import { spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
+import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
 import {
   buildLayer,
   makeTar,

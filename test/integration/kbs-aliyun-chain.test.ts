@@ -16,7 +16,7 @@ import { DkmsEmulator } from '../../src/emulators/aliyun/dkms-gateway';
 import { writeResourceFile } from '../support/kbs';
 
 /**
- * The deployment path of issue 7 end to end: the Aliyun client key, its password and the
+ * Credentials provisioned from KBS resources, end to end: the Aliyun client key, its password and the
  * instance CA live only in an offline_fs resource file; `[[credentials]]` provisions them into
  * the credential dir at start-up; an envelope secret (signed under a kbs:/// kid) then unseals
  * against the dkms gateway emulator. No credential file is placed by hand.

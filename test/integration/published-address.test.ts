@@ -6,7 +6,7 @@ import { after, describe, test } from 'node:test';
 import { DEFAULT_SOCKET } from '../../src/config/types';
 import { ADDRESS_FILE_ENV } from '../../src/server/address-file';
 import { runCli } from '../support/cli';
-import { CDH_TOOL_BIN, spawnDaemon, tempDir } from '../support/daemon';
+import { CDH_TOOL_BIN, spawnDaemon, tempDir } from '../../src/devtools/daemon';
 
 // A health check that cannot see the daemon's flags or config (a container HEALTHCHECK, a unit's
 // readiness loop) finds the daemon through the address it publishes in $CDH_ADDRESS_FILE.

@@ -16,9 +16,9 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { CdhClient } from '../../src/client/cdh-client';
-import { encodeBase64Url } from '../../src/crypto/base64';
+import { encodeBase64Url } from '../../src/lib/base64';
 import { startClientKeyWorld, type ClientKeyWorld } from '../support/client-key-world';
-import { childEnv, DAEMON_BIN, spawnDaemon, tempDir } from '../support/daemon';
+import { childEnv, DAEMON_BIN, spawnDaemon, tempDir } from '../../src/devtools/daemon';
 import { rawH2Connect, H2_PREFACE } from '../support/raw-h2';
 
 /*

@@ -223,8 +223,8 @@ describe('secret seal → daemon UnsealSecret', { concurrency: 3 }, () => {
     assert.equal(await unsealViaClient(skipByConfig, sealed), PLAINTEXT);
   });
 
-  test("the seed's seal command line, flag for flag, with the emulator's files", async () => {
-    // The files of the seed's walkthrough, under its names; the command runs from a checkout
+  test("upstream's documented seal command line, flag for flag, with the emulator's files", async () => {
+    // The files of upstream's walkthrough, under its names; the command runs from a checkout
     // next to them (`--file-path ../plaintext`).
     const seedDir = mkdirIn('seed');
     const checkout = mkdirIn('seed/guest-components');
@@ -262,10 +262,10 @@ describe('secret seal → daemon UnsealSecret', { concurrency: 3 }, () => {
       // Only the gateway address is redirected; no credential dir is configured.
       { cwd: checkout, env: { ALIYUN_DKMS_CONNECT_TO: kms.emulator.connectTo } },
     );
-    const sealed = singleLineOutput(result, "the seed's seal command");
+    const sealed = singleLineOutput(result, "upstream's seal command");
     writeFileSync(join(checkout, 'sealed_secret.json'), result.stdout);
 
-    // The payload is the one the seed shows.
+    // The payload is the one upstream's walkthrough shows.
     const inspected = singleLinesJson(
       await runCli(SECRET_BIN, ['inspect', '--file-path', 'sealed_secret.json'], { cwd: checkout }),
     );
@@ -611,7 +611,7 @@ describe('bad flags and missing files: one stderr line, non-zero exit', { concur
         plaintextFile,
         ...replaceFlag(aliFlags(), '--password-file-path', missing),
       ],
-      /CREDENTIAL_UNAVAILABLE: client key password file \/nonexistent\S* is missing/,
+      /CREDENTIAL_UNAVAILABLE: client key password file \/nonexistent\S* does not exist/,
     ],
     [
       'nonexistent CA file',
@@ -624,7 +624,7 @@ describe('bad flags and missing files: one stderr line, non-zero exit', { concur
         plaintextFile,
         ...replaceFlag(aliFlags(), '--cert-path', missing),
       ],
-      /CREDENTIAL_UNAVAILABLE: KMS instance CA file \/nonexistent\S* is missing/,
+      /CREDENTIAL_UNAVAILABLE: KMS instance CA file \/nonexistent\S* does not exist/,
     ],
     [
       'client key file that is not JSON',

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { AaEmulator, type TeeKeyType } from '../../src/emulators/aa/server';
 import type { JweProducer } from '../../src/emulators/kbs/jwe-producer';
 import { KbsEmulator } from '../../src/emulators/kbs/server';
-import { tempDir } from './daemon';
+import { tempDir } from '../../src/devtools/daemon';
 import { createTestCa, type TestCa } from '../../src/emulators/pki';
 
 /** A KBS emulator and an AA emulator attesting to it, on loopback, with resources in a temp dir. */

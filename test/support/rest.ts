@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import * as http from 'node:http';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../src/package-info';
-import { childEnv, REST_BIN } from './daemon';
+import { childEnv, REST_BIN } from '../../src/devtools/daemon';
 
 export { REST_BIN };
 

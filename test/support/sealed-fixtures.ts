@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { encodeBase64Url, encodeStandardBase64 } from '../../src/crypto/base64';
+import { encodeBase64Url, encodeStandardBase64 } from '../../src/lib/base64';
 import { encryptData, IV_BYTES, type WrapType } from '../../src/crypto/wrap';
 import type { EnvelopeSecret, VaultSecret } from '../../src/secret/payload';
 import { PACKAGE_ROOT } from '../../src/package-info';

@@ -100,13 +100,7 @@ export class MetadataEmulator {
   }
 
   async goOnline(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.port, '127.0.0.1', () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOnLoopback(this.server, this.port);
   }
 
   /** `http://127.0.0.1:<port>`, what metadata_endpoint takes. */

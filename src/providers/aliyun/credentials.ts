@@ -2,6 +2,8 @@ import { constants as fsConstants, existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CdhError } from '../../errors';
 import type { ProviderSettings } from '../types';
+import { quoteUntrusted } from '../../lib/untrusted';
+import { fileReadProblem } from '../../lib/errno';
 
 /**
  * Helpers shared by the aliyun client types: settings fields, ids that name credential
@@ -12,15 +14,6 @@ import type { ProviderSettings } from '../types';
 const MAX_CREDENTIAL_FILE_BYTES = 1024 * 1024;
 const MAX_ID_LENGTH = 256;
 const ID_PATTERN = /^[A-Za-z0-9._*-]+$/;
-
-/** Quotes a value from an untrusted sealed secret for an error message (short, JSON-escaped). */
-export function quoteUntrusted(value: unknown): string {
-  if (typeof value === 'string') {
-    return value.length > 64 ? `${JSON.stringify(value.slice(0, 64))}…` : JSON.stringify(value);
-  }
-  if (value === null) return 'null';
-  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
-}
 
 /** Upstream's current credential directory (since early 2026), tried first. */
 export const UPSTREAM_CREDENTIAL_DIR = '/run/confidential-containers/cdh/kbs/kms-credential/aliyun';
@@ -105,7 +98,7 @@ export async function readCredentialFile(filePath: string, what: string): Promis
     return await handle.readFile();
   } catch (error) {
     if (error instanceof CdhError) throw error;
-    throw credentialError(filePath, what, describeFsError(error), error);
+    throw credentialError(filePath, what, fileReadProblem(error), error);
   } finally {
     await handle?.close().catch(() => undefined);
   }
@@ -114,32 +107,4 @@ export async function readCredentialFile(filePath: string, what: string): Promis
 /** A CREDENTIAL_UNAVAILABLE error about one file: `<what> <path> <problem>`. */
 export function credentialError(filePath: string, what: string, problem: string, cause?: unknown): CdhError {
   return new CdhError('CREDENTIAL_UNAVAILABLE', `${what} ${filePath} ${problem}`, { cause });
-}
-
-function describeFsError(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  switch (code) {
-    case 'ENOENT':
-      return 'is missing';
-    case 'EACCES':
-    case 'EPERM':
-      return 'is not readable (permission denied)';
-    case 'EISDIR':
-      return 'is not a regular file';
-    default:
-      return `could not be read${code ? ` (${code})` : ''}`;
-  }
-}
-
-/**
- * A cheap identity of a file's current version (inode, size, times); 'missing' when it cannot
- * be stat'ed. Comparing fingerprints tells a provider instance that a credential file changed.
- */
-export async function fileFingerprint(filePath: string): Promise<string> {
-  try {
-    const stat = await fs.stat(filePath);
-    return `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
-  } catch {
-    return 'missing';
-  }
 }

@@ -1,8 +1,9 @@
 import { CdhError } from '../../errors';
 import type { ProviderFactory, ProviderInstance, ProviderSettings, ProviderContext } from '../types';
+import { quoteUntrusted } from '../../lib/untrusted';
 
 // The client-type modules are loaded on the first create() that needs them: client_key pulls
-// in node-forge and protobufjs (~150 ms of require), which the daemon's start-up should not pay.
+// in node-forge and protobufjs, a large part of start-up (docs/performance.md, "Measured costs behind the code").
 /* eslint-disable @typescript-eslint/no-require-imports */
 const clientKeyModule = (): typeof import('./client-key') =>
   require('./client-key') as typeof import('./client-key');
@@ -12,7 +13,7 @@ const openApiModule = (): typeof import('./openapi') => require('./openapi') as 
 export const CLIENT_TYPES = ['client_key', 'ecs_ram_role', 'sts_token'] as const;
 export type ClientType = (typeof CLIENT_TYPES)[number];
 
-/** The provider_settings fields each client type reads (the seed's tables). */
+/** The provider_settings fields each client type reads (upstream's tables). */
 const SETTINGS_FIELDS: Record<ClientType, readonly string[]> = {
   client_key: ['client_key_id', 'kms_instance_id'],
   sts_token: ['token_path', 'region_id'],
@@ -44,13 +45,8 @@ export const aliyunProvider: ProviderFactory = {
         throw new CdhError(
           'PROVIDER_SETTINGS_INVALID',
           `aliyun provider_settings.client_type must be one of ${CLIENT_TYPES.join(', ')}` +
-            (clientType === undefined ? ' (it is missing)' : ` (got ${describe(clientType)})`),
+            (clientType === undefined ? ' (it is missing)' : ` (got ${quoteUntrusted(clientType)})`),
         );
     }
   },
 };
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.slice(0, 64));
-  return value === null ? 'null' : typeof value;
-}

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import pino from 'pino';
 import { LayerStore } from '../../../src/image/layer-store';
-import { tempDir } from '../../support/daemon';
+import { tempDir } from '../../../src/devtools/daemon';
 
 const logger = pino({ level: 'silent' });
 const work = tempDir('cdh-layer-store-');

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import { isCdhError } from '../../../src/errors';
 import { unpackLayer } from '../../../src/image/unpack';
-import { tempDir } from '../../support/daemon';
+import { tempDir } from '../../../src/devtools/daemon';
 import { makeTar, type TarEntry } from '../../support/oci-image';
 
 const work = tempDir('cdh-unpack-');

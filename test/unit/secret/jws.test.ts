@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import { createHmac, createPrivateKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { encodeBase64Url } from '../../../src/crypto/base64';
+import { encodeBase64Url } from '../../../src/lib/base64';
 import { CdhError } from '../../../src/errors';
 import { splitSealedSecret } from '../../../src/secret/compact';
 import { verifySealedParts } from '../../../src/secret/jws';

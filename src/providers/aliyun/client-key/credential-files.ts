@@ -1,8 +1,10 @@
 import { X509Certificate } from 'node:crypto';
 import * as path from 'node:path';
-import { credentialError, fileFingerprint, readCredentialFile } from '../credentials';
+import { fileFingerprint } from '../../../lib/file-fingerprint';
+import { credentialError, readCredentialFile } from '../credentials';
 import { openPkcs12, Pkcs12Error, type ClientKeyMaterial } from './pkcs12';
 import type { ClientKeyFilePaths } from './settings';
+import { standardBase64Problem } from '../../../lib/base64';
 
 /** A client key loaded from its three files, with the files' fingerprints when read. */
 export interface LoadedClientKey {
@@ -80,7 +82,7 @@ function parseClientKeyFile(bytes: Buffer, filePath: string): { keyId: string; p
     throw credentialError(filePath, 'client key file', 'has no string field "PrivateKeyData"');
   }
   const base64 = privateKeyData.replace(/\s+/g, '');
-  if (base64.length === 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(base64) || base64.length % 4 !== 0) {
+  if (base64.length === 0 || standardBase64Problem(base64) !== undefined) {
     throw credentialError(filePath, 'client key file', 'has a "PrivateKeyData" that is not base64');
   }
   return { keyId, pkcs12: Buffer.from(base64, 'base64') };

@@ -14,6 +14,7 @@ import {
   type GatewayRefusal,
 } from './gateway-errors';
 import { signedDkmsHeaders, type DkmsApiName, type SigningIdentity } from './request-signing';
+import { errnoCode } from '../../../lib/errno';
 
 export { DEFAULT_RETRY_POLICY, type RetryPolicy };
 
@@ -181,7 +182,7 @@ export class DkmsGatewayClient {
     if (error.networkKind === 'other') {
       throw new CdhError(
         'KMS_UNAVAILABLE',
-        `${context}: cannot talk to the KMS at ${this.dialAddress} (${networkError.code ?? networkError.message})`,
+        `${context}: cannot talk to the KMS at ${this.dialAddress} (${errnoCode(networkError, networkError.message)})`,
         { cause: networkError },
       );
     }
@@ -210,7 +211,7 @@ export class DkmsGatewayClient {
 function describeFailure(failure: Failure | undefined): string {
   if (failure === undefined) return 'none';
   if (failure.kind === 'refusal') return describeRefusal(failure.refusal);
-  return failure.error.code ?? failure.error.message;
+  return errnoCode(failure.error, failure.error.message);
 }
 
 function decodeErrorBody(body: Buffer): ErrorMessage | undefined {

@@ -1,6 +1,7 @@
 import type { ErrorCode } from '../../../errors';
 import { isRetryableStatus } from '../../../net/errors';
 import type { ErrorMessage } from './dkms-messages';
+import { printableUntrusted } from '../../../lib/untrusted';
 
 /** What the gateway said when it refused a request (any field may be empty). */
 export interface GatewayRefusal {
@@ -34,21 +35,15 @@ export function describeRefusal(refusal: GatewayRefusal): string {
   if (refusal.requestId) parts.push(`(RequestId ${refusal.requestId})`);
   let text = parts.join(' ');
   const message = refusal.errorMessage.trim();
-  if (message) text += `: ${message.length > 200 ? `${message.slice(0, 200)}…` : message}`;
+  if (message) text += `: ${message}`;
   return text;
 }
 
 export function refusalFromErrorBody(httpStatus: number, decoded: ErrorMessage | undefined): GatewayRefusal {
   return {
     httpStatus,
-    errorCode: printable(decoded?.ErrorCode),
-    errorMessage: printable(decoded?.ErrorMessage),
-    requestId: printable(decoded?.RequestId),
+    errorCode: printableUntrusted(decoded?.ErrorCode),
+    errorMessage: printableUntrusted(decoded?.ErrorMessage),
+    requestId: printableUntrusted(decoded?.RequestId),
   };
-}
-
-/** Gateway strings go into status messages: keep them short and free of control characters. */
-function printable(value: string | undefined): string {
-  // eslint-disable-next-line no-control-regex
-  return (value ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 256);
 }

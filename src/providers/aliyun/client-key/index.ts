@@ -10,7 +10,7 @@ import type {
   ProviderInstance,
   ProviderSettings,
 } from '../../types';
-import { quoteUntrusted } from '../credentials';
+import { quoteUntrusted } from '../../../lib/untrusted';
 import { clientKeyFilesFingerprint, loadClientKey, type LoadedClientKey } from './credential-files';
 import {
   decodeDkms,
@@ -28,6 +28,7 @@ import {
   type ClientKeyFilePaths,
   type ClientKeySettings,
 } from './settings';
+import { decodeStandardBase64 } from '../../../lib/base64';
 
 export { parseClientKeySettings } from './settings';
 
@@ -277,20 +278,13 @@ function decodeIvAnnotation(annotations: Annotations): Buffer {
       'aliyun annotations.iv is required to decrypt with client_type client_key (it is missing)',
     );
   }
-  if (
-    typeof value !== 'string' ||
-    value.length % 4 !== 0 ||
-    !/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(value)
-  ) {
+  if (typeof value !== 'string') {
     throw new CdhError(
       'PROVIDER_SETTINGS_INVALID',
       `aliyun annotations.iv must be standard base64 (got ${quoteUntrusted(value)})`,
     );
   }
-  const iv = Buffer.from(value, 'base64');
-  if (iv.toString('base64') !== value) {
-    throw new CdhError('PROVIDER_SETTINGS_INVALID', 'aliyun annotations.iv is not canonical base64');
-  }
+  const iv = decodeStandardBase64(value, 'aliyun annotations.iv', 'PROVIDER_SETTINGS_INVALID');
   if (iv.length !== AES_GCM_IV_BYTES) {
     throw new CdhError(
       'PROVIDER_SETTINGS_INVALID',

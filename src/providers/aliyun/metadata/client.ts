@@ -1,9 +1,11 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { CdhError } from '../../../errors';
-import { abortError, raceSignal, throwIfAborted } from '../../../lib/abort';
+import { abortError, throwIfAborted } from '../../../lib/abort';
+import { SingleFlight } from '../../../lib/single-flight';
 import { assertDialAllowed } from '../../../net-guard';
 import { HttpClient, HttpRequestError } from '../../../net/http-client';
 import type { StsCredentials } from '../openapi/credential-files';
+import { quoteUntrusted } from '../../../lib/untrusted';
 
 export const DEFAULT_METADATA_ENDPOINT = 'http://100.100.100.200';
 export const TOKEN_PATH = '/latest/api/token';
@@ -36,13 +38,6 @@ interface MetadataAnswer {
   readonly body: string;
 }
 
-/** One refresh shared by concurrent callers; aborted when every one of them has given up. */
-interface SharedRefresh {
-  readonly result: Promise<RoleCredentials>;
-  readonly controller: AbortController;
-  waiters: number;
-}
-
 /**
  * Fetches the STS credentials of the instance's RAM role from the ECS metadata service.
  * Hardened mode first (a session token from PUT /latest/api/token sent on the GET); the plain
@@ -55,7 +50,7 @@ export class EcsMetadataClient {
   private readonly tokenTtlSeconds: number;
   private readonly now: () => number;
   private cached?: RoleCredentials;
-  private refreshing?: SharedRefresh;
+  private readonly refreshing = new SingleFlight<RoleCredentials>();
   private sessionToken?: { readonly value: string; readonly expiresAt: number };
   private readonly http: HttpClient;
 
@@ -77,46 +72,18 @@ export class EcsMetadataClient {
     this.now = options.now ?? Date.now;
   }
 
-  /** Valid credentials: cached ones, or fresh ones from one refresh shared by all callers. */
+  /**
+   * Valid credentials: cached ones, or fresh ones from one refresh shared by all callers. A
+   * caller whose signal fires stops waiting at once; when the last one has gone, the metadata
+   * request itself is aborted (a hung service must not hold a socket, nor make the next caller
+   * wait for a request nobody wants).
+   */
   credentials(signal?: AbortSignal): Promise<RoleCredentials> {
     const cached = this.cached;
     if (cached !== undefined && this.now() < cached.expiresAt - this.refreshMarginMs) {
       return Promise.resolve(cached);
     }
-    let shared = this.refreshing;
-    if (shared === undefined) {
-      const controller = new AbortController();
-      const result = this.refresh(controller.signal).finally(() => {
-        if (this.refreshing === refresh) this.refreshing = undefined;
-      });
-      result.catch(() => undefined);
-      const refresh: SharedRefresh = { result, controller, waiters: 0 };
-      this.refreshing = shared = refresh;
-    }
-    return this.join(shared, signal);
-  }
-
-  /**
-   * Waits for a shared refresh. A caller whose signal fires stops waiting at once; when the
-   * last one has gone, the metadata request itself is aborted (a hung service must not hold a
-   * socket, nor make the next caller wait for a request nobody wants).
-   */
-  private join(shared: SharedRefresh, signal: AbortSignal | undefined): Promise<RoleCredentials> {
-    shared.waiters++;
-    if (signal === undefined) return shared.result;
-    const leave = (): void => {
-      if (--shared.waiters > 0) return;
-      shared.controller.abort(abortError(signal));
-      if (this.refreshing === shared) this.refreshing = undefined;
-    };
-    if (signal.aborted) {
-      leave();
-      return Promise.reject(abortError(signal));
-    }
-    signal.addEventListener('abort', leave, { once: true });
-    const stopListening = (): void => signal.removeEventListener('abort', leave);
-    shared.result.then(stopListening, stopListening);
-    return raceSignal(shared.result, signal);
+    return this.refreshing.run('refresh', signal, (refreshSignal) => this.refresh(refreshSignal));
   }
 
   /** Forgets `stale` (the KMS refused it), so the next call fetches new credentials. */
@@ -189,8 +156,7 @@ export class EcsMetadataClient {
     }
     const fields = (parsed !== null && typeof parsed === 'object' ? parsed : {}) as Record<string, unknown>;
     if (fields['Code'] !== 'Success') {
-      const code =
-        typeof fields['Code'] === 'string' ? JSON.stringify(fields['Code'].slice(0, 64)) : 'missing';
+      const code = typeof fields['Code'] === 'string' ? quoteUntrusted(fields['Code']) : 'missing';
       throw new CdhError(
         'KMS_ACCESS_DENIED',
         `aliyun ecs_ram_role: ${where} did not issue credentials for RAM role "${role}" (Code ${code})`,
@@ -272,14 +238,14 @@ export function parseMetadataEndpoint(endpoint: string): URL {
   } catch {
     throw new CdhError(
       'PROVIDER_NOT_CONFIGURED',
-      `aliyun metadata_endpoint must be an http://host[:port] URL (got ${JSON.stringify(text.slice(0, 100))})`,
+      `aliyun metadata_endpoint must be an http://host[:port] URL (got ${quoteUntrusted(text)})`,
     );
   }
   const web = url.protocol === 'http:' || url.protocol === 'https:';
   if (!web || url.hostname === '' || (url.pathname !== '/' && url.pathname !== '')) {
     throw new CdhError(
       'PROVIDER_NOT_CONFIGURED',
-      `aliyun metadata_endpoint must be an http://host[:port] URL (got ${JSON.stringify(text.slice(0, 100))})`,
+      `aliyun metadata_endpoint must be an http://host[:port] URL (got ${quoteUntrusted(text)})`,
     );
   }
   return url;

@@ -2,6 +2,8 @@ import { stat } from 'node:fs/promises';
 import { CdhError } from '../../../errors';
 import { locateCredentialFile, readCredentialFile } from '../credentials';
 import { checkRegionId } from './settings';
+import { fileReadProblem } from '../../../lib/errno';
+import { statFingerprint } from '../../../lib/file-fingerprint';
 
 /** Temporary (STS) credentials of the KMS OpenAPI. Never logged, never put in a message. */
 export interface StsCredentials {
@@ -47,8 +49,7 @@ export class StsTokenFile {
   async current(): Promise<StsCredentials> {
     let fingerprint: string;
     try {
-      const info = await stat(this.path);
-      fingerprint = `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`;
+      fingerprint = statFingerprint(await stat(this.path, { bigint: true }));
     } catch (error) {
       throw fileUnavailable(`the token file ${this.path}`, error);
     }
@@ -119,7 +120,5 @@ export function parseEcsRamRoleFile(content: string, path: string): EcsRamRoleFi
 }
 
 function fileUnavailable(what: string, error: unknown): CdhError {
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  const reason = code === 'ENOENT' ? 'does not exist' : `cannot be read${code ? ` (${code})` : ''}`;
-  return new CdhError('CREDENTIAL_UNAVAILABLE', `aliyun: ${what} ${reason}`);
+  return new CdhError('CREDENTIAL_UNAVAILABLE', `aliyun: ${what} ${fileReadProblem(error)}`);
 }

@@ -1,5 +1,6 @@
 import { CdhError, type ErrorCode } from '../../../errors';
 import { classifyNetworkError, isRetryableStatus, isTlsFailureCode } from '../../../net/errors';
+import { quoteUntrusted } from '../../../lib/untrusted';
 
 /** The KMS answered with an HTTP error (JSON `Code`, `Message`, `RequestId`, or an unreadable body). */
 export interface KmsAnswerFailure {
@@ -176,5 +177,5 @@ function safeKmsMessage(failure: KmsAnswerFailure, secrets: readonly string[]): 
   if (message === undefined || message === '') return '';
   if (/sign/i.test(message) || secrets.some((secret) => secret !== '' && message.includes(secret))) return '';
   const oneLine = message.replace(/\s+/g, ' ').trim();
-  return `: ${JSON.stringify(oneLine.length > 160 ? `${oneLine.slice(0, 160)}…` : oneLine)}`;
+  return `: ${quoteUntrusted(oneLine)}`;
 }

@@ -78,7 +78,7 @@ export interface OpenApiSdkClient {
 const callScopes = new AsyncLocalStorage<OpenApiCallScope>();
 let loaded: OpenApiSdk | undefined;
 
-/** Loads the SDK on first use (it takes ~100 ms to require, which start-up should not pay). */
+/** Loads the SDK on first use (its require is costly: docs/performance.md, "Measured costs behind the code"). */
 export function loadOpenApiSdk(): OpenApiSdk {
   loaded ??= load();
   return loaded;

@@ -2,6 +2,7 @@ import { isAbsolute } from 'node:path';
 import { CdhError } from '../../../errors';
 import type { AliyunConfig } from '../../../config/types';
 import type { Annotations, ProviderSettings } from '../../types';
+import { quoteUntrusted } from '../../../lib/untrusted';
 
 /** Region ids as Alibaba Cloud spells them (`cn-beijing`, `ap-southeast-1`); they become a host name. */
 const REGION_ID = /^[a-z0-9-]{1,64}$/;
@@ -69,13 +70,13 @@ export function resolveOpenApiEndpoint(config: AliyunConfig, regionId: string): 
   } catch {
     throw new CdhError(
       'PROVIDER_NOT_CONFIGURED',
-      `aliyun openapi_endpoint must be "host:port" (got ${JSON.stringify(override.slice(0, 100))})`,
+      `aliyun openapi_endpoint must be "host:port" (got ${quoteUntrusted(override)})`,
     );
   }
   if (parsed.hostname === '' || parsed.pathname !== '/' || parsed.search !== '' || parsed.username !== '') {
     throw new CdhError(
       'PROVIDER_NOT_CONFIGURED',
-      `aliyun openapi_endpoint must be "host:port" (got ${JSON.stringify(override.slice(0, 100))})`,
+      `aliyun openapi_endpoint must be "host:port" (got ${quoteUntrusted(override)})`,
     );
   }
   const port = parsed.port === '' ? 443 : Number(parsed.port);
@@ -109,6 +110,5 @@ function annotationString(annotations: Annotations, name: string): string {
 /** A short description of a bad value for an error message (settings are not secret). */
 export function describeValue(value: unknown): string {
   if (value === undefined) return 'it is missing';
-  if (typeof value === 'string') return `got ${JSON.stringify(value.slice(0, 64))}`;
-  return `got ${value === null ? 'null' : typeof value}`;
+  return `got ${quoteUntrusted(value)}`;
 }

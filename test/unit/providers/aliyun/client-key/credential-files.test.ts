@@ -75,7 +75,7 @@ test('each missing file is CREDENTIAL_UNAVAILABLE naming that file', async () =>
     await fs.rm(creds.paths[which]);
     await assert.rejects(
       loadClientKey(pathsOf(creds)),
-      cdhErrorWith('CREDENTIAL_UNAVAILABLE', new RegExp(`${escape(creds.paths[which])} is missing`)),
+      cdhErrorWith('CREDENTIAL_UNAVAILABLE', new RegExp(`${escape(creds.paths[which])} does not exist`)),
     );
   }
 });

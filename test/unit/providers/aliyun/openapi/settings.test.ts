@@ -58,7 +58,7 @@ test('sts_token settings need an absolute token_path and a region id', () => {
     [{ token_path: PATH }, /region_id.*it is missing/],
     [{ token_path: PATH, region_id: 'cn-beijing.evil.com' }, /region_id/],
     [{ token_path: PATH, region_id: 'CN-BEIJING' }, /region_id/],
-    [{ token_path: PATH, region_id: ['cn-beijing'] }, /region_id.*got object/],
+    [{ token_path: PATH, region_id: ['cn-beijing'] }, /region_id.*got an array/],
   ] as const) {
     assert.throws(() => parseStsTokenSettings(settings), {
       code: 'PROVIDER_SETTINGS_INVALID',

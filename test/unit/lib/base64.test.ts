@@ -8,7 +8,7 @@ import {
   encodeBase64Url,
   encodeStandardBase64,
   standardBase64Problem,
-} from '../../../src/crypto/base64';
+} from '../../../src/lib/base64';
 import { CdhError } from '../../../src/errors';
 
 test('canonical standard base64 decodes, including empty and both paddings', () => {

@@ -172,7 +172,7 @@ export interface LoadOptions {
 }
 
 /** Runs the whole thing: emulator, daemon process, the calls, SIGTERM; returns the figures. */
-export async function runHardeningLoad(options: LoadOptions): Promise<LoadReport> {
+export async function runLoadWithFaults(options: LoadOptions): Promise<LoadReport> {
   const concurrency = options.concurrency ?? 64;
   const kmsFailRatio = options.kmsFailRatio ?? 0.05;
   const world = await startClientKeyWorld();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { describeLoadReport, runHardeningLoad } from '../support/hardening-load';
+import { describeLoadReport, runLoadWithFaults } from '../support/load-run';
 
 /*
  * Load with faults: unseals at concurrency 64, valid and invalid mixed, the gateway failing 5 %
@@ -10,7 +10,7 @@ import { describeLoadReport, runHardeningLoad } from '../support/hardening-load'
 const TOTAL = Number(process.env['CDH_LOAD_COUNT'] ?? 1500);
 
 test(`${TOTAL} unseals at concurrency 64 with 5 % KMS failures: no crash, no wrong plaintext, every failure catalogued, memory stable`, async (t) => {
-  const report = await runHardeningLoad({ total: TOTAL });
+  const report = await runLoadWithFaults({ total: TOTAL });
   for (const line of describeLoadReport(report)) t.diagnostic(line);
   const summary = JSON.stringify(report);
   assert.equal(report.daemonAlive, true, summary);

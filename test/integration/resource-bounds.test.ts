@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startClientKeyWorld } from '../support/client-key-world';
 import { spawnDaemon } from '../../src/devtools/daemon';
-import { memoryOf } from '../support/hardening-load';
+import { memoryOf } from '../support/load-run';
 
 /*
  * Resource exhaustion through hostile provider_settings: an unknown extra field with a new

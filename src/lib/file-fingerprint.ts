@@ -1,0 +1,18 @@
+import { promises as fs, type BigIntStats } from 'node:fs';
+
+/**
+ * A cheap identity of a file's current version: device, inode, size and the modification and
+ * change times in nanoseconds. A replaced, rewritten or touched file gets another one.
+ */
+export function statFingerprint(stat: BigIntStats): string {
+  return `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
+}
+
+/** The fingerprint of the file at `filePath` (links followed); 'missing' when it cannot be stat'ed. */
+export async function fileFingerprint(filePath: string): Promise<string> {
+  try {
+    return statFingerprint(await fs.stat(filePath, { bigint: true }));
+  } catch {
+    return 'missing';
+  }
+}
