@@ -27,7 +27,7 @@ Options:
   -c, --config FILE    configuration file (.toml or .json); without it, the daemon's fallback
                        (env AA_KBC_PARAMS, kernel command line)
   --log-level LEVEL    logs go to stderr (default warn)
-  --timeout-ms N       deadline of the command (default 60000)
+  --timeout-ms N       deadline of the command (default 60000; pull-image 1200000, as the Kata agent)
   -h, --help, -V, --version
 `;
 
@@ -72,7 +72,8 @@ async function main(): Promise<void> {
   };
   if (!['unseal-secret', 'get-resource', 'unwrap-key', 'pull-image'].includes(command))
     fail(`unknown command "${command}" (see --help)`, 2);
-  const timeoutMs = values['timeout-ms'] === undefined ? 60_000 : Number(values['timeout-ms']);
+  const defaultTimeoutMs = command === 'pull-image' ? 1_200_000 : 60_000;
+  const timeoutMs = values['timeout-ms'] === undefined ? defaultTimeoutMs : Number(values['timeout-ms']);
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) fail('--timeout-ms must be a positive integer', 2);
 
   let config;
@@ -111,12 +112,20 @@ async function main(): Promise<void> {
       output = optsdata.toString('base64');
       optsdata.fill(0);
     } else {
-      const { ImagePuller } = await import('../image/service.js');
-      output = await new ImagePuller(config.image, { logger, kbc }).pull(
-        need('image-url'),
-        need('bundle-path'),
-        ctx,
-      );
+      const [{ ImagePuller }, { AaPullMeasurer }] = await Promise.all([
+        import('../image/service.js'),
+        import('../image/measure.js'),
+      ]);
+      const puller = new ImagePuller(config.image, {
+        logger,
+        kbc,
+        measurer: new AaPullMeasurer(config.aa.aaSocket, logger),
+      });
+      try {
+        output = await puller.pull(need('image-url'), need('bundle-path'), ctx);
+      } finally {
+        await puller.close();
+      }
     }
     process.stdout.write(`${output}\n`);
   } finally {

@@ -79,7 +79,7 @@ export function defaultConfig(): CdhConfig {
     maxConnections: 512,
     handshakeTimeoutMs: 10_000,
     idleTimeoutMs: 300_000,
-    maxConcurrentStreams: 32,
+    maxConcurrentStreams: 256,
     credentialsRoot: '/run/confidential-containers/cdh',
     cache: { ttlSeconds: 300, maxEntries: 1024 },
     sealedSecret: { signingKeyDir: '/run/confidential-containers/cdh/sealed-secret' },

@@ -134,7 +134,7 @@ export class ImagePuller {
     ctx: CallContext,
   ): Promise<string> {
     const label =
-      task.ref === original
+      referenceString(task.ref) === referenceString(original)
         ? `image ${quote(imageUrl)}`
         : `image ${quote(imageUrl)} (from ${quote(referenceString(task.ref))})`;
     const session = new RegistrySession(

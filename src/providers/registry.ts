@@ -100,7 +100,9 @@ export class ProviderRegistry {
     if (factory === undefined) {
       throw new CdhError(
         'PROVIDER_UNKNOWN',
-        `unknown provider "${provider}" (supported: ${this.providerNames.join(', ')})`,
+        // JSON-escaped and shortened: the name comes from the sealed secret.
+        `unknown provider ${JSON.stringify(provider.slice(0, 64))}${provider.length > 64 ? '…' : ''} ` +
+          `(supported: ${this.providerNames.join(', ')})`,
       );
     }
     return factory;

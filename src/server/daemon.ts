@@ -1,7 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { parseListenAddress } from '../config/load';
-import { DEFAULT_AA_SOCKET } from '../client/aa-client';
 import type { CdhConfig } from '../config/types';
 import { isCdhError } from '../errors';
 import type { ImagePuller } from '../image/service';
@@ -66,7 +65,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
         new Puller(config.image, {
           logger,
           kbc: resourceStore,
-          measurer: new AaPullMeasurer(process.env['AA_SOCKET'] ?? DEFAULT_AA_SOCKET, logger),
+          measurer: new AaPullMeasurer(config.aa.aaSocket, logger),
         }),
     ));
   const keyUnwrapper = new KeyUnwrapper({ kbc: resourceStore, registry, logger });

@@ -91,8 +91,9 @@ test('ttl 0: 50 concurrent identical unseals share one KMS Decrypt (single-fligh
 
   const { secret, plaintext } = await seal();
   const before = decryptCalls();
-  // Hold the KMS answer back until every call has arrived and joined the flight.
-  kms.emulator.slowNext(500);
+  // Hold the KMS answer back until every call has arrived and joined the flight (long enough for
+  // 50 calls to arrive on a loaded CI machine: 500 ms was not, at a load average of 18).
+  kms.emulator.slowNext(3000);
   const answers = await Promise.all(Array.from({ length: 50 }, () => client.unsealSecret(secret)));
   assert.equal(decryptCalls() - before, 1, 'one Decrypt for 50 concurrent identical unseals');
   for (const answer of answers) assert.equal(answer.toString(), plaintext);

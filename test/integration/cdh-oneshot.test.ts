@@ -3,13 +3,13 @@ import { createCipheriv, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { PACKAGE_ROOT } from '../../src/package-info';
 import { generateSigningJwkPair, sealVault, signSealedSecret } from '../../src/secret';
 import { runCli } from '../support/cli';
+import { programPath } from '../support/daemon';
 import { startKbsWorld, type KbsWorld } from '../support/kbs-world';
 
 /** `cdh-oneshot`: the daemon's work once, in-process, no socket, through cc_kbc. */
-const ONESHOT = join(PACKAGE_ROOT, 'dist/src/bin/cdh-oneshot.js');
+const ONESHOT = programPath('cdh-oneshot');
 
 describe('cdh-oneshot with cc_kbc', () => {
   let world: KbsWorld;

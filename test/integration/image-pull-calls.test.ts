@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
 import { CdhTtrpcClient } from '../../src/client/cdh-ttrpc-client';
+import { PACKAGE_ROOT } from '../../src/package-info';
 import { runCli } from '../support/cli';
 import { CDH_TOOL_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
 import { buildLayer, makeTar, tagInLayout, writeImage } from '../support/oci-image';
@@ -118,6 +119,41 @@ describe('PullImage over both transports and from cdh-tool', () => {
       assert.match(bad.stderr, /^cdh-tool: FAILED_PRECONDITION: IMAGE_BUNDLE_IN_USE: .*config\.json\n$/);
     });
   }
+});
+
+describe('cdh-oneshot pull-image (no daemon)', () => {
+  test('pulls into the bundle and prints the digest; a failure is one line on stderr, non-zero exit', async () => {
+    const config = join(work.path, 'oneshot.json');
+    writeFileSync(config, JSON.stringify(imageConfig(registry.host)));
+    const target = bundle();
+    const oneshot = join(PACKAGE_ROOT, 'dist/src/bin/cdh-oneshot.js');
+    const ok = await runCli(oneshot, [
+      '-c',
+      config,
+      'pull-image',
+      '--image-url',
+      `${registry.host}/calls/small:v1`,
+      '--bundle-path',
+      target,
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.stdout, `${await remoteDigest(`${registry.host}/calls/small:v1`)}\n`);
+    assert.ok(existsSync(join(target, 'rootfs', 'hello')));
+    const bad = await runCli(oneshot, [
+      '-c',
+      config,
+      '--log-level',
+      'error',
+      'pull-image',
+      '--image-url',
+      `${registry.host}/calls/gone:v1`,
+      '--bundle-path',
+      bundle(),
+    ]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /^cdh-oneshot: NOT_FOUND: image ".*calls\/gone:v1".*not found in the registry/);
+    assert.equal(bad.stderr.trim().split('\n').length, 1, JSON.stringify(bad.stderr));
+  });
 });
 
 describe("the caller's deadline bounds the pull and cancels the download", () => {

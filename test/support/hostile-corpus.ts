@@ -405,12 +405,11 @@ export function generateHostileCorpus(): HostileCorpus {
   const bigField = 'x'.repeat(10_000);
   corpus.add(
     'oversized',
-    'a 10 KB extra header field (ignored)',
+    'a 10 KB extra header field (over the header bound, refused before decoding)',
     'verified',
     signText(headerJson(SIGNING_KID, { junk: bigField }), good),
-    'OK',
-    null,
-    ok,
+    INVALID,
+    'SEALED_SECRET_MALFORMED',
   );
   corpus.payload(
     'oversized',
@@ -473,11 +472,11 @@ export function generateHostileCorpus(): HostileCorpus {
   );
   corpus.add(
     'oversized',
-    'a kid of 5000 characters',
+    'a kid of 5000 characters (over the header bound)',
     'verified',
     signText(headerJson('k'.repeat(5000)), good),
-    DENIED,
-    'SIGNING_KEY_UNAVAILABLE',
+    INVALID,
+    'SEALED_SECRET_MALFORMED',
   );
 
   // Truncated JWS parts.
@@ -662,9 +661,17 @@ export function generateHostileCorpus(): HostileCorpus {
   );
   corpus.add(
     'jws header',
-    'header nested 10,000 levels deep in an extra field',
+    'header nested 10,000 levels deep in an extra field (over the header bound)',
     'verified',
     signText(`{"alg":"ES256","kid":"signer.json","x":${nestedArrays(10_000)}}`, good),
+    INVALID,
+    'SEALED_SECRET_MALFORMED',
+  );
+  corpus.add(
+    'jws header',
+    'header nested 500 levels deep in an extra field, within the header bound (ignored)',
+    'verified',
+    signText(`{"alg":"ES256","kid":"signer.json","x":${nestedArrays(500)}}`, good),
     'OK',
     null,
     {

@@ -69,3 +69,17 @@ test('the instance cache is a bounded LRU; an evicted instance is closed once it
   await registry.close();
   assert.deepEqual(closed.sort(), ['a', 'b', 'c', 'd']);
 });
+
+test('an unknown provider name is quoted with its control characters escaped, and shortened', async () => {
+  const registry = new ProviderRegistry([], { config: defaultConfig(), logger: silentLogger() });
+  await assert.rejects(registry.decrypter('evil\u001b[31m\nname', {}), (error: Error) => {
+    assert.match(error.message, /unknown provider "evil\\u001b\[31m\\nname"/);
+    // eslint-disable-next-line no-control-regex
+    assert.doesNotMatch(error.message, /[\u0000-\u001f]/);
+    return true;
+  });
+  await assert.rejects(registry.decrypter('x'.repeat(500), {}), (error: Error) => {
+    assert.ok(error.message.length < 200, error.message);
+    return true;
+  });
+});
