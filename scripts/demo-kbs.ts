@@ -8,17 +8,22 @@
  *   5. the daemon with cc_kbc: [[credentials]] fetch the client key files through the KBS
  *   6. a secret sealed with `secret seal ... envelope ... ali ...`, signed under a kbs:/// kid
  *   7. unsealed through the socket with `cdh-tool unseal-secret`
+ *   8. the pod's REST front, `api-server-rest`, in front of the daemon and the AA: a workload's
+ *      `curl` of a resource the KBS delivered, `/info` and `/aa/token`
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import * as http from 'node:http';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
-import { CDH_TOOL_BIN, childEnv, SECRET_BIN, spawnDaemon, tempDir } from '../src/devtools/daemon';
+import { CDH_TOOL_BIN, childEnv, REST_BIN, SECRET_BIN, spawnDaemon, tempDir } from '../src/devtools/daemon';
 import { EmulatorProcess } from '../src/devtools/emulator-process';
 
 const PLAINTEXT = 'db-password: correct horse battery staple';
 const KID = 'kbs:///default/signing-key/sealed-secret';
 const KBS_HOST = 'kbs.demo.test';
+const POD_RESOURCE = 'default/key/pod-demo';
+const POD_RESOURCE_TEXT = 'workload key for the pod: 7f3c9a';
 const execFileAsync = promisify(execFile);
 
 interface AliyunDescription {
@@ -48,6 +53,7 @@ export async function runKbsDemo(): Promise<void> {
   console.log(`Working in ${work.path}\n`);
   const emulators: EmulatorProcess[] = [];
   let daemon: Awaited<ReturnType<typeof spawnDaemon>> | undefined;
+  let rest: ChildProcess | undefined;
   try {
     console.log('1. Alibaba Cloud KMS gateway emulator; the client key files stay on the user side');
     const userDir = join(work.path, 'user/kms-credential');
@@ -74,6 +80,9 @@ export async function runKbsDemo(): Promise<void> {
     };
     for (const file of Object.values(kms.credential_files)) put(`default/aliyun/${basename(file)}`, file);
     put('default/signing-key/sealed-secret', join(sealerDir, `${kid}-public.json`));
+    const podResourceFile = join(work.path, 'user/pod-demo');
+    writeFileSync(podResourceFile, POD_RESOURCE_TEXT);
+    put(POD_RESOURCE, podResourceFile);
     console.log(`   $ cdh-emulator kbs --resources ${resources} --https ${KBS_HOST}`);
     const kbsProcess = await EmulatorProcess.start('kbs', ['--resources', resources, '--https', KBS_HOST]);
     emulators.push(kbsProcess);
@@ -172,11 +181,74 @@ export async function runKbsDemo(): Promise<void> {
     console.log(
       `   KBS: ${String(kbsStats['attest'])} attestation(s), ${String(kbsStats['resourceRequests'])} resource request(s); AA: ${String(aaStats['getToken'])} GetToken\n`,
     );
+
+    console.log(
+      "8. The pod's REST front: api-server-rest in front of the daemon and the AA; a workload curls it",
+    );
+    const restArgs = [
+      '-b',
+      '127.0.0.1:0',
+      '--features',
+      'all',
+      '--cdh_addr',
+      daemon.target,
+      '--aa_addr',
+      aaSocket,
+    ];
+    console.log(`   $ api-server-rest ${restArgs.join(' ')}`);
+    const started = await startRest(restArgs);
+    rest = started.child;
+    console.log(`   listening on ${started.url} (loopback only: the pod's network namespace)`);
+    const resource = await curl(`${started.url}/cdh/resource/${POD_RESOURCE}`);
+    console.log(`   ${resource.status}: ${resource.body.toString('utf8')}`);
+    if (resource.status !== 200 || resource.body.toString('utf8') !== POD_RESOURCE_TEXT)
+      throw new Error('the resource through the REST front differs from what the KBS holds');
+    const info = await curl(`${started.url}/info`);
+    console.log(`   ${info.status}: ${info.body.toString('utf8')}`);
+    const token = await curl(`${started.url}/aa/token?token_type=kbs`);
+    if (token.status !== 200) throw new Error(`/aa/token answered ${token.status}: ${token.body.toString()}`);
+    console.log(`   ${token.status}: a token and TEE key of ${token.body.length} bytes (not shown)\n`);
   } finally {
-    console.log('8. Clean up: stop the daemon, the emulators, remove the temp dir');
+    console.log('9. Clean up: stop the REST front, the daemon, the emulators, remove the temp dir');
+    if (rest) {
+      const exited = new Promise((resolve) => rest?.once('exit', resolve));
+      rest.kill('SIGTERM');
+      console.log(`   api-server-rest exit code ${String(await exited)}`);
+    }
     if (daemon) console.log(`   daemon exit code ${await daemon.stop()}`);
     for (const emulator of emulators.reverse()) await emulator.close();
     work.cleanup();
   }
   console.log('\nDemo complete.');
+}
+
+/** Starts api-server-rest and waits for its "listening" line; its address. */
+function startRest(args: readonly string[]): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [REST_BIN, ...args], {
+    env: childEnv(),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      buffered += chunk;
+      const line = buffered.split('\n').find((l) => l.includes('"API server listening"'));
+      if (line) resolve({ child, url: String((JSON.parse(line) as { address: string }).address) });
+    });
+    child.once('exit', (code) => reject(new Error(`api-server-rest exited (${code})`)));
+  });
+}
+
+/** What `curl URL` shows: the status and the body. */
+function curl(url: string): Promise<{ status: number; body: Buffer }> {
+  console.log(`   $ curl ${url}`);
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      })
+      .on('error', reject);
+  });
 }

@@ -39,6 +39,9 @@ test('the --kbs demo unseals through cc_kbc: credentials and the signing key com
   const lines = result.stdout.split('\n');
   assert.ok(lines.includes('   plaintext: db-password: correct horse battery staple'), result.stdout);
   assert.ok(lines.includes('   daemon exit code 0'));
+  // The pod's REST front: the resource the KBS delivered, by curl.
+  assert.ok(lines.includes('   200: workload key for the pod: 7f3c9a'), result.stdout);
+  assert.ok(lines.includes('   api-server-rest exit code 0'), result.stdout);
   assert.ok(
     lines.some((line) =>
       /^ {3}kbs:\/\/\/default\/aliyun\/clientKey_\S+ -> \S+\/kbs\/kms-credential\/aliyun\//.test(line),
