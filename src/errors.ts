@@ -71,6 +71,17 @@ export const ERROR_CATALOGUE = {
     meaning: 'provider_settings or annotations are missing a field or hold a bad value',
   },
 
+  KEYPROVIDER_REQUEST_INVALID: {
+    status: 'INVALID_ARGUMENT',
+    meaning:
+      'a key-provider request (keyunwrap / keywrap JSON) is not JSON of the expected shape: the field is named',
+  },
+  ANNOTATION_PACKET_INVALID: {
+    status: 'INVALID_ARGUMENT',
+    meaning:
+      'an ocicrypt annotation packet is malformed: a field missing or of the wrong type, bad base64, unknown version or wrap_type, wrong IV length',
+  },
+
   // Integrity.
   SIGNATURE_INVALID: {
     status: 'PERMISSION_DENIED',

@@ -15,6 +15,7 @@ function findPackageRoot(): string {
 export const PACKAGE_ROOT = findPackageRoot();
 export const PROTOS_DIR = join(PACKAGE_ROOT, 'protos');
 export const API_PROTO = join(PROTOS_DIR, 'api.proto');
+export const KEYPROVIDER_PROTO = join(PROTOS_DIR, 'keyprovider.proto');
 /** The served protos compiled into one FileDescriptorSet at build time (scripts/compile-protos.ts). */
 export const DESCRIPTOR_SET = join(PACKAGE_ROOT, 'dist/src/protos.binpb');
 

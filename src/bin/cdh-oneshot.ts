@@ -19,7 +19,8 @@ daemon.
 Commands:
   unseal-secret --secret-path FILE   prints the plaintext base64
   get-resource --resource-uri URI    prints the resource base64
-  unwrap-key --annotation-path FILE  (not supported yet)
+  unwrap-key --annotation-path FILE  unwraps the ocicrypt annotation packet (JSON) in FILE; prints
+                                     the layer options base64
   pull-image --image-url REF --bundle-path DIR   prints the manifest digest
 
 Options:
@@ -62,15 +63,15 @@ async function main(): Promise<void> {
   if (values.version) return void process.stdout.write(`cdh-oneshot ${packageVersion()}\n`);
   const [command, ...extra] = positionals;
   if (command === undefined || extra.length > 0) fail('one command is needed (see --help)', 2);
-  const need = (name: 'secret-path' | 'resource-uri' | 'image-url' | 'bundle-path'): string => {
+  const need = (
+    name: 'secret-path' | 'resource-uri' | 'image-url' | 'bundle-path' | 'annotation-path',
+  ): string => {
     const value = values[name];
     if (value === undefined) fail(`${command} needs --${name}`, 2);
     return value;
   };
   if (!['unseal-secret', 'get-resource', 'unwrap-key', 'pull-image'].includes(command))
     fail(`unknown command "${command}" (see --help)`, 2);
-  if (command === 'unwrap-key')
-    fail('unwrap-key is not supported yet (KeyProviderService is not part of this build)', 2);
   const defaultTimeoutMs = command === 'pull-image' ? 1_200_000 : 60_000;
   const timeoutMs = values['timeout-ms'] === undefined ? defaultTimeoutMs : Number(values['timeout-ms']);
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) fail('--timeout-ms must be a positive integer', 2);
@@ -102,6 +103,14 @@ async function main(): Promise<void> {
       const plaintext = await unsealer.unseal(readFileSync(need('secret-path')), ctx);
       output = plaintext.toString('base64');
       plaintext.fill(0);
+    } else if (command === 'unwrap-key') {
+      const { KeyUnwrapper } = await import('../keyprovider/unwrap.js');
+      const optsdata = await new KeyUnwrapper({ kbc, registry, logger }).unwrapPacket(
+        readFileSync(need('annotation-path')),
+        ctx,
+      );
+      output = optsdata.toString('base64');
+      optsdata.fill(0);
     } else {
       const [{ ImagePuller }, { AaPullMeasurer }] = await Promise.all([
         import('../image/service.js'),

@@ -17,6 +17,8 @@ Commands:
   pull-image --image-url REF --bundle-path DIR
                                      pull REF into DIR (DIR/rootfs mounted, DIR/config.json);
                                      prints the manifest digest (default --timeout-ms 1200000)
+  unwrap-key --annotation-path FILE  unwrap the ocicrypt annotation packet (JSON) in FILE through
+                                     KeyProviderService.UnWrapKey; prints the layer options base64
   health                             prints the daemon's health (SERVING / NOT_SERVING); exit 1 unless SERVING
 
 Options:
@@ -45,6 +47,7 @@ async function main(): Promise<void> {
         'resource-uri': { type: 'string' },
         'image-url': { type: 'string' },
         'bundle-path': { type: 'string' },
+        'annotation-path': { type: 'string' },
         'timeout-ms': { type: 'string' },
         ttrpc: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -61,7 +64,7 @@ async function main(): Promise<void> {
   if (values.version) return void process.stdout.write(`cdh-tool ${packageVersion()}\n`);
   const [command, ...extra] = positionals;
   if (command === undefined)
-    fail('a command is required: unseal-secret, get-resource, pull-image or health (see --help)');
+    fail('a command is required: unseal-secret, get-resource, pull-image, unwrap-key or health (see --help)');
   if (extra.length > 0) fail(`unexpected argument "${extra[0]}" (see --help)`);
   const defaultTimeoutMs = command === 'pull-image' ? 1_200_000 : 30_000;
   const timeoutMs = values['timeout-ms'] === undefined ? defaultTimeoutMs : Number(values['timeout-ms']);
@@ -97,6 +100,24 @@ async function main(): Promise<void> {
       request = async (client) => {
         const digest = await client.pullImage(imageUrl, bundlePath, timeoutMs);
         process.stdout.write(`${digest}\n`);
+      };
+      break;
+    }
+    case 'unwrap-key': {
+      const path = values['annotation-path'] ?? fail('unwrap-key needs --annotation-path FILE');
+      let packet: Buffer;
+      try {
+        packet = readFileSync(path);
+      } catch (error) {
+        fail(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+      }
+      request = async (client) => {
+        const { buildKeyUnwrapRequest, parseKeyUnwrapResults } = await import('../keyprovider/protocol.js');
+        const answer = await client.keyProviderCall('UnWrapKey', buildKeyUnwrapRequest(packet), timeoutMs);
+        const optsdata = parseKeyUnwrapResults(answer);
+        process.stdout.write(`${optsdata.toString('base64')}\n`);
+        optsdata.fill(0);
+        answer.fill(0);
       };
       break;
     }
@@ -162,6 +183,7 @@ interface SocketClient {
   getResource(uri: string, timeoutMs: number): Promise<Buffer>;
   pullImage(imageUrl: string, bundlePath: string, timeoutMs: number): Promise<string>;
   check(service: string, timeoutMs: number): Promise<string>;
+  keyProviderCall(method: 'UnWrapKey' | 'WrapKey', request: Uint8Array, timeoutMs: number): Promise<Buffer>;
   close(): void;
 }
 
@@ -173,6 +195,7 @@ async function ttrpcSocketClient(address: string): Promise<SocketClient> {
     getResource: (uri, timeoutMs) => client.getResource(uri, { timeoutMs }),
     pullImage: (imageUrl, bundlePath, timeoutMs) => client.pullImage(imageUrl, bundlePath, { timeoutMs }),
     check: () => Promise.reject(new Error('health has no ttrpc form')),
+    keyProviderCall: (method, request, timeoutMs) => client.keyProviderCall(method, request, { timeoutMs }),
     close: () => client.close(),
   };
 }

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
-import { API_PROTO } from '../package-info';
+import { API_PROTO, KEYPROVIDER_PROTO } from '../package-info';
 
 type UnaryMethod<Req, Res> = (
   request: Req,
@@ -24,11 +24,12 @@ export class CdhClient {
   private readonly sealed: ServiceClient;
   private readonly resources: ServiceClient;
   private readonly images: ServiceClient;
+  private readonly keyProvider: ServiceClient;
   private readonly health: ServiceClient;
   private readonly timeoutMs: number;
 
   constructor(address: string, options: CdhClientOptions = {}) {
-    const definition = protoLoader.loadSync([API_PROTO, healthProtoPath], {
+    const definition = protoLoader.loadSync([API_PROTO, KEYPROVIDER_PROTO, healthProtoPath], {
       keepCase: true,
       longs: String,
       enums: String,
@@ -43,6 +44,7 @@ export class CdhClient {
     this.sealed = make('api.SealedSecretService');
     this.resources = make('api.GetResourceService');
     this.images = make('api.ImagePullService');
+    this.keyProvider = make('keyprovider.KeyProviderService');
     this.health = make('grpc.health.v1.Health');
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
@@ -78,6 +80,21 @@ export class CdhClient {
     return response.manifest_digest;
   }
 
+  /** KeyProviderService.UnWrapKey (or WrapKey): the request JSON in, the answer JSON out. */
+  async keyProviderCall(
+    method: 'UnWrapKey' | 'WrapKey',
+    request: Uint8Array,
+    timeoutMs?: number,
+  ): Promise<Buffer> {
+    const response = await this.call<{ KeyProviderKeyWrapProtocolOutput: Buffer }>(
+      this.keyProvider,
+      method,
+      { KeyProviderKeyWrapProtocolInput: request },
+      timeoutMs,
+    );
+    return response.KeyProviderKeyWrapProtocolOutput;
+  }
+
   /** grpc.health.v1 Check for the whole server (service ""): 'SERVING', 'NOT_SERVING', ... */
   async check(service = '', timeoutMs?: number): Promise<string> {
     const response = await this.call<{ status: string }>(this.health, 'Check', { service }, timeoutMs);
@@ -88,6 +105,7 @@ export class CdhClient {
     this.sealed.close();
     this.resources.close();
     this.images.close();
+    this.keyProvider.close();
     this.health.close();
   }
 

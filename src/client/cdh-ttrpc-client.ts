@@ -49,6 +49,23 @@ export class CdhTtrpcClient {
     return typeof answer['manifest_digest'] === 'string' ? answer['manifest_digest'] : '';
   }
 
+  /** KeyProviderService.UnWrapKey (or WrapKey): the request JSON in, the answer JSON out. */
+  async keyProviderCall(
+    method: 'UnWrapKey' | 'WrapKey',
+    request: Uint8Array,
+    options?: TtrpcCallOptions,
+  ): Promise<Buffer> {
+    const answer = await this.invoke(
+      'keyprovider.KeyProviderService',
+      method,
+      'keyprovider.KeyProviderKeyWrapProtocolInput',
+      { KeyProviderKeyWrapProtocolInput: request },
+      'keyprovider.KeyProviderKeyWrapProtocolOutput',
+      options,
+    );
+    return bytesField(answer, 'KeyProviderKeyWrapProtocolOutput');
+  }
+
   close(): void {
     this.ttrpc.close();
   }

@@ -13,6 +13,8 @@ export const API_METHODS = [
   'api.GetResourceService/GetResource',
   'api.SecureMountService/SecureMount',
   'api.ImagePullService/PullImage',
+  'keyprovider.KeyProviderService/UnWrapKey',
+  'keyprovider.KeyProviderService/WrapKey',
 ] as const;
 
 export type ApiMethod = (typeof API_METHODS)[number];
@@ -39,6 +41,9 @@ export interface GetResourceResponse {
 export interface ImagePullResponse {
   manifest_digest: string;
 }
+export interface KeyProviderKeyWrapProtocolOutput {
+  KeyProviderKeyWrapProtocolOutput: Uint8Array;
+}
 
 /** The domain operations the API exposes. */
 export interface ApiBackend {
@@ -46,6 +51,8 @@ export interface ApiBackend {
   getResource(uri: string, ctx: CallContext): Promise<Uint8Array>;
   /** Pulls `imageUrl` into `bundlePath`; answers the platform manifest's digest. */
   pullImage?(imageUrl: string, bundlePath: string, ctx: CallContext): Promise<string>;
+  /** KeyProviderService.UnWrapKey: the keyunwrap request JSON in, the keyunwrapresults JSON out. */
+  unwrapKey?(request: Uint8Array, ctx: CallContext): Promise<Uint8Array>;
 }
 
 export interface ApiCall {
@@ -166,6 +173,18 @@ export class ApiDispatcher {
         const digest = await this.backend.pullImage(imageUrl, bundlePath, ctx);
         return { manifest_digest: digest } satisfies ImagePullResponse;
       }
+      case 'keyprovider.KeyProviderService/UnWrapKey': {
+        if (!this.backend.unwrapKey)
+          throw new CdhError('NOT_IMPLEMENTED', 'UnWrapKey is not configured in this daemon');
+        const input = bytesField(request, 'KeyProviderKeyWrapProtocolInput', 'KEYPROVIDER_REQUEST_INVALID');
+        const output = await this.backend.unwrapKey(input, ctx);
+        return { KeyProviderKeyWrapProtocolOutput: output } satisfies KeyProviderKeyWrapProtocolOutput;
+      }
+      case 'keyprovider.KeyProviderService/WrapKey':
+        throw new CdhError(
+          'NOT_IMPLEMENTED',
+          'WrapKey is not served by the daemon in the guest (the sealing side is `secret keyprovider`)',
+        );
     }
   }
 
@@ -232,11 +251,15 @@ function elapsedMs(started: bigint): number {
   return Number(process.hrtime.bigint() - started) / 1e6;
 }
 
-function bytesField(request: unknown, field: string): Uint8Array {
+function bytesField(
+  request: unknown,
+  field: string,
+  code: ErrorCode = 'SEALED_SECRET_MALFORMED',
+): Uint8Array {
   const value = (request as Record<string, unknown> | null)?.[field];
   if (value === undefined || value === null) return new Uint8Array(0);
   if (value instanceof Uint8Array) return value;
-  throw new CdhError('SEALED_SECRET_MALFORMED', `request field "${field}" must be bytes`);
+  throw new CdhError(code, `request field "${field}" must be bytes`);
 }
 
 function stringField(request: unknown, field: string, code: ErrorCode = 'RESOURCE_URI_INVALID'): string {

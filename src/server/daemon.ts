@@ -10,6 +10,7 @@ import { startKbc, type Kbc } from '../kbc';
 import { ProviderRegistry } from '../providers/registry';
 import type { ProviderFactory } from '../providers/types';
 import { createUnsealService } from '../secret/service';
+import { KeyUnwrapper } from '../keyprovider/unwrap';
 import { publishAddress, withdrawAddress } from './address-file';
 import { ApiDispatcher, type ApiBackend } from './api';
 import { GrpcFront } from './grpc';
@@ -67,10 +68,12 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
           measurer: new AaPullMeasurer(config.aa.aaSocket, logger),
         }),
     ));
+  const keyUnwrapper = new KeyUnwrapper({ kbc: resourceStore, registry, logger });
   const backend: ApiBackend = {
     unsealSecret: (secret, ctx) => unsealer.unseal(secret, ctx),
     getResource: (uri, ctx) => resourceStore.getResource(uri, ctx),
     pullImage: async (imageUrl, bundlePath, ctx) => (await imagePuller()).pull(imageUrl, bundlePath, ctx),
+    unwrapKey: (request, ctx) => keyUnwrapper.handleRequest(request, ctx),
   };
   const dispatcher = new ApiDispatcher(backend, { maxInFlight: config.maxInFlight, logger });
   const grpcFront = new GrpcFront(dispatcher, {

@@ -4,7 +4,7 @@ import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { API_METHODS, type ApiDispatcher, type ApiMethod } from './api';
-import { API_PROTO } from '../package-info';
+import { API_PROTO, KEYPROVIDER_PROTO } from '../package-info';
 import { CdhError } from '../errors';
 import { LazyReflection } from './reflection-service';
 import { toCallFailure } from './status';
@@ -57,7 +57,7 @@ export class GrpcFront {
       'grpc.keepalive_time_ms': options.idleTimeoutMs || DEFAULT_KEEPALIVE_MS,
       'grpc.keepalive_timeout_ms': options.pingTimeoutMs ?? 10_000,
     });
-    const definition = protoLoader.loadSync([API_PROTO, healthProtoPath], LOADER_OPTIONS);
+    const definition = protoLoader.loadSync([API_PROTO, KEYPROVIDER_PROTO, healthProtoPath], LOADER_OPTIONS);
     for (const serviceName of new Set(API_METHODS.map((m) => m.split('/')[0] as string))) {
       const service = tolerantService(definition[serviceName] as grpc.ServiceDefinition);
       const implementation: grpc.UntypedServiceImplementation = {};

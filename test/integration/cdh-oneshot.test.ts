@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -66,8 +67,31 @@ describe('cdh-oneshot with cc_kbc', () => {
       /^cdh-oneshot: NOT_FOUND: resource kbs:\/\/\/default\/test\/missing not found at the KBS/,
     );
     assert.equal(result.stderr.trim().split('\n').length, 1);
-    const unwrap = await runCli(ONESHOT, ['unwrap-key', '--annotation-path', '/x']);
-    assert.notEqual(unwrap.code, 0);
-    assert.match(unwrap.stderr, /not supported yet/);
+  });
+
+  test('unwrap-key unwraps a v1 packet with the KEK from the KBS; a wrong KEK is one DATA_LOSS line', async () => {
+    const kek = randomBytes(32);
+    world.putResource('default/key/oneshot', kek);
+    world.putResource('default/key/wrong', randomBytes(32));
+    const options = '{"symkey":"b25lc2hvdA==","cipheroptions":{"nonce":"AAAAAAAAAAAAAAAAAAAAAA=="}}';
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', kek, iv);
+    const wrapped = Buffer.concat([cipher.update(options), cipher.final(), cipher.getAuthTag()]);
+    const packet = {
+      kid: 'kbs:///default/key/oneshot',
+      wrapped_data: wrapped.toString('base64'),
+      iv: iv.toString('base64'),
+      wrap_type: 'A256GCM',
+    };
+    const file = join(world.dir, 'packet.json');
+    writeFileSync(file, JSON.stringify(packet));
+    const result = await runCli(ONESHOT, ['-c', config, 'unwrap-key', '--annotation-path', file]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(Buffer.from(result.stdout.trim(), 'base64').toString(), options);
+    writeFileSync(file, JSON.stringify({ ...packet, kid: 'kbs:///default/key/wrong' }));
+    const wrong = await runCli(ONESHOT, ['-c', config, 'unwrap-key', '--annotation-path', file]);
+    assert.notEqual(wrong.code, 0);
+    assert.match(wrong.stderr, /^cdh-oneshot: DATA_LOSS: annotation packet: A256GCM authentication/);
+    assert.equal(wrong.stderr.trim().split('\n').length, 1);
   });
 });

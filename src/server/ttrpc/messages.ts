@@ -47,10 +47,13 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
-/** protos/api.proto and protos/ttrpc/ttrpc.proto in one root, loaded once. */
+/** protos/api.proto, protos/keyprovider.proto and protos/ttrpc/ttrpc.proto in one root, loaded once. */
 export function ttrpcProtoRoot(): protobuf.Root {
   if (!loadedRoot) {
-    loadedRoot = loadProtos(['api.proto', 'ttrpc.proto'], [PROTOS_DIR, path.join(PROTOS_DIR, 'ttrpc')]);
+    loadedRoot = loadProtos(
+      ['api.proto', 'keyprovider.proto', 'ttrpc.proto'],
+      [PROTOS_DIR, path.join(PROTOS_DIR, 'ttrpc')],
+    );
   }
   return loadedRoot;
 }

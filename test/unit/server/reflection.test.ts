@@ -208,8 +208,8 @@ describe('reflection over the compiled set', () => {
 
   test('a service missing from the set is refused when the reflection is built', () => {
     assert.throws(
-      () => new DescriptorSetReflection(set, ['keyprovider.KeyProviderService']),
-      /keyprovider\.KeyProviderService is not in the compiled descriptor set/,
+      () => new DescriptorSetReflection(set, ['absent.MissingService']),
+      /absent\.MissingService is not in the compiled descriptor set/,
     );
   });
 
