@@ -69,6 +69,7 @@ const fileSchema = z.strictObject({
   max_connections: z.number().int().min(1).max(1_000_000),
   handshake_timeout_ms: z.number().int().min(100).max(600_000),
   idle_timeout_ms: z.number().int().min(0).max(86_400_000),
+  ttrpc_idle_timeout_ms: z.number().int().min(0).max(86_400_000),
   max_concurrent_streams: z.number().int().min(1).max(100_000),
   credentials_root: absolutePath,
   cache: z
@@ -152,6 +153,7 @@ export function resolveConfig(
   if (file.max_connections !== undefined) config.maxConnections = file.max_connections;
   if (file.handshake_timeout_ms !== undefined) config.handshakeTimeoutMs = file.handshake_timeout_ms;
   if (file.idle_timeout_ms !== undefined) config.idleTimeoutMs = file.idle_timeout_ms;
+  if (file.ttrpc_idle_timeout_ms !== undefined) config.ttrpcIdleTimeoutMs = file.ttrpc_idle_timeout_ms;
   if (file.max_concurrent_streams !== undefined) config.maxConcurrentStreams = file.max_concurrent_streams;
   if (file.credentials_root !== undefined) config.credentialsRoot = file.credentials_root;
   Object.assign(config.cache, camelCase(file.cache));

@@ -32,6 +32,11 @@ export interface CdhConfig {
   handshakeTimeoutMs: number;
   /** A connection with no call in flight and nothing received for this long is closed (0 = never). */
   idleTimeoutMs: number;
+  /**
+   * The same for ttrpc connections. Off by default: the Kata agent opens its ttrpc connection to
+   * the CDH once and does not dial again, so closing it idle would fail the agent's next call.
+   */
+  ttrpcIdleTimeoutMs: number;
   /** gRPC streams one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
   maxConcurrentStreams: number;
   /** Every [[credentials]] path must lie under it. */
@@ -79,6 +84,7 @@ export function defaultConfig(): CdhConfig {
     maxConnections: 512,
     handshakeTimeoutMs: 10_000,
     idleTimeoutMs: 300_000,
+    ttrpcIdleTimeoutMs: 0,
     maxConcurrentStreams: 256,
     credentialsRoot: '/run/confidential-containers/cdh',
     cache: { ttlSeconds: 300, maxEntries: 1024 },

@@ -1,4 +1,4 @@
-import { decodeStandardBase64 } from '../crypto/base64';
+import { decodeStandardBase64 } from '../lib/base64';
 import { IV_BYTES, WRAP_TYPES, type WrapType } from '../crypto/wrap';
 import { CdhError } from '../errors';
 import type { Annotations, ProviderSettings } from '../providers/types';

@@ -1,4 +1,4 @@
-import { decodeStandardBase64 } from '../crypto/base64';
+import { decodeStandardBase64 } from '../lib/base64';
 import { CdhError } from '../errors';
 import { isJsonObject, jsonTypeOf, parseBoundedJson, type JsonObject } from './json';
 import { MAX_PACKET_BYTES } from './packet';

@@ -7,7 +7,7 @@ import type { AnnotationPacket } from './packet';
 import { parseAnnotationPacket } from './packet';
 import { encodeKeyUnwrapResults, parseKeyUnwrapRequest } from './protocol';
 import { isJsonObject } from './json';
-import { quoteUntrusted } from '../providers/aliyun/credentials';
+import { quoteUntrusted } from '../lib/untrusted';
 
 export interface KeyUnwrapperDeps {
   /** The KBC: KEKs of `provider: kbs` packets are KBS resources named by `kid`. */

@@ -86,7 +86,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
   const ttrpcServer = new TtrpcServer(dispatcher, {
     maxMessageBytes: config.maxMessageBytes,
     frameTimeoutMs: config.handshakeTimeoutMs,
-    idleTimeoutMs: config.idleTimeoutMs,
+    idleTimeoutMs: config.ttrpcIdleTimeoutMs,
     refusals,
     logger,
   });

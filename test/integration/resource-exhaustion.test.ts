@@ -171,7 +171,12 @@ function connectSilently(path: string, first?: Buffer): Promise<Socket> {
 describe('connections: handshake deadline, idle timeout, connection limit', () => {
   test('half-open connections of both protocols are closed by the server; beyond max_connections, refused and logged', async () => {
     const daemon = await spawnDaemon({
-      config: { handshake_timeout_ms: 400, idle_timeout_ms: 1500, max_connections: 40 },
+      config: {
+        handshake_timeout_ms: 400,
+        idle_timeout_ms: 1500,
+        ttrpc_idle_timeout_ms: 1500,
+        max_connections: 40,
+      },
     });
     const pid = daemon.child.pid as number;
     const open: Socket[] = [];
