@@ -13,7 +13,7 @@ CDH_TEST_BIN_DIR="$dir" CDH_LOOPBACK_ONLY=1 node --test --test-concurrency=2 \
   dist/test/integration/aliyun-openapi.test.js \
   dist/test/integration/cache-daemon.test.js \
   dist/test/integration/kbs-aliyun-chain.test.js \
-  dist/test/integration/hardening-shutdown.test.js \
+  dist/test/integration/shutdown-under-load.test.js \
   dist/test/integration/secret-cli.test.js \
   dist/test/integration/demo.test.js \
   dist/test/integration/image-pull.test.js \
@@ -22,4 +22,5 @@ CDH_TEST_BIN_DIR="$dir" CDH_LOOPBACK_ONLY=1 node --test --test-concurrency=2 \
   dist/test/integration/cdh-tool-ttrpc.test.js \
   dist/test/integration/cc-kbc-daemon.test.js \
   dist/test/integration/cdh-oneshot.test.js \
-  dist/test/integration/reflection-interop.test.js
+  dist/test/integration/reflection-interop.test.js \
+  dist/test/integration/keyprovider-unwrap.test.js
