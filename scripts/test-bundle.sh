@@ -22,5 +22,4 @@ CDH_TEST_BIN_DIR="$dir" CDH_LOOPBACK_ONLY=1 node --test --test-concurrency=2 \
   dist/test/integration/cdh-tool-ttrpc.test.js \
   dist/test/integration/cc-kbc-daemon.test.js \
   dist/test/integration/cdh-oneshot.test.js \
-  dist/test/integration/reflection-interop.test.js \
   dist/test/integration/keyprovider-unwrap.test.js

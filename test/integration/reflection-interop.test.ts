@@ -121,10 +121,15 @@ async function check(command: string, args: string[]): Promise<{ code: number; a
     const { stdout } = await run(command, args, { timeout: 60_000 });
     return { code: 0, answer: JSON.parse(stdout) as CheckAnswer };
   } catch (error) {
-    const failed = error as { code?: number; stdout?: string; stderr?: string };
+    const failed = error as { code?: number | string; signal?: string; stdout?: string; stderr?: string };
     if (failed.code === 1 && failed.stdout)
       return { code: 1, answer: JSON.parse(failed.stdout) as CheckAnswer };
-    throw new Error(`${command} failed: ${failed.stderr ?? String(error)}`, { cause: error });
+    // Everything the checker left, so that a failure can be read from the CI log alone.
+    const exit = `exit ${String(failed.code)}${failed.signal ? `, signal ${failed.signal}` : ''}`;
+    throw new Error(
+      `${command} failed (${exit}): stderr ${JSON.stringify(failed.stderr ?? '')}, stdout ${JSON.stringify(failed.stdout ?? '')}, ${String(error)}`,
+      { cause: error },
+    );
   }
 }
 
