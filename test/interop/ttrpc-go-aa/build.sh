@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Go ttrpc attestation agent with Debian's packages, offline (GOPATH mode against
-# /usr/share/gocode; no module download, no network).
+# Builds the Go ttrpc attestation agent with Debian's packages, offline.
 #   build.sh OUTPUT
 # Needs: apt-get install -y golang-go golang-github-containerd-ttrpc-dev
 set -euo pipefail
@@ -9,10 +8,6 @@ if [[ $# -ne 1 ]]; then
   echo "usage: $0 OUTPUT" >&2
   exit 2
 fi
-cache="$(mktemp -d)"
-trap 'rm -rf "$cache"' EXIT
-cgo=0
-if command -v gcc >/dev/null 2>&1; then cgo=1; fi
-cd "$here"
-GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$cache" GOFLAGS= GOPROXY=off \
-  CGO_ENABLED="$cgo" go build -o "$1" main.go
+# shellcheck source=../go-build.sh
+. "$here/../go-build.sh"
+go_build "$here" "$1"
