@@ -112,14 +112,16 @@ async function main(): Promise<void> {
       output = optsdata.toString('base64');
       optsdata.fill(0);
     } else {
-      const [{ ImagePuller }, { AaPullMeasurer }] = await Promise.all([
+      const [{ ImagePuller }, { AaPullMeasurer }, { KeyUnwrapper }] = await Promise.all([
         import('../image/service.js'),
         import('../image/measure.js'),
+        import('../keyprovider/unwrap.js'),
       ]);
       const puller = new ImagePuller(config.image, {
         logger,
         kbc,
         measurer: new AaPullMeasurer(config.aa.aaSocket, logger),
+        unwrapper: new KeyUnwrapper({ kbc, registry, logger }),
       });
       try {
         output = await puller.pull(need('image-url'), need('bundle-path'), ctx);

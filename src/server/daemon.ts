@@ -66,6 +66,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
           logger,
           kbc: resourceStore,
           measurer: new AaPullMeasurer(config.aa.aaSocket, logger),
+          unwrapper: keyUnwrapper,
         }),
     ));
   const keyUnwrapper = new KeyUnwrapper({ kbc: resourceStore, registry, logger });
