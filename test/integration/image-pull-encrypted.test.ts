@@ -11,6 +11,7 @@ import type { ProviderInstance } from '../../src/providers/types';
 import { clientKeyConfig, providerContext } from '../support/aliyun-credentials';
 import { spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
 import {
+  replaceDiffId,
   rewrapLayout,
   rsaRecipient,
   skopeoEncrypt,
@@ -118,7 +119,13 @@ describe('PullImage of skopeo-encrypted layers with keys in provider.attestation
   async function publish(
     name: string,
     wrap: PacketWrapper,
-    options: { layers?: number[]; zstd?: boolean; extraPackets?: Buffer[]; tamper?: boolean } = {},
+    options: {
+      layers?: number[];
+      zstd?: boolean;
+      extraPackets?: Buffer[];
+      tamper?: boolean;
+      wrongDiffId?: string;
+    } = {},
   ): Promise<string> {
     const layout = join(work.path, `enc-${name}`);
     await skopeoEncrypt(plain, layout, 'v1', recipient, options);
@@ -129,6 +136,10 @@ describe('PullImage of skopeo-encrypted layers with keys in provider.attestation
     }
     let layers = rewrapped.encryptedLayers;
     if (options.tamper) layers = [tamperLayer(layout, 'v1', layers[layers.length - 1] as string)];
+    if (options.wrongDiffId) {
+      replaceDiffId(layout, 'v1', 1, options.wrongDiffId);
+      layers = layers.slice(1);
+    }
     encrypted.set(name, layers);
     await pushImage(layout, 'v1', `${registry.host}/test/${name}:v1`);
     return `${registry.host}/test/${name}:v1`;
@@ -175,6 +186,8 @@ describe('PullImage of skopeo-encrypted layers with keys in provider.attestation
     await world?.close();
     await registry?.stop();
     work.cleanup();
+    // The log was at trace level and saw the unwraps; none of its lines holds key material.
+    assert.ok(logs.includes('unwrapping a layer key'), 'no debug line of the unwraps in the log');
     for (const secret of secrets) assert.ok(!logs.includes(secret), 'key material reached a daemon log line');
   });
 
@@ -257,6 +270,24 @@ describe('PullImage of skopeo-encrypted layers with keys in provider.attestation
     assertNotStored([tampered as string]);
     assert.equal(existsSync(join(bundle, 'rootfs', 'data')), false);
     assert.equal(await daemon.client().check(), 'SERVING');
+  });
+
+  test('an encrypted layer whose decrypted tar is not the config diff_id: DATA_LOSS naming the layer, nothing of it stored', async () => {
+    const wrong = `sha256:${'ab'.repeat(32)}`;
+    const ref = await publish('diff-id', kbsWrapper(KEK, KEK_ID), { wrongDiffId: wrong });
+    const [layer] = encrypted.get('diff-id') as string[];
+    await assert.rejects(
+      daemon.client().pullImage(ref, join(work.path, 'bundles', 'diff-id'), 120_000),
+      (error: Failure) => {
+        assert.equal(error.code, DATA_LOSS, error.details);
+        assert.match(error.details, /IMAGE_DIGEST_MISMATCH.*diff_id/);
+        assert.ok(error.details.includes(`layer ${layer as string}`), error.details);
+        assert.ok(error.details.includes(wrong));
+        assertNoSecret(error.details);
+        return true;
+      },
+    );
+    assertNotStored([layer as string]);
   });
 
   test('the KMS refusing the key: its status (PERMISSION_DENIED) naming the layer, nothing of it stored', async () => {

@@ -151,3 +151,18 @@ export function tamperLayer(layout: string, tag: string, digest: string): string
   writeManifest(layout, l);
   return tampered;
 }
+
+/** Gives layer `index` another diff_id in the image config (config blob and manifest re-written). */
+export function replaceDiffId(layout: string, tag: string, index: number, diffId: string): void {
+  const l = readLayout(layout, tag);
+  const descriptor = l.manifest['config'] as { digest: string; size: number };
+  const config = JSON.parse(readFileSync(blobPath(layout, descriptor.digest), 'utf8')) as {
+    rootfs: { diff_ids: string[] };
+  };
+  config.rootfs.diff_ids[index] = diffId;
+  const bytes = Buffer.from(JSON.stringify(config));
+  descriptor.digest = sha256(bytes);
+  descriptor.size = bytes.length;
+  writeFileSync(blobPath(layout, descriptor.digest), bytes);
+  writeManifest(layout, l);
+}
