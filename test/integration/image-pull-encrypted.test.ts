@@ -4,12 +4,12 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
-import { CdhTtrpcClient } from '../../src/client/cdh-ttrpc-client';
 import { startAliyunScenario, type AliyunScenario } from '../../src/emulators/aliyun/scenario';
 import { createClientKeyProvider } from '../../src/providers/aliyun/client-key';
 import type { ProviderInstance } from '../../src/providers/types';
 import { clientKeyConfig, providerContext } from '../support/aliyun-credentials';
-import { spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
+import { runCli } from '../support/cli';
+import { CDH_TOOL_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
 import {
   replaceDiffId,
   rewrapLayout,
@@ -191,17 +191,25 @@ describe('PullImage of skopeo-encrypted layers with keys in provider.attestation
     for (const secret of secrets) assert.ok(!logs.includes(secret), 'key material reached a daemon log line');
   });
 
+  /** PullImage over gRPC (the daemon's client), or over ttrpc with `cdh-tool --ttrpc` (as Kata calls it). */
   async function pull(ref: string, name: string, ttrpc = false): Promise<string> {
     const bundle = join(work.path, 'bundles', name);
     mounts.push(join(bundle, 'rootfs'));
     if (!ttrpc) await daemon.client().pullImage(ref, bundle, 120_000);
     else {
-      const client = new CdhTtrpcClient(daemon.target);
-      try {
-        await client.pullImage(ref, bundle, { timeoutMs: 120_000 });
-      } finally {
-        client.close();
-      }
+      const args = [
+        '--socket',
+        daemon.target,
+        '--ttrpc',
+        'pull-image',
+        '--image-url',
+        ref,
+        '--bundle-path',
+        bundle,
+      ];
+      const result = await runCli(CDH_TOOL_BIN, args, { timeoutMs: 120_000 });
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /^sha256:[0-9a-f]{64}\n$/);
     }
     return join(bundle, 'rootfs');
   }
@@ -248,7 +256,7 @@ describe('PullImage of skopeo-encrypted layers with keys in provider.attestation
     assert.deepEqual(diffTrees(snapshotTree(rootfs), expected), []);
   });
 
-  test('tar+zstd+encrypted layers over ttrpc (as the Kata agent calls): the same rootfs', async () => {
+  test('tar+zstd+encrypted layers over ttrpc (cdh-tool --ttrpc, as the Kata agent calls): the same rootfs', async () => {
     const ref = await publish('zstd', kbsWrapper(KEK, KEK_ID), { zstd: true });
     const rootfs = await pull(ref, 'zstd', true);
     assert.deepEqual(diffTrees(snapshotTree(rootfs), expected), []);
