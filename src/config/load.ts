@@ -84,6 +84,9 @@ const fileSchema = z.strictObject({
       credential_dir: z
         .string()
         .refine((v) => v === '' || isAbsolute(v), 'must be an absolute path (or empty: the default lookup)'),
+      sts_token_dir: z
+        .string()
+        .refine((v) => v === '' || isAbsolute(v), 'must be an absolute path (or empty: the credential dir)'),
       dkms_connect_to: hostPort,
       openapi_endpoint: hostPort,
       openapi_ca_file: z

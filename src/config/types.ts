@@ -51,6 +51,8 @@ export interface CdhConfig {
 export interface AliyunConfig {
   /** '' = look in upstream's current dir, then the seed document's; set = that dir alone. */
   credentialDir: string;
+  /** Where a sealed secret's sts_token `token_path` must lie ('' = the credential dir, as above). */
+  stsTokenDir: string;
   /** "host:port" dialled instead of <instance>.cryptoservice.kms.aliyuncs.com:443 ('' = production). */
   dkmsConnectTo: string;
   /** "host:port" replacing kms.<region>.aliyuncs.com ('' = production). */
@@ -92,6 +94,7 @@ export function defaultConfig(): CdhConfig {
     aliyun: {
       // '' = upstream's current dir, then the seed document's (providers/aliyun/credentials.ts).
       credentialDir: '',
+      stsTokenDir: '',
       dkmsConnectTo: '',
       openapiEndpoint: '',
       openapiCaFile: '',
