@@ -81,6 +81,7 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
     maxConcurrentStreams: config.maxConcurrentStreams,
     idleTimeoutMs: config.idleTimeoutMs,
     pingTimeoutMs: config.handshakeTimeoutMs,
+    receiveTimeoutMs: config.handshakeTimeoutMs,
   });
   const refusals = new RefusalLog(logger);
   const ttrpcServer = new TtrpcServer(dispatcher, {
