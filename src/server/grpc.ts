@@ -8,6 +8,7 @@ import { API_PROTO, KEYPROVIDER_PROTO } from '../package-info';
 import { CdhError } from '../errors';
 import { LazyReflection } from './reflection-service';
 import { toCallFailure } from './status';
+import { receiveDeadlineInterceptor } from './receive-deadline';
 
 const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true };
 
@@ -19,6 +20,8 @@ export interface GrpcFrontOptions {
   readonly idleTimeoutMs?: number;
   /** A keepalive PING unanswered for this long drops the connection (default 10 s). */
   readonly pingTimeoutMs?: number;
+  /** From a request's headers until the whole request has arrived (absent = no bound). */
+  readonly receiveTimeoutMs?: number;
 }
 
 /** Keepalive PING interval when connections are never closed for idleness. */
@@ -56,6 +59,7 @@ export class GrpcFront {
       // the idle GOAWAY alone would wait on it for ever.
       'grpc.keepalive_time_ms': options.idleTimeoutMs || DEFAULT_KEEPALIVE_MS,
       'grpc.keepalive_timeout_ms': options.pingTimeoutMs ?? 10_000,
+      interceptors: options.receiveTimeoutMs ? [receiveDeadlineInterceptor(options.receiveTimeoutMs)] : [],
     });
     const definition = protoLoader.loadSync([API_PROTO, KEYPROVIDER_PROTO, healthProtoPath], LOADER_OPTIONS);
     for (const serviceName of new Set(API_METHODS.map((m) => m.split('/')[0] as string))) {
