@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { existsSync } from 'node:fs';
+import { lstatSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
 import { parseListenAddress } from '../config/load';
 import { CdhError } from '../errors';
 import { MAX_REQUEST_BYTES } from '../keyprovider/protocol';
@@ -135,10 +136,7 @@ async function bind(
   address: string,
   socketPath?: string,
 ): Promise<void> {
-  if (socketPath !== undefined && existsSync(socketPath))
-    throw new CommandFailure(
-      `cannot listen on ${address}: ${socketPath} exists (remove it if it is a stale socket)`,
-    );
+  if (socketPath !== undefined) await removeStaleSocket(socketPath, address);
   const previousMask = socketPath === undefined ? undefined : process.umask(0o177);
   try {
     await new Promise<void>((resolve, reject) =>
@@ -152,6 +150,27 @@ async function bind(
   } finally {
     if (previousMask !== undefined) process.umask(previousMask);
   }
+}
+
+/** A socket file nobody listens on (left by a killed server) is removed; anything else is kept. */
+async function removeStaleSocket(path: string, address: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return; // absent: the usual case
+  }
+  if (!isSocket) throw new CommandFailure(`cannot listen on ${address}: ${path} exists and is not a socket`);
+  const refused = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(false);
+    });
+    probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
+  });
+  if (!refused) throw new CommandFailure(`cannot listen on ${address}: ${path} is in use`);
+  unlinkSync(path);
 }
 
 function stopSignal(): { received: Promise<void>; dispose(): void } {

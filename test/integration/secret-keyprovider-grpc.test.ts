@@ -291,7 +291,25 @@ describe('secret keyprovider --listen: start-up and shutdown', () => {
     assert.equal(server.stderr, '');
   });
 
-  test('a bad address, an existing socket file: one line on stderr, non-zero exit', async () => {
+  test('a socket left by a killed server is taken over; one that is in use is not', async () => {
+    const path = join(work.path, 'stale.sock');
+    const flags = ['kbs', '--kid', KID, '--kek-file', kekFile];
+    const killed = await startServer(`unix://${path}`, flags);
+    killed.child.kill('SIGKILL');
+    await killed.exited;
+    assert.ok(existsSync(path), 'SIGKILL left no socket file behind');
+    const next = await startServer(`unix://${path}`, flags);
+    try {
+      const busy = await runCli(SECRET_BIN, ['keyprovider', '--listen', `unix://${path}`, ...flags]);
+      assert.match(singleLineFailure(busy, 'secret', 'socket in use'), /stale\.sock is in use/);
+      assert.equal(busy.code, 1);
+      assert.equal(await unwrap(await wrapWith(next.address, goRequest())), OPTIONS);
+    } finally {
+      assert.equal(await stopServer(next), 0);
+    }
+  });
+
+  test('a bad address, an existing file that is no socket: one line on stderr, non-zero exit', async () => {
     const flags = ['kbs', '--kid', KID, '--kek-file', kekFile];
     const bad = await runCli(SECRET_BIN, ['keyprovider', '--listen', 'nowhere', ...flags]);
     assert.match(singleLineFailure(bad, 'secret', 'bad --listen'), /--listen must be/);
@@ -300,8 +318,8 @@ describe('secret keyprovider --listen: start-up and shutdown', () => {
     writeFileSync(taken, '');
     const busy = await runCli(SECRET_BIN, ['keyprovider', '--listen', `unix://${taken}`, ...flags]);
     assert.match(
-      singleLineFailure(busy, 'secret', 'existing socket'),
-      /cannot listen on .*taken\.sock exists/,
+      singleLineFailure(busy, 'secret', 'existing file'),
+      /cannot listen on .*taken\.sock exists and is not a socket/,
     );
     assert.equal(busy.code, 1);
   });
