@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { lstatSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
-import { parseListenAddress } from '../config/load';
+import { parseListenAddress } from '../config/address';
 import { CdhError } from '../errors';
 import { MAX_REQUEST_BYTES } from '../keyprovider/protocol';
 import { answerKeyWrap, type PacketSealer } from '../keyprovider/wrap';
