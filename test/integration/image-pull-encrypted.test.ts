@@ -266,6 +266,27 @@ describe('PullImage of skopeo-encrypted layers with keys in provider.attestation
     assert.equal(await daemon.client().check(), 'SERVING');
   });
 
+  test('an encrypted blob altered in the registry (digest no longer matching): DATA_LOSS naming the layer, nothing of it stored', async () => {
+    const ref = await publish('altered', kbsWrapper(kekFile));
+    const layer = (encrypted.get('altered') as string[])[1] as string;
+    const hex = layer.slice('sha256:'.length);
+    const blobFile = join(registry.dataDir, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
+    const bytes = Buffer.from(readFileSync(blobFile));
+    bytes[10] = (bytes[10] as number) ^ 0xff;
+    writeFileSync(blobFile, bytes);
+    await assert.rejects(
+      daemon.client().pullImage(ref, join(work.path, 'bundles', 'altered'), 120_000),
+      (error: Failure) => {
+        assert.equal(error.code, DATA_LOSS, error.details);
+        assert.match(error.details, /IMAGE_DIGEST_MISMATCH/);
+        assert.ok(error.details.includes(`layer ${layer}`), error.details);
+        assertNoSecret(error.details);
+        return true;
+      },
+    );
+    assertNotStored([layer]);
+  });
+
   test('an encrypted layer whose decrypted tar is not the config diff_id: DATA_LOSS naming the layer, nothing of it stored', async () => {
     const wrong = `sha256:${'ab'.repeat(32)}`;
     const ref = await publish('diff-id', kbsWrapper(kekFile), { wrongDiffId: wrong });
