@@ -151,7 +151,7 @@ test('pubopts: missing, another cipher, an empty or short hmac are refused befor
   assert.match(bad(b64json({ cipher: 'AES_128_GCM', hmac: 'AA==' })), /IMAGE_UNSUPPORTED .*AES_128_GCM/);
   assert.match(bad(b64json({ cipher: 'AES_256_CTR_HMAC_SHA256', hmac: '' })), /empty hmac/);
   assert.match(bad(b64json({ cipher: 'AES_256_CTR_HMAC_SHA256', hmac: 'AAAA' })), /3-byte hmac/);
-  assert.match(bad('not base64!'), /IMAGE_LAYER_OPTIONS_INVALID/);
+  assert.match(bad('not base64!'), /IMAGE_LAYER_OPTIONS_INVALID L: pubopts/);
 });
 
 test('private options: a short symkey or nonce is refused without quoting them, and the buffers are wiped', () => {
