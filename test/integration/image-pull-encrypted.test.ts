@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
 import { startAliyunScenario, type AliyunScenario } from '../../src/emulators/aliyun/scenario';
 import { runCli } from '../support/cli';
-import { CDH_TOOL_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
+import { CDH_TOOL_BIN, programPath, spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
 import {
   replaceDiffId,
   rewrapLayout,
@@ -246,6 +246,35 @@ describe('PullImage of skopeo-encrypted layers with keys in provider.attestation
     const ref = await publish('zstd', kbsWrapper(kekFile), { zstd: true });
     const rootfs = await pull(ref, 'zstd', true);
     assert.deepEqual(diffTrees(snapshotTree(rootfs), expected), []);
+  });
+
+  test('cdh-oneshot pull-image (no daemon, its own work_dir) decrypts the same image', async () => {
+    const config = join(work.path, 'oneshot.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        ...ccKbcConfig(world),
+        image: {
+          work_dir: join(work.path, 'oneshot-store'),
+          registry_config: { registry: [{ location: registry.host, insecure: true }] },
+        },
+      }),
+    );
+    const bundle = join(work.path, 'bundles', 'oneshot');
+    mounts.push(join(bundle, 'rootfs'));
+    const args = [
+      '-c',
+      config,
+      'pull-image',
+      '--image-url',
+      `${registry.host}/test/kbs:v1`,
+      '--bundle-path',
+      bundle,
+    ];
+    const result = await runCli(programPath('cdh-oneshot'), args, { timeoutMs: 120_000 });
+    assert.equal(result.code, 0, result.stderr);
+    assertNoSecret(result.stdout + result.stderr);
+    assert.deepEqual(diffTrees(snapshotTree(join(bundle, 'rootfs')), expected), []);
   });
 
   test('a flipped byte in an encrypted layer (digest re-published to match): DATA_LOSS naming the layer, nothing of it stored', async () => {
