@@ -19,17 +19,10 @@ import {
   type LayerDescriptor,
 } from './manifest';
 import { ImagePolicy } from './policy';
+import { PullResourceCache } from './pull-resources';
 import { manifestSelector, parseReference, quote, referenceString, type ImageReference } from './reference';
-import {
-  DEFAULT_REGISTRY_CONFIG,
-  parseRegistryConfig,
-  parseRegistryConfigToml,
-  pullTasks,
-  type PullTask,
-  type RegistryConfig,
-} from './registry-config';
+import { pullTasks, type PullTask, type RegistryConfig } from './registry-config';
 import { readLimited, RegistrySession, RegistryTransport } from './registry';
-import { readImageResource } from './resources';
 
 /** Records a finished pull with the attestation agent (ExtendRuntimeMeasurement). */
 export interface PullMeasurer {
@@ -61,10 +54,11 @@ export interface PullStats {
 /**
  * PullImage: reference → registry tasks → manifest (index → platform) → policy (every pull)
  * → config → layers (once each, shared between concurrent pulls) → overlay rootfs + config.json.
- * The [image] resources are read at the first pull (retried until that succeeds) and kept.
+ * The [image] resources are read again when they changed (pull-resources.ts).
  */
 export class ImagePuller {
-  private loading?: Promise<Loaded>;
+  private loading?: Promise<Pick<Loaded, 'transport' | 'store'>>;
+  private readonly resources: PullResourceCache;
   /** Bundles being pulled into right now: a second pull into one is refused, not stacked. */
   private readonly busyBundles = new Set<string>();
   readonly stats: PullStats = { layersDownloaded: 0, layersReused: 0, bytesDownloaded: 0 };
@@ -72,7 +66,9 @@ export class ImagePuller {
   constructor(
     private readonly settings: ImageSettings,
     private readonly deps: ImagePullerDeps,
-  ) {}
+  ) {
+    this.resources = new PullResourceCache(settings, deps.kbc, deps.logger);
+  }
 
   async pull(imageUrl: string, bundlePath: string, ctx: CallContext): Promise<string> {
     const ref = parseReference(imageUrl);
@@ -259,10 +255,10 @@ export class ImagePuller {
             this.stats.layersDownloaded++;
             const unpacked = await unpackBlob(blob.body, layer, diffId, dir, label, signal);
             this.stats.bytesDownloaded += layer.size;
-            if (unpacked.skippedDevices > 0)
+            if (unpacked.skippedDevices > 0 || unpacked.xattrsDropped > 0)
               this.deps.logger.warn(
-                { layer: layer.digest, devices: unpacked.skippedDevices },
-                'device nodes and FIFOs skipped',
+                { layer: layer.digest, devices: unpacked.skippedDevices, xattrs: unpacked.xattrsDropped },
+                'device nodes, FIFOs or extended attributes skipped',
               );
           },
           controller.signal,
@@ -295,46 +291,23 @@ export class ImagePuller {
       .map((l) => results.get(l.digest) as LayerRecord);
   }
 
-  private load(ctx: CallContext): Promise<Loaded> {
-    this.loading ??= this.loadOnce(ctx).catch((error: unknown) => {
+  /** The store and transport (once), and the [image] resources as they are now (pull-resources.ts). */
+  private async load(ctx: CallContext): Promise<Loaded> {
+    this.loading ??= this.loadOnce().catch((error: unknown) => {
       this.loading = undefined;
       throw error;
     });
-    return this.loading;
+    return { ...(await this.loading), ...(await this.resources.current(ctx)) };
   }
 
-  private async loadOnce(ctx: CallContext): Promise<Loaded> {
+  private async loadOnce(): Promise<Pick<Loaded, 'transport' | 'store'>> {
     const s = this.settings;
-    const kbc = this.deps.kbc;
-    let registryConfig = DEFAULT_REGISTRY_CONFIG;
-    if (s.registryConfig !== undefined)
-      registryConfig = parseRegistryConfig(s.registryConfig, '[image.registry_config]');
-    else if (s.registryConfigurationUri !== '') {
-      const text = await readImageResource(
-        s.registryConfigurationUri,
-        'registry_configuration_uri',
-        kbc,
-        ctx,
-      );
-      registryConfig = parseRegistryConfigToml(text.toString('utf8'), quote(s.registryConfigurationUri));
-    }
-    let auth = AuthFile.empty();
-    if (s.authenticatedRegistryCredentialsUri !== '') {
-      const text = await readImageResource(
-        s.authenticatedRegistryCredentialsUri,
-        'authenticated_registry_credentials_uri',
-        kbc,
-        ctx,
-      );
-      auth = AuthFile.parse(text.toString('utf8'), quote(s.authenticatedRegistryCredentialsUri));
-    }
-    const policy = await ImagePolicy.load(s, kbc, this.deps.logger, ctx);
     const store = await LayerStore.open(s.workDir, this.deps.logger);
     const transport = new RegistryTransport({
       extraRootCertificates: s.extraRootCertificates,
       proxy: s.imagePullProxy,
     });
-    return { registryConfig, auth, policy, transport, store };
+    return { transport, store };
   }
 
   async close(): Promise<void> {
