@@ -1,3 +1,4 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { quote } from './reference';
 import type { ResourceReads } from './resources';
 
@@ -24,7 +25,9 @@ export type Requirement =
   | { type: 'insecureAcceptAnything' }
   | { type: 'reject' }
   | { type: 'signedBy'; keys: PublicKey[]; identity: Identity; source: string }
-  | { type: 'sigstoreSigned' };
+  | { type: 'sigstoreSigned'; key: KeyObject; identity: Identity; source: string }
+  /** A sigstoreSigned form this daemon cannot check offline (named when an image needs it). */
+  | { type: 'sigstoreUnsupported'; why: string };
 
 export async function parseRequirements(
   value: unknown,
@@ -41,8 +44,10 @@ export async function parseRequirements(
     switch (req?.['type']) {
       case 'insecureAcceptAnything':
       case 'reject':
-      case 'sigstoreSigned':
         out.push({ type: req['type'] });
+        break;
+      case 'sigstoreSigned':
+        out.push(await parseSigstoreSigned(req, at, bad, reads));
         break;
       case 'signedBy':
         out.push(await parseSignedBy(req, at, bad, reads));
@@ -118,4 +123,61 @@ function parseIdentity(value: unknown, at: string, bad: (why: string) => never):
     default:
       return bad(`${at}.signedIdentity: unknown type ${quote(String(v?.['type']))}`);
   }
+}
+
+const SIGSTORE_OFFLINE_ONLY = [
+  'fulcio',
+  'rekorPublicKeyPath',
+  'rekorPublicKeyPaths',
+  'rekorPublicKeyData',
+  'rekorPublicKeyDatas',
+  'pki',
+  'keyPaths',
+  'keyDatas',
+];
+
+/**
+ * `sigstoreSigned` with one cosign public key (`keyPath` through the resources, or `keyData`:
+ * base64 of the PEM as containers/image has it, or the PEM itself as upstream reads it).
+ * Fulcio, Rekor, PKI and multi-key forms need services or data this guest does not have: they
+ * are kept as unsupported and refused by name when an image's scope uses them.
+ */
+async function parseSigstoreSigned(
+  req: Record<string, unknown>,
+  at: string,
+  bad: (why: string) => never,
+  reads: ResourceReads,
+): Promise<Requirement> {
+  const offline = SIGSTORE_OFFLINE_ONLY.filter((k) => req[k] !== undefined);
+  if (offline.length > 0)
+    return {
+      type: 'sigstoreUnsupported',
+      why: `${at} uses ${offline.join(', ')} (Fulcio/Rekor/PKI or several keys)`,
+    };
+  const identity = parseIdentity(req['signedIdentity'], at, bad);
+  let pem: Buffer;
+  let source: string;
+  if (typeof req['keyPath'] === 'string' && req['keyData'] === undefined) {
+    pem = await reads.read(req['keyPath'], `${at}.keyPath`);
+    source = quote(req['keyPath']);
+  } else if (typeof req['keyData'] === 'string' && req['keyPath'] === undefined) {
+    const data = req['keyData'];
+    pem = data.trimStart().startsWith('-----BEGIN') ? Buffer.from(data) : Buffer.from(data, 'base64');
+    source = 'keyData';
+  } else return bad(`${at}: exactly one of keyPath, keyData is needed`);
+  try {
+    return { type: 'sigstoreSigned', key: cosignPublicKey(pem), identity, source };
+  } catch (error) {
+    return bad(
+      `${at}: ${source} is not a usable cosign public key (${String((error as Error).message).slice(0, 100)})`,
+    );
+  }
+}
+
+/** A cosign public key (PEM): ECDSA P-256, as `cosign generate-key-pair` makes. */
+export function cosignPublicKey(pem: Buffer): KeyObject {
+  const key = createPublicKey(pem);
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1')
+    throw new Error(`an ECDSA P-256 public key is needed, not ${key.asymmetricKeyType ?? 'this key'}`);
+  return key;
 }

@@ -7,6 +7,7 @@ import { parseRequirements, type Requirement } from './policy-parse';
 import { quote, referenceString, type ImageReference } from './reference';
 import type { ResourceReads } from './resources';
 import { scopeCandidates } from './scopes';
+import { cosignProblems, type SignatureSource } from './sigstore';
 import { fetchSignatures, verifySignature } from './simple-signing';
 
 /**
@@ -53,6 +54,7 @@ export class ImagePolicy {
     manifestDigest: string,
     indexDigest: string | undefined,
     ctx: CallContext,
+    signatures?: SignatureSource,
   ): Promise<void> {
     const name = referenceString(ref);
     if (this.defaults === undefined && this.scopes.size === 0) {
@@ -91,16 +93,44 @@ export class ImagePolicy {
             'IMAGE_POLICY_REJECTED',
             `image ${quote(name)}: rejected by ${where} of the policy`,
           );
-        case 'sigstoreSigned':
+        case 'sigstoreUnsupported':
           throw new CdhError(
             'IMAGE_UNSUPPORTED',
-            `image ${quote(name)}: ${where} of the policy requires sigstoreSigned (cosign), which this daemon does not support`,
+            `image ${quote(name)}: ${where} of the policy requires sigstoreSigned (cosign) in a form this daemon cannot check offline: ${req.why}`,
           );
+        case 'sigstoreSigned':
+          await this.checkSigstore(req, ref, manifestDigest, indexDigest, where, signatures);
+          break;
         case 'signedBy':
           await this.checkSignedBy(req, ref, manifestDigest, indexDigest, where, ctx);
           break;
       }
     }
+  }
+
+  /** cosign: one signature in the `sha256-<hex>.sig` tag of the platform manifest or the index. */
+  private async checkSigstore(
+    req: Extract<Requirement, { type: 'sigstoreSigned' }>,
+    ref: ImageReference,
+    manifestDigest: string,
+    indexDigest: string | undefined,
+    where: string,
+    signatures: SignatureSource | undefined,
+  ): Promise<void> {
+    const reject = (why: string): never => {
+      throw new CdhError(
+        'IMAGE_POLICY_REJECTED',
+        `image ${quote(referenceString(ref))}: ${where} requires a sigstoreSigned (cosign) signature by ${req.source}: ${why}`,
+      );
+    };
+    if (signatures === undefined) return reject('no registry to read signatures from');
+    const reasons: string[] = [];
+    for (const digest of indexDigest === undefined ? [manifestDigest] : [manifestDigest, indexDigest]) {
+      const problems = await cosignProblems(signatures, digest, req.key, req.identity, ref);
+      if (problems.length === 0) return;
+      reasons.push(...problems);
+    }
+    reject(reasons.join('; ').slice(0, 600));
   }
 
   private async checkSignedBy(

@@ -23,6 +23,7 @@ import { PullResourceCache } from './pull-resources';
 import { manifestSelector, parseReference, quote, referenceString, type ImageReference } from './reference';
 import { pullTasks, type PullTask, type RegistryConfig } from './registry-config';
 import { readLimited, RegistrySession, RegistryTransport } from './registry';
+import { registrySignatures } from './sigstore';
 
 /** Records a finished pull with the attestation agent (ExtendRuntimeMeasurement). */
 export interface PullMeasurer {
@@ -157,7 +158,7 @@ export class ImagePuller {
         );
     }
     const manifestDigest = fetched.digest;
-    await loaded.policy.check(original, manifestDigest, indexDigest, ctx);
+    await loaded.policy.check(original, manifestDigest, indexDigest, ctx, registrySignatures(session, label));
 
     const configBody = await this.fetchBlobBytes(session, manifest.config.digest, label);
     const config = parseImageConfig(configBody, label);

@@ -99,7 +99,7 @@ export async function verifySignature(
   return identityMatches(req.identity, ref, signed) ? undefined : `signed for ${quote(signed)}`;
 }
 
-function identityMatches(identity: Identity, ref: ImageReference, signedText: string): boolean {
+export function identityMatches(identity: Identity, ref: ImageReference, signedText: string): boolean {
   let signed: ImageReference;
   try {
     signed = parseReference(signedText);
