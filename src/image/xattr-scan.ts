@@ -44,6 +44,8 @@ const META_TYPES = new Set([
   'NextFileHasLongLinkpath',
 ]);
 const XATTR_KEY = 'SCHILY.xattr.';
+const ZERO_BLOCK = Buffer.alloc(512);
+const NO_XATTRS: readonly Xattr[] = [];
 
 /**
  * Reads the same bytes as the `tar` parser, ahead of it, only to keep what that parser drops:
@@ -78,6 +80,11 @@ export class TarXattrScanner {
         if (this.skip === 0) this.endMeta();
         continue;
       }
+      if (this.partialBytes === 0 && chunk.length - at >= 512) {
+        this.header(chunk.subarray(at, at + 512));
+        at += 512;
+        continue;
+      }
       const need = 512 - this.partialBytes;
       const piece = chunk.subarray(at, at + need);
       at += piece.length;
@@ -104,7 +111,7 @@ export class TarXattrScanner {
   }
 
   private header(block: Buffer): void {
-    if (block.every((b) => b === 0)) {
+    if (block.equals(ZERO_BLOCK)) {
       if (this.sawNull) this.done = true;
       this.sawNull = true;
       return;
@@ -133,18 +140,14 @@ export class TarXattrScanner {
       if (size > 0) this.meta = { type, size, chunks: [], got: 0 };
       return;
     }
-    if (ENTRY_TYPES.has(type))
-      this.pending.push({
-        path: h.path,
-        type,
-        size,
-        xattrs: [...new Map([...this.gexXattrs, ...this.exXattrs])].map(([name, value]) => ({
-          name,
-          value,
-        })),
-      });
+    if (ENTRY_TYPES.has(type)) this.pending.push({ path: h.path, type, size, xattrs: this.entryXattrs() });
     this.ex = undefined;
-    this.exXattrs = new Map();
+    if (this.exXattrs.size > 0) this.exXattrs = new Map();
+  }
+
+  private entryXattrs(): readonly Xattr[] {
+    if (this.gexXattrs.size === 0 && this.exXattrs.size === 0) return NO_XATTRS;
+    return [...new Map([...this.gexXattrs, ...this.exXattrs])].map(([name, value]) => ({ name, value }));
   }
 
   private keepMeta(piece: Buffer): void {
