@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/load';
 import { createLogger } from '../src/log';
 import { builtinProviders } from '../src/providers';
-import { startDaemon } from '../src/server/daemon';
+import { startDaemon } from '../src/app/daemon';
 import { perCallProviders } from './per-call-providers';
 
 async function main(): Promise<void> {

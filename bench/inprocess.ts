@@ -9,9 +9,7 @@
 import pino from 'pino';
 import { loadConfig } from '../src/config/load';
 import { createLogger } from '../src/log';
-import { builtinProviders } from '../src/providers';
-import { ProviderRegistry } from '../src/providers/registry';
-import { createUnsealService } from '../src/secret/service';
+import { buildServices } from '../src/app/services';
 import { cpuWindow, drive, processMemoryMb, readSecrets } from './load';
 
 async function main(): Promise<void> {
@@ -23,8 +21,7 @@ async function main(): Promise<void> {
   const { config } = loadConfig(configFile, process.env);
   // Same level as the daemon; to stderr, as stdout carries the result.
   const logger = createLogger(config.log.level, pino.destination({ fd: 2, sync: false }));
-  const registry = new ProviderRegistry(builtinProviders(), { config, logger });
-  const { unsealer, cache } = createUnsealService(config, registry, logger);
+  const { unsealer, close } = await buildServices(config, { logger });
   const secrets = readSecrets(secretFile);
   const cpu = cpuWindow('self');
   const result = await drive(
@@ -35,8 +32,7 @@ async function main(): Promise<void> {
     cpu.hooks,
   );
   const vmHwmMb = processMemoryMb('self', 'VmHWM');
-  await registry.close();
-  cache.clear();
+  await close();
   process.stdout.write(`${JSON.stringify({ ...result, cpuMs: cpu.ms(), vmHwmMb })}\n`);
 }
 

@@ -198,6 +198,21 @@ export const ERROR_CATALOGUE = {
     meaning:
       'a layer cannot be unpacked: bad compression, bad tar, or an entry that would write outside the layer',
   },
+  IMAGE_LAYER_AUTH_FAILED: {
+    status: 'DATA_LOSS',
+    meaning:
+      "an encrypted layer's HMAC (ocicrypt AES_256_CTR_HMAC_SHA256) does not match its ciphertext, or its decrypted blob not the digest in its options: tampered layer or wrong key",
+  },
+  IMAGE_LAYER_KEY_UNAVAILABLE: {
+    status: 'FAILED_PRECONDITION',
+    meaning:
+      'an encrypted layer carries no key for this daemon (no org.opencontainers.image.enc.keys.provider.attestation-agent packet), or layer decryption is not set up',
+  },
+  IMAGE_LAYER_OPTIONS_INVALID: {
+    status: 'DATA_LOSS',
+    meaning:
+      "an encrypted layer's options (pubopts annotation, packet list, or the unwrapped private options) are malformed or name an unsupported cipher",
+  },
   IMAGE_UNSUPPORTED: {
     status: 'FAILED_PRECONDITION',
     meaning: 'the image uses a format or feature this daemon does not support (named in the message)',

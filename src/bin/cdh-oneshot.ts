@@ -3,12 +3,9 @@ import { readFileSync } from 'node:fs';
 import { readCallCommandLine, UsageError, type CallCommandLine } from '../cli/args';
 import { ConfigError, loadConfig } from '../config/load';
 import { CdhError, isCdhError, toCdhError } from '../errors';
-import { startKbc } from '../kbc';
+import { buildServices } from '../app/services';
 import { createLogger } from '../log';
 import { packageVersion } from '../package-info';
-import { builtinProviders } from '../providers';
-import { ProviderRegistry } from '../providers/registry';
-import { createUnsealService } from '../secret/service';
 
 const USAGE = `Usage: cdh-oneshot [-c FILE] <command> [options]
 
@@ -68,47 +65,27 @@ async function main(): Promise<void> {
     timeoutMs,
   ).unref();
   const ctx = { signal: deadline.signal };
-  const kbc = await startKbc(config, logger);
-  const registry = new ProviderRegistry(builtinProviders(), { config, logger, resources: kbc });
+  const services = await buildServices(config, { logger });
   try {
     let output: string;
     if (command === 'get-resource') {
-      const resource = await kbc.getResource(need('resource-uri'), ctx);
+      const resource = await services.kbc.getResource(need('resource-uri'), ctx);
       output = resource.toString('base64');
       resource.fill(0);
     } else if (command === 'unseal-secret') {
-      const { unsealer } = createUnsealService(config, registry, logger, kbc);
-      const plaintext = await unsealer.unseal(readFileSync(need('secret-path')), ctx);
+      const plaintext = await services.unsealer.unseal(readFileSync(need('secret-path')), ctx);
       output = plaintext.toString('base64');
       plaintext.fill(0);
     } else if (command === 'unwrap-key') {
-      const { KeyUnwrapper } = await import('../keyprovider/unwrap.js');
-      const optsdata = await new KeyUnwrapper({ kbc, registry, logger }).unwrapPacket(
-        readFileSync(need('annotation-path')),
-        ctx,
-      );
+      const optsdata = await services.keyUnwrapper.unwrapPacket(readFileSync(need('annotation-path')), ctx);
       output = optsdata.toString('base64');
       optsdata.fill(0);
     } else {
-      const [{ ImagePuller }, { AaPullMeasurer }] = await Promise.all([
-        import('../image/service.js'),
-        import('../image/measure.js'),
-      ]);
-      const puller = new ImagePuller(config.image, {
-        logger,
-        kbc,
-        measurer: new AaPullMeasurer(config.aa.aaSocket, logger),
-      });
-      try {
-        output = await puller.pull(need('image-url'), need('bundle-path'), ctx);
-      } finally {
-        await puller.close();
-      }
+      output = await (await services.imagePuller()).pull(need('image-url'), need('bundle-path'), ctx);
     }
     process.stdout.write(`${output}\n`);
   } finally {
-    await registry.close();
-    kbc.close?.();
+    await services.close();
   }
 }
 

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load';
 import { createLogger, settleStdoutLog } from '../log';
 import { ADDRESS_FILE_ENV } from '../server/address-file';
-import { SHUTDOWN_GRACE_MS, startDaemon } from '../server/daemon';
+import { SHUTDOWN_GRACE_MS, startDaemon } from '../app/daemon';
 import { StartupError } from '../server/listener';
 import { packageVersion } from '../package-info';
 

@@ -6,13 +6,10 @@ import type { CdhConfig } from '../config/types';
 import { CdhError } from '../errors';
 import { silentLogger } from '../log';
 import { openClientKeyProvider } from '../providers/aliyun/client-key';
-import { builtinProviders } from '../providers';
-import { ProviderRegistry } from '../providers/registry';
 import type { CallContext, ProviderContext } from '../providers/types';
 import {
   generateSigningJwkPair,
   inspectSealedSecret,
-  SecretUnsealer,
   sealEnvelope,
   sealVault,
   signSealedSecret,
@@ -21,6 +18,7 @@ import {
 import { privateKeyFromJwk } from '../secret/jwk';
 import type { SealedSecretPayload } from '../secret/payload';
 import { UsageError } from './args';
+import { buildLocalUnsealer } from '../app/local-unseal';
 import { errnoCode } from '../lib/errno';
 
 export interface SigningOptions {
@@ -170,14 +168,8 @@ export async function runUnseal(request: UnsealRequest): Promise<void> {
     config.sealedSecret.signingKeyDir = request.keyPath;
   }
   const logger = silentLogger();
-  const registry = new ProviderRegistry(builtinProviders(), { config, logger });
+  const { unsealer, close } = buildLocalUnsealer(config, { logger, skipVerification });
   try {
-    const unsealer = new SecretUnsealer({
-      registry,
-      skipVerification,
-      signingKeyDir: config.sealedSecret.signingKeyDir,
-      logger,
-    });
     const plaintext = await unsealer.unseal(sealed, noDeadline());
     try {
       if (target === undefined) {
@@ -199,7 +191,7 @@ export async function runUnseal(request: UnsealRequest): Promise<void> {
       plaintext.fill(0);
     }
   } finally {
-    await registry.close();
+    await close();
   }
 }
 

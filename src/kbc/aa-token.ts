@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { AttestationAgentClient } from '../client/aa-client';
 import { TtrpcCallError } from '../client/ttrpc-client';
 import { CdhError } from '../errors';
-import { AA_TOKEN_TIMEOUT_MS, type TokenSource } from './cc-kbc';
+import { AA_TOKEN_TIMEOUT_MS, type TokenSource } from './kbs-token';
 
 /** GetToken over ttrpc on `[aa] aa_socket`, through the project's AA client. */
 export function aaTokenSource(aaSocket: string, logger: Logger): TokenSource {

@@ -1,21 +1,15 @@
 import type { Logger } from 'pino';
 import { CdhError } from '../errors';
 import type { CallContext } from '../providers/types';
-import { JweError, TeeKey } from './jwe';
+import { sleep } from '../lib/abort';
+import { JweError, type TeeKey } from './jwe';
+import { throwIfAborted } from './kbc-abort';
+import { KbsTokens, type TokenSource } from './kbs-token';
 import { HttpFailure, type KbsHttpClient } from './kbs-http';
 import type { Kbc } from './types';
 import { formatResourceUri, kbsRequestPath, parseResourceUri, type ResourceUri } from './uri';
 
-/** Where cc_kbc gets its token: the attestation agent's GetToken, answering the raw Token bytes. */
-export interface TokenSource {
-  /** Names the AA in messages (its socket address). */
-  readonly address: string;
-  getToken(tokenType: string, ctx: CallContext): Promise<Buffer>;
-  close?(): void;
-}
-
-/** Upstream: the AA may attest for a while; GetToken is given 50 s. */
-export const AA_TOKEN_TIMEOUT_MS = 50_000;
+export { AA_TOKEN_TIMEOUT_MS, type TokenSource } from './kbs-token';
 /** A KBS request with no caller deadline still ends. */
 export const KBS_REQUEST_TIMEOUT_MS = 30_000;
 /** Upstream makes at most 3 attempts (a 401 gets a new token before the next). */
@@ -25,20 +19,6 @@ export const MAX_KBS_ANSWER_BYTES = 8 * 1024 * 1024;
 const RETRY_DELAY_MS = 200;
 /** The KBS error `detail` shown in messages is cut to this. */
 const MAX_DETAIL_CHARS = 300;
-
-interface TokenEntry {
-  readonly token: string;
-  readonly key: TeeKey;
-  readonly generation: number;
-  /** From the JWT's `exp` (ms), when it has one. */
-  readonly expiresAt: number | undefined;
-}
-
-interface PendingFetch {
-  readonly promise: Promise<TokenEntry>;
-  readonly controller: AbortController;
-  waiters: number;
-}
 
 /**
  * The `cc_kbc` KBC (kbs.md): a token from the attestation agent, resources from the KBS with
@@ -51,18 +31,16 @@ interface PendingFetch {
  */
 export class CcKbc implements Kbc {
   readonly name = 'cc_kbc';
-  private current: TokenEntry | undefined;
-  private pending: PendingFetch | undefined;
-  private generation = 0;
-  private expiryTimer: NodeJS.Timeout | undefined;
-  private closed = false;
+  private readonly tokens: KbsTokens;
 
   constructor(
-    private readonly aa: TokenSource,
+    aa: TokenSource,
     private readonly kbs: KbsHttpClient,
     private readonly kbsUrl: string,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.tokens = new KbsTokens(aa, logger);
+  }
 
   async getResource(uri: string, ctx: CallContext): Promise<Buffer> {
     const parsed = parseResourceUri(uri);
@@ -71,7 +49,7 @@ export class CcKbc implements Kbc {
     let lastRefusal = '';
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       throwIfAborted(ctx.signal, shown, 'before the request');
-      const entry = await this.token(ctx, stale, shown);
+      const entry = await this.tokens.token(ctx, stale, shown);
       const answer = await this.fetch(parsed, shown, entry.token, ctx, attempt);
       if (answer === 'retry') continue;
       try {
@@ -80,7 +58,7 @@ export class CcKbc implements Kbc {
         const detail = kbsErrorText(body);
         if (status === 401) {
           // Not (or no longer) accepted: drop the token, get a new one, try again.
-          this.invalidate(entry);
+          this.tokens.invalidate(entry);
           stale = entry.generation;
           lastRefusal = detail;
           this.logger.debug({ resourceUri: shown, attempt }, 'KBS answered 401; getting a new token');
@@ -112,16 +90,13 @@ export class CcKbc implements Kbc {
   }
 
   close(): void {
-    this.closed = true;
-    this.pending?.controller.abort(new CdhError('SHUTTING_DOWN', 'the KBC is closing'));
-    this.drop();
+    this.tokens.close();
     this.kbs.close();
-    this.aa.close?.();
   }
 
   /** Tokens fetched from the AA so far (tests, benchmarks). */
   get tokenGeneration(): number {
-    return this.generation;
+    return this.tokens.fetched;
   }
 
   private async decrypt(key: TeeKey, body: Buffer, shown: string): Promise<Buffer> {
@@ -185,170 +160,11 @@ export class CcKbc implements Kbc {
   /** Waits before a retry; false when the caller left meanwhile. */
   private async pause(ctx: CallContext, attempt: number): Promise<boolean> {
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(resolve, RETRY_DELAY_MS * attempt);
-        ctx.signal.addEventListener(
-          'abort',
-          () => {
-            clearTimeout(timer);
-            reject(ctx.signal.reason);
-          },
-          { once: true },
-        );
-      });
+      await sleep(RETRY_DELAY_MS * attempt, ctx.signal);
       return true;
     } catch {
       return false;
     }
-  }
-
-  /**
-   * The current token, or a new one from the AA. Concurrent callers share one GetToken; it is
-   * aborted when every caller waiting for it has left. `stale` is a generation the caller saw
-   * refused: it is not handed out again.
-   */
-  private async token(ctx: CallContext, stale: number | undefined, shown: string): Promise<TokenEntry> {
-    const current = this.current;
-    if (current !== undefined && current.generation !== stale) {
-      if (current.expiresAt === undefined || current.expiresAt > Date.now()) return current;
-      this.drop();
-    }
-    if (this.closed) throw new CdhError('SHUTTING_DOWN', 'the KBC is closing');
-    const pending = this.pending ?? this.startFetch();
-    pending.waiters++;
-    try {
-      return await raceSignal(pending.promise, ctx.signal);
-    } catch (error) {
-      throwIfAborted(ctx.signal, shown, 'waiting for the attestation agent');
-      if (error instanceof CdhError) {
-        throw new CdhError(error.code, `resource ${shown}: ${error.message}`, { cause: error.cause });
-      }
-      throw error;
-    } finally {
-      if (--pending.waiters === 0 && this.pending === pending) {
-        pending.controller.abort(new CdhError('CANCELLED', 'every caller waiting for the token left'));
-        this.pending = undefined;
-      }
-    }
-  }
-
-  private startFetch(): PendingFetch {
-    const controller = new AbortController();
-    const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(AA_TOKEN_TIMEOUT_MS)]);
-    const promise = this.fetchToken(signal).finally(() => {
-      if (this.pending?.promise === promise) this.pending = undefined;
-    });
-    promise.catch(() => undefined);
-    const pending: PendingFetch = { promise, controller, waiters: 0 };
-    this.pending = pending;
-    return pending;
-  }
-
-  private async fetchToken(signal: AbortSignal): Promise<TokenEntry> {
-    let raw: Buffer;
-    try {
-      raw = await this.aa.getToken('kbs', { signal });
-    } catch (error) {
-      if (signal.aborted && controllerReason(signal) !== undefined) throw controllerReason(signal);
-      throw this.aaError(error, signal);
-    }
-    const entry = await this.parseToken(raw).finally(() => raw.fill(0));
-    this.current = entry;
-    this.scheduleExpiry(entry);
-    this.logger.debug({ generation: entry.generation, teeKey: entry.key.kind }, 'KBS token obtained');
-    return entry;
-  }
-
-  private aaError(error: unknown, signal: AbortSignal): CdhError {
-    if (signal.aborted) {
-      return new CdhError(
-        'AA_UNAVAILABLE',
-        `attestation agent at ${this.aa.address} did not answer GetToken within ${AA_TOKEN_TIMEOUT_MS} ms`,
-      );
-    }
-    if (error instanceof CdhError && error.code === 'AA_UNAVAILABLE') return error;
-    const reason =
-      error instanceof CdhError
-        ? error.message
-        : error instanceof Error
-          ? ((error as NodeJS.ErrnoException).code ?? error.message.split('\n')[0])
-          : String(error);
-    return new CdhError(
-      'AA_UNAVAILABLE',
-      `attestation agent at ${this.aa.address}: GetToken failed: ${reason}`,
-      {
-        cause: error,
-      },
-    );
-  }
-
-  private async parseToken(raw: Buffer): Promise<TokenEntry> {
-    const bad = (why: string): CdhError =>
-      new CdhError('AA_UNAVAILABLE', `attestation agent at ${this.aa.address}: GetToken answer ${why}`);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(raw.toString('utf8'));
-    } catch {
-      throw bad('is not JSON {"token", "tee_keypair"}');
-    }
-    const record = (parsed ?? {}) as Record<string, unknown>;
-    const token = record['token'];
-    const pem = record['tee_keypair'];
-    if (typeof token !== 'string' || token === '' || !/^[\x21-\x7e]+$/.test(token))
-      throw bad('has no usable "token" string');
-    if (typeof pem !== 'string' || pem === '') throw bad('has no "tee_keypair" PEM');
-    let key: TeeKey;
-    try {
-      key = await TeeKey.fromPem(pem);
-    } catch (error) {
-      throw bad(
-        `has a tee_keypair that is not an RSA or EC P-256/P-521 private key (${error instanceof TypeError ? error.message : 'unparsable'})`,
-      );
-    }
-    return { token, key, generation: ++this.generation, expiresAt: jwtExpiry(token) };
-  }
-
-  private scheduleExpiry(entry: TokenEntry): void {
-    if (this.expiryTimer) clearTimeout(this.expiryTimer);
-    this.expiryTimer = undefined;
-    if (entry.expiresAt === undefined) return;
-    const delay = entry.expiresAt - Date.now();
-    if (delay > 2 ** 31 - 1) return;
-    this.expiryTimer = setTimeout(
-      () => {
-        if (this.current === entry) this.drop();
-      },
-      Math.max(0, delay),
-    );
-    this.expiryTimer.unref();
-  }
-
-  private invalidate(entry: TokenEntry): void {
-    if (this.current === entry) this.drop();
-  }
-
-  /** Forgets the token and its key (references dropped; a CryptoKey cannot be zeroed from JS). */
-  private drop(): void {
-    this.current = undefined;
-    if (this.expiryTimer) clearTimeout(this.expiryTimer);
-    this.expiryTimer = undefined;
-  }
-}
-
-function controllerReason(signal: AbortSignal): CdhError | undefined {
-  const reason: unknown = signal.reason;
-  return reason instanceof CdhError ? reason : undefined;
-}
-
-/** The JWT's `exp` in ms, read without verifying (the KBS verifies; this only drops it early). */
-function jwtExpiry(token: string): number | undefined {
-  const payload = token.split('.')[1];
-  if (payload === undefined) return undefined;
-  try {
-    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown };
-    return typeof claims.exp === 'number' && Number.isFinite(claims.exp) ? claims.exp * 1000 : undefined;
-  } catch {
-    return undefined;
   }
 }
 
@@ -368,31 +184,4 @@ function kbsErrorText(body: Buffer): string {
   } catch {
     return '';
   }
-}
-
-function throwIfAborted(signal: AbortSignal, shown: string, where: string): void {
-  if (!signal.aborted) return;
-  const reason: unknown = signal.reason;
-  if (reason instanceof CdhError) {
-    throw new CdhError(reason.code, `resource ${shown}: ${reason.message} (${where})`);
-  }
-  throw new CdhError('CANCELLED', `resource ${shown}: the caller cancelled (${where})`);
-}
-
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error as Error);
-      },
-    );
-  });
 }

@@ -2,14 +2,12 @@ import type { Logger } from 'pino';
 import type { CdhConfig } from '../config/types';
 import { CcKbc, KBS_REQUEST_TIMEOUT_MS, MAX_KBS_ANSWER_BYTES, type TokenSource } from './cc-kbc';
 import { KbsHttpClient } from './kbs-http';
-import { aaTokenSource } from './aa-token';
 import { OfflineFsResourceStore, offlineFsFilesFromConfig } from './offline-fs';
-import { provisionCredentials } from './provision';
 import type { Kbc } from './types';
 
 export { CcKbc, type TokenSource } from './cc-kbc';
+export { aaTokenSource } from './aa-token';
 export { OfflineFsResourceStore, offlineFsFilesFromConfig } from './offline-fs';
-export { provisionCredentials } from './provision';
 export type { Kbc, KbcName } from './types';
 export { formatResourceUri, kbsRequestPath, parseResourceUri, resourceKey, type ResourceUri } from './uri';
 
@@ -48,24 +46,4 @@ export async function createKbc(
   const store = new OfflineFsResourceStore(offlineFsFilesFromConfig(config, env), logger);
   await store.load();
   return store;
-}
-
-/**
- * The KBC of `config` with its [[credentials]] written: what the daemon does before its socket
- * serves, and cdh-oneshot before its one call. A failure closes the KBC and throws.
- */
-export async function startKbc(
-  config: Pick<CdhConfig, 'kbc' | 'aa' | 'credentials' | 'credentialsRoot'>,
-  logger: Logger,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<Kbc> {
-  let kbc: Kbc | undefined;
-  try {
-    kbc = await createKbc(config, logger, { tokenSource: (socket) => aaTokenSource(socket, logger) }, env);
-    await provisionCredentials(config, kbc, logger);
-    return kbc;
-  } catch (error) {
-    kbc?.close?.();
-    throw error;
-  }
 }

@@ -42,6 +42,29 @@ const HOST = new RegExp(`^(?:${DNS_LABEL}(?:\\.${DNS_LABEL})*|\\[[0-9A-Fa-f:.]+\
 
 /** Parses a resource URI strictly; anything else is RESOURCE_URI_INVALID saying what is wrong. */
 export function parseResourceUri(uri: unknown): ResourceUri {
+  const text = checkCharacters(uri);
+  const schemeEnd = text.indexOf('://');
+  const plugin = parsePlugin(text, schemeEnd);
+  if (text.includes('#')) throw invalid(text, 'a fragment (#...) is not accepted');
+  if (text.includes('\\')) throw invalid(text, 'it contains a backslash');
+  const queryStart = text.indexOf('?', schemeEnd);
+  const query = queryStart < 0 ? '' : text.slice(queryStart + 1);
+  if (queryStart >= 0 && (query === '' || !QUERY.test(query)))
+    throw invalid(text, 'the query is empty or holds a character not allowed in a URI query');
+  const beforeQuery = queryStart < 0 ? text : text.slice(0, queryStart);
+  if (beforeQuery.includes('%')) throw invalid(text, 'percent-encoding (%..) is not accepted in the path');
+
+  const rest = beforeQuery.slice(schemeEnd + 3);
+  const pathStart = rest.indexOf('/');
+  if (pathStart < 0) throw invalid(text, 'it has no path');
+  const host = checkHost(text, rest.slice(0, pathStart));
+  const segments = checkSegments(text, plugin, rest.slice(pathStart + 1).split('/'));
+  const [repo = '', type = '', tag = ''] = plugin === 'resource' ? segments : [];
+  return { host, plugin, segments, repo, type, tag, query };
+}
+
+/** A string of printable ASCII without spaces, of a bounded length. */
+function checkCharacters(uri: unknown): string {
   if (typeof uri !== 'string')
     throw invalid(undefined, `it is ${uri === null ? 'null' : typeof uri}, not a string`);
   if (uri.length === 0) throw invalid(uri, 'it is empty');
@@ -51,42 +74,34 @@ export function parseResourceUri(uri: unknown): ResourceUri {
     throw invalid(uri, 'it contains a control character (NUL, newline, ...)');
   if (/[^\u0020-\u007e]/.test(uri)) throw invalid(uri, 'it contains a non-ASCII character');
   if (uri.includes(' ')) throw invalid(uri, 'it contains a space');
+  return uri;
+}
 
-  const schemeEnd = uri.indexOf('://');
+/** `kbs` → the resource plugin; `kbs+<plugin>` → that plugin. */
+function parsePlugin(uri: string, schemeEnd: number): string {
   if (schemeEnd < 0) throw invalid(uri, 'it does not start with kbs://');
   const scheme = uri.slice(0, schemeEnd).toLowerCase();
-  let plugin = 'resource';
-  if (scheme.startsWith('kbs+')) {
-    plugin = scheme.slice('kbs+'.length);
-    if (!PLUGIN.test(plugin))
-      throw invalid(uri, `the plugin "${plugin}" is not a plugin name (a-z 0-9 _ -, at most 64)`);
-  } else if (scheme !== 'kbs') {
+  if (scheme === 'kbs') return 'resource';
+  if (!scheme.startsWith('kbs+'))
     throw invalid(uri, `the scheme is "${uri.slice(0, schemeEnd)}", not kbs or kbs+<plugin>`);
-  }
+  const plugin = scheme.slice('kbs+'.length);
+  if (!PLUGIN.test(plugin))
+    throw invalid(uri, `the plugin "${plugin}" is not a plugin name (a-z 0-9 _ -, at most 64)`);
+  return plugin;
+}
 
-  if (uri.includes('#')) throw invalid(uri, 'a fragment (#...) is not accepted');
-  if (uri.includes('\\')) throw invalid(uri, 'it contains a backslash');
-  const queryStart = uri.indexOf('?', schemeEnd);
-  const query = queryStart < 0 ? '' : uri.slice(queryStart + 1);
-  if (queryStart >= 0 && (query === '' || !QUERY.test(query)))
-    throw invalid(uri, 'the query is empty or holds a character not allowed in a URI query');
-  const beforeQuery = queryStart < 0 ? uri : uri.slice(0, queryStart);
-  if (beforeQuery.includes('%')) throw invalid(uri, 'percent-encoding (%..) is not accepted in the path');
-
-  const rest = beforeQuery.slice(schemeEnd + 3);
-  const pathStart = rest.indexOf('/');
-  if (pathStart < 0) throw invalid(uri, 'it has no path');
-  const host = rest.slice(0, pathStart);
+function checkHost(uri: string, host: string): string {
   if (host.includes('@')) throw invalid(uri, 'user information (user@host) is not accepted');
-  if (host !== '') {
-    const match = HOST.exec(host);
-    if (match === null)
-      throw invalid(uri, `the host "${host}" is not a host name, [IPv6] address or host:port`);
-    if (match[1] !== undefined && Number(match[1]) > 65535)
-      throw invalid(uri, `the port ${match[1]} is out of range`);
-  }
+  if (host === '') return host;
+  const match = HOST.exec(host);
+  if (match === null)
+    throw invalid(uri, `the host "${host}" is not a host name, [IPv6] address or host:port`);
+  if (match[1] !== undefined && Number(match[1]) > 65535)
+    throw invalid(uri, `the port ${match[1]} is out of range`);
+  return host;
+}
 
-  const segments = rest.slice(pathStart + 1).split('/');
+function checkSegments(uri: string, plugin: string, segments: string[]): string[] {
   if (plugin === 'resource' && segments.length !== 3) {
     throw invalid(
       uri,
@@ -109,8 +124,7 @@ export function parseResourceUri(uri: unknown): ResourceUri {
       );
     }
   });
-  const [repo = '', type = '', tag = ''] = plugin === 'resource' ? segments : [];
-  return { host, plugin, segments, repo, type, tag, query };
+  return segments;
 }
 
 /** The offline_fs lookup key of a resource: `<repo>/<type>/<tag>`. */

@@ -192,21 +192,17 @@ function unaryHandler(dispatcher: ApiDispatcher, method: ApiMethod): grpc.handle
       callback({ code: failure.code, details: failure.message });
       return;
     }
-    const controller = new AbortController();
-    const onCancelled = (): void => controller.abort();
-    call.on('cancelled', onCancelled);
     const deadline = toEpochMs(call.getDeadline());
+    // grpc-js's call emits 'cancelled' when the caller goes away; the deadline concern listens
+    // to it for the call's duration only (the stream's closing after the answer emits it too).
     dispatcher
       .invoke(method, call.request, {
         transport: 'grpc',
-        signal: controller.signal,
+        cancellation: call,
         ...(deadline === undefined ? {} : { deadline }),
       })
       .then(
         (result) => {
-          // grpc-js reports the stream's closing after the answer as 'cancelled' too; nothing
-          // is left to cancel then (and aborting would build a DOMException per call).
-          call.off('cancelled', onCancelled);
           if (result.ok) callback(null, result.response);
           else callback({ code: result.code, details: result.message });
         },

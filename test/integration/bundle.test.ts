@@ -170,7 +170,7 @@ describe('the bundled programs, each alone in an empty directory', { timeout: 12
         for (const fn of script.functions) if ((fn.ranges[0]?.count ?? 0) > 0) ran.add(fn.functionName);
       }
     }
-    assert.ok(ran.has('dist/src/server/daemon.js'), 'no coverage of the bundle was recorded');
+    assert.ok(ran.has('dist/src/app/daemon.js'), 'no coverage of the bundle was recorded');
     for (const lazy of [
       'loadBundlePart',
       'node_modules/@grpc/reflection/',

@@ -10,7 +10,7 @@ import { ERROR_CATALOGUE } from '../../src/errors';
 import { createLogger } from '../../src/log';
 import { PACKAGE_ROOT } from '../../src/package-info';
 import { aliyunProvider } from '../../src/providers/aliyun';
-import { startDaemon, type DaemonHandle } from '../../src/server/daemon';
+import { startDaemon, type DaemonHandle } from '../../src/app/daemon';
 import { MAX_STATUS_MESSAGE_CHARS } from '../../src/server/status';
 import { writeClientKeyCredentials } from '../../src/emulators/aliyun/client-key-files';
 import { DkmsEmulator } from '../../src/emulators/aliyun/dkms-gateway';

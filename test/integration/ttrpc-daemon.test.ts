@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { CdhClient } from '../../src/client/cdh-client';
 import { defaultConfig, type CdhConfig } from '../../src/config/types';
 import { silentLogger } from '../../src/log';
-import { startDaemon, type DaemonHandle } from '../../src/server/daemon';
+import { startDaemon, type DaemonHandle } from '../../src/app/daemon';
 import { encodeFrame, MessageType } from '../../src/server/ttrpc/frame';
 import { tempDir } from '../../src/devtools/daemon';
 import { envelopeFixture, unsignedSecret, vaultFixture } from '../support/sealed-fixtures';

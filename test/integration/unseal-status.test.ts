@@ -12,7 +12,7 @@ import { silentLogger } from '../../src/log';
 import { signCompact } from '../../src/secret/jws';
 import type { EnvelopeSecret } from '../../src/secret/payload';
 import { signSealedSecret } from '../../src/secret/seal';
-import { startDaemon, type DaemonHandle } from '../../src/server/daemon';
+import { startDaemon, type DaemonHandle } from '../../src/app/daemon';
 import { tempDir } from '../../src/devtools/daemon';
 import {
   envelopeFixture,

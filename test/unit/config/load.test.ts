@@ -117,3 +117,10 @@ test('listen addresses: unix:///abs, unix:/abs, host:port', () => {
   assert.equal(parseListenAddress('unix://relative'), undefined);
   assert.equal(parseListenAddress('127.0.0.1:0'), undefined);
 });
+
+test('defaults are fresh for each configuration: credentials added from the kernel command line stay in theirs', () => {
+  const first = resolveConfig({}, {}, {}, { kernelCmdline: 'cdh.kbs_resources=kbs:///a/b/c::/run/x' });
+  assert.equal(first.config.credentials.length, 1);
+  assert.deepEqual(resolveConfig({}, {}).config.credentials, []);
+  assert.deepEqual(defaultConfig().credentials, []);
+});

@@ -6,7 +6,7 @@ import { parseListenAddress } from '../../../src/config/load';
 import { defaultConfig } from '../../../src/config/types';
 import { credentialDirs } from '../../../src/providers/aliyun/credentials';
 import { ADDRESS_FILE_ENV } from '../../../src/server/address-file';
-import { SHUTDOWN_GRACE_MS } from '../../../src/server/daemon';
+import { SHUTDOWN_GRACE_MS } from '../../../src/app/daemon';
 import { PACKAGE_ROOT } from '../../../src/package-info';
 
 const UNIT_FILE = join(PACKAGE_ROOT, 'deploy/systemd/confidential-data-hub.service');

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { silentLogger } from '../../../src/log';
 import { builtinProviders } from '../../../src/providers';
 import { ApiDispatcher } from '../../../src/server/api';
-import { startDaemon } from '../../../src/server/daemon';
+import { startDaemon } from '../../../src/app/daemon';
 import { GrpcFront } from '../../../src/server/grpc';
 import { ReflectionClient } from '../../support/reflection-client';
 

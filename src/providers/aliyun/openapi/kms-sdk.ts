@@ -13,6 +13,9 @@ import type { StsCredentials } from './credential-files';
  * → `httpx.request`). `httpx.request` does honour `agent` and `beforeRequest`, so we wrap it
  * once: inside a call of ours (an AsyncLocalStorage scope) the request gets our agent (keep-alive,
  * system roots + openapi_ca_file) and the caller's signal; outside such a scope it is untouched.
+ * The wrapper also applies the loopback guard and pins the host. This module is the only code
+ * that knows the SDK's internals; kms-sdk-transport.test.ts fails if an SDK update stops
+ * sending its requests through the wrapper.
  */
 
 type KmsModule = typeof import('@alicloud/kms20160120');
@@ -84,32 +87,49 @@ export function loadOpenApiSdk(): OpenApiSdk {
   return loaded;
 }
 
+interface SdkModules {
+  readonly kms: KmsModule;
+  readonly rpc: RpcModule;
+  readonly teaUtil: TeaUtilModule;
+  readonly httpx: HttpxModule;
+}
+
 function load(): OpenApiSdk {
-  let kms: KmsModule;
-  let rpc: RpcModule;
-  let teaUtil: TeaUtilModule;
-  let httpx: HttpxModule;
+  const modules = requireSdk();
+  installScopedTransport(modules.httpx);
+  const Request = extendedGetSecretValueRequest(modules.kms);
+  return { newClient: (options) => newSdkClient(modules, Request, options) };
+}
+
+function requireSdk(): SdkModules {
   try {
     // Required here, at first use (not at start-up). The packages are resolved from here as
     // the SDK resolves them from its own files: with one copy of each installed (npm dedupes
     // them; the bundle holds one), the httpx wrapped below is the one the SDK calls, and
     // `scope.dialled` catches a layout where it is not.
     /* eslint-disable @typescript-eslint/no-require-imports */
-    kms = require('@alicloud/kms20160120') as KmsModule;
-    rpc = require('@alicloud/rpc-client') as RpcModule;
-    teaUtil = require('@alicloud/tea-util') as TeaUtilModule;
-    httpx = require('httpx') as HttpxModule;
+    return {
+      kms: require('@alicloud/kms20160120') as KmsModule,
+      rpc: require('@alicloud/rpc-client') as RpcModule,
+      teaUtil: require('@alicloud/tea-util') as TeaUtilModule,
+      httpx: require('httpx') as HttpxModule,
+    };
     /* eslint-enable @typescript-eslint/no-require-imports */
   } catch (error) {
     throw new CdhError('INTERNAL', 'the Alibaba Cloud KMS SDK (@alicloud/kms20160120) cannot be loaded', {
       cause: error,
     });
   }
-  installScopedTransport(httpx);
+}
 
-  // SDK 1.2.0's request model lacks FetchExtendedConfig, which upstream sends; the model's
-  // `names()` decide which fields become query parameters, so extend them.
-  class GetSecretValueWithExtendedConfig extends kms.GetSecretValueRequest {
+type GetSecretValueRequestClass = ReturnType<typeof extendedGetSecretValueRequest>;
+
+/**
+ * SDK 1.2.0's request model lacks FetchExtendedConfig, which upstream sends; the model's
+ * `names()` decide which fields become query parameters, so extend them.
+ */
+function extendedGetSecretValueRequest(kms: KmsModule) {
+  return class GetSecretValueWithExtendedConfig extends kms.GetSecretValueRequest {
     declare fetchExtendedConfig?: boolean;
     static override names(): { [key: string]: string } {
       return { ...super.names(), fetchExtendedConfig: 'FetchExtendedConfig' };
@@ -117,44 +137,46 @@ function load(): OpenApiSdk {
     static override types(): ReturnType<typeof kms.GetSecretValueRequest.types> {
       return { ...super.types(), fetchExtendedConfig: 'boolean' };
     }
-  }
+  };
+}
 
+function newSdkClient(
+  { kms, rpc, teaUtil }: SdkModules,
+  Request: GetSecretValueRequestClass,
+  options: SdkClientOptions,
+): OpenApiSdkClient {
+  const client: KmsClient = new kms.default(
+    new rpc.Config({
+      accessKeyId: options.credentials.accessKeyId,
+      accessKeySecret: options.credentials.accessKeySecret,
+      securityToken: options.credentials.securityToken,
+      endpoint: options.endpoint,
+      regionId: options.regionId,
+      protocol: 'https',
+      readTimeout: options.timeoutMs,
+      connectTimeout: options.timeoutMs,
+      userAgent: 'confidential-data-hub',
+    }),
+  );
   return {
-    newClient(options: SdkClientOptions): OpenApiSdkClient {
-      const client: KmsClient = new kms.default(
-        new rpc.Config({
-          accessKeyId: options.credentials.accessKeyId,
-          accessKeySecret: options.credentials.accessKeySecret,
-          securityToken: options.credentials.securityToken,
-          endpoint: options.endpoint,
-          regionId: options.regionId,
-          protocol: 'https',
-          readTimeout: options.timeoutMs,
-          connectTimeout: options.timeoutMs,
-          userAgent: 'confidential-data-hub',
-        }),
-      );
-      return {
-        async getSecretValue(request, scope) {
-          const sdkRequest = new GetSecretValueWithExtendedConfig({
-            secretName: request.secretName,
-            versionStage: request.versionStage,
-            versionId: request.versionId,
-            fetchExtendedConfig: true,
-          });
-          const runtime = new teaUtil.RuntimeOptions({
-            autoretry: false,
-            readTimeout: options.timeoutMs,
-            connectTimeout: options.timeoutMs,
-          });
-          const answer = await callScopes.run(scope, () => client.getSecretValueEx(sdkRequest, runtime));
-          if (!scope.dialled) {
-            // The SDK no longer goes through the transport we wrap: our CA and signal were not used.
-            throw new CdhError('INTERNAL', 'the KMS SDK bypassed the scoped transport (SDK layout changed?)');
-          }
-          return { secretData: answer.secretData, requestId: answer.requestId };
-        },
-      };
+    async getSecretValue(request, scope) {
+      const sdkRequest = new Request({
+        secretName: request.secretName,
+        versionStage: request.versionStage,
+        versionId: request.versionId,
+        fetchExtendedConfig: true,
+      });
+      const runtime = new teaUtil.RuntimeOptions({
+        autoretry: false,
+        readTimeout: options.timeoutMs,
+        connectTimeout: options.timeoutMs,
+      });
+      const answer = await callScopes.run(scope, () => client.getSecretValueEx(sdkRequest, runtime));
+      if (!scope.dialled) {
+        // The SDK no longer goes through the transport we wrap: our CA and signal were not used.
+        throw new CdhError('INTERNAL', 'the KMS SDK bypassed the scoped transport (SDK layout changed?)');
+      }
+      return { secretData: answer.secretData, requestId: answer.requestId };
     },
   };
 }

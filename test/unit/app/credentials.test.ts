@@ -13,7 +13,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
 import { CdhError } from '../../../src/errors';
 import { OfflineFsResourceStore } from '../../../src/kbc/offline-fs';
-import { provisionCredentials } from '../../../src/kbc/provision';
+import { provisionCredentials } from '../../../src/app/credentials';
 import type { CallContext, ResourceReader } from '../../../src/providers/types';
 import { silentLogger } from '../../../src/log';
 import { captureLogger, makeTempDir, writeResourceFile } from '../../support/kbs';

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { CdhConfig } from '../config/types';
 import { CdhError, isCdhError } from '../errors';
 import type { ResourceReader } from '../providers/types';
-import { parseResourceUri } from './uri';
+import { parseResourceUri } from '../kbc/uri';
 import { errnoCode } from '../lib/errno';
 
 type CredentialEntry = CdhConfig['credentials'][number];
