@@ -1,11 +1,10 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { readCallCommandLine, UsageError, type CallCommandLine } from '../cli/args';
+import { callCommandLineOrExit } from '../cli/args';
 import { ConfigError, loadConfig } from '../config/load';
 import { CdhError, isCdhError, toCdhError } from '../errors';
 import { buildServices } from '../app/services';
 import { createLogger } from '../log';
-import { packageVersion } from '../package-info';
 
 const USAGE = `Usage: cdh-oneshot [-c FILE] <command> [options]
 
@@ -34,19 +33,12 @@ function fail(message: string, code = 1): never {
 }
 
 async function main(): Promise<void> {
-  let line: CallCommandLine;
-  try {
-    line = readCallCommandLine(process.argv.slice(2), {
-      commands: ['unseal-secret', 'get-resource', 'unwrap-key', 'pull-image'],
-      options: { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' } },
-      defaultTimeoutMs: 60_000,
-    });
-  } catch (error) {
-    if (error instanceof UsageError) fail(error.message, 2);
-    throw error;
-  }
-  if (line.help) return void process.stdout.write(USAGE);
-  if (line.version) return void process.stdout.write(`cdh-oneshot ${packageVersion()}\n`);
+  const line = callCommandLineOrExit('cdh-oneshot', USAGE, process.argv.slice(2), {
+    commands: ['unseal-secret', 'get-resource', 'unwrap-key', 'pull-image'],
+    options: { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' } },
+    defaultTimeoutMs: 60_000,
+  });
+  if (line === undefined) return;
   const { command, timeoutMs, need } = line;
 
   let config;

@@ -1,9 +1,8 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { readCallCommandLine, UsageError, type CallCommandLine } from '../cli/args';
+import { callCommandLineOrExit } from '../cli/args';
 import type { TtrpcCallError } from '../client/ttrpc-client';
 import { DEFAULT_SOCKET } from '../config/types';
-import { packageVersion } from '../package-info';
 import { errnoCode } from '../lib/errno';
 import { ADDRESS_FILE_ENV, AddressFileError, readPublishedAddress } from '../server/address-file';
 
@@ -38,19 +37,12 @@ function fail(message: string, code = 2): never {
 }
 
 async function main(): Promise<void> {
-  let line: CallCommandLine;
-  try {
-    line = readCallCommandLine(process.argv.slice(2), {
-      commands: ['unseal-secret', 'get-resource', 'pull-image', 'unwrap-key', 'health'],
-      options: { socket: { type: 'string' }, ttrpc: { type: 'boolean' } },
-      defaultTimeoutMs: 30_000,
-    });
-  } catch (error) {
-    if (error instanceof UsageError) fail(error.message);
-    throw error;
-  }
-  if (line.help) return void process.stdout.write(USAGE);
-  if (line.version) return void process.stdout.write(`cdh-tool ${packageVersion()}\n`);
+  const line = callCommandLineOrExit('cdh-tool', USAGE, process.argv.slice(2), {
+    commands: ['unseal-secret', 'get-resource', 'pull-image', 'unwrap-key', 'health'],
+    options: { socket: { type: 'string' }, ttrpc: { type: 'boolean' } },
+    defaultTimeoutMs: 30_000,
+  });
+  if (line === undefined) return;
   const { command, timeoutMs } = line;
   const ttrpc = line.flag('ttrpc');
 
@@ -58,12 +50,7 @@ async function main(): Promise<void> {
   switch (command) {
     case 'unseal-secret': {
       const path = line.need('secret-path');
-      let secret: Buffer;
-      try {
-        secret = readFileSync(path);
-      } catch (error) {
-        fail(`cannot read ${path}: ${errnoCode(error)}`);
-      }
+      const secret = readInput(path);
       request = async (client) => {
         const plaintext = await client.unsealSecret(secret, timeoutMs);
         process.stdout.write(`${plaintext.toString('base64')}\n`);
@@ -89,12 +76,7 @@ async function main(): Promise<void> {
     }
     case 'unwrap-key': {
       const path = line.need('annotation-path');
-      let packet: Buffer;
-      try {
-        packet = readFileSync(path);
-      } catch (error) {
-        fail(`cannot read ${path}: ${errnoCode(error)}`);
-      }
+      const packet = readInput(path);
       request = async (client) => {
         const { buildKeyUnwrapRequest, parseKeyUnwrapResults } = await import('../keyprovider/protocol.js');
         const answer = await client.keyProviderCall('UnWrapKey', buildKeyUnwrapRequest(packet), timeoutMs);
@@ -146,6 +128,15 @@ async function main(): Promise<void> {
     );
   } finally {
     client.close();
+  }
+}
+
+/** A command's input file; a usage error (exit 2) naming it when it cannot be read. */
+function readInput(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    fail(`cannot read ${path}: ${errnoCode(error)}`);
   }
 }
 

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { packageVersion } from '../package-info';
 
 /**
  * A small argument reader for nested subcommands (`seal [flags] envelope [flags] ali [flags]`):
@@ -159,4 +160,28 @@ export function readCallCommandLine(args: readonly string[], spec: CallCommandSp
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0)
     throw new UsageError('--timeout-ms must be a positive whole number');
   return { ...base, command, timeoutMs, need: (name) => option(name) as string };
+}
+
+/**
+ * readCallCommandLine for a program's main: `--help` and `--version` are answered here
+ * (undefined: nothing more to do); a usage error is one line on stderr and exit status 2.
+ */
+export function callCommandLineOrExit(
+  program: string,
+  usage: string,
+  args: readonly string[],
+  spec: CallCommandSpec,
+): CallCommandLine | undefined {
+  let line: CallCommandLine;
+  try {
+    line = readCallCommandLine(args, spec);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`${program}: ${error.message}\n`);
+    process.exit(2);
+  }
+  if (line.help) process.stdout.write(usage);
+  else if (line.version) process.stdout.write(`${program} ${packageVersion()}\n`);
+  else return line;
+  return undefined;
 }
