@@ -11,43 +11,18 @@
  *   8. the pod's REST front, `api-server-rest`, in front of the daemon and the AA: a workload's
  *      `curl` of a resource the KBS delivered, `/info` and `/aa/token`
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { promisify } from 'node:util';
-import { CDH_TOOL_BIN, childEnv, REST_BIN, SECRET_BIN, spawnDaemon, tempDir } from '../src/devtools/daemon';
+import { childEnv, REST_BIN, spawnDaemon, tempDir } from '../src/devtools/daemon';
 import { EmulatorProcess } from '../src/devtools/emulator-process';
+import { keygen, sealWithAliyun, startAliyunEmulator, unsealThroughSocket } from './demo-steps';
 
-const PLAINTEXT = 'db-password: correct horse battery staple';
 const KID = 'kbs:///default/signing-key/sealed-secret';
 const KBS_HOST = 'kbs.demo.test';
 const POD_RESOURCE = 'default/key/pod-demo';
 const POD_RESOURCE_TEXT = 'workload key for the pod: 7f3c9a';
-const execFileAsync = promisify(execFile);
-
-interface AliyunDescription {
-  readonly endpoints: { readonly dkms_gateway: string };
-  readonly key_id: string;
-  readonly kms_instance_id: string;
-  readonly credential_files: {
-    readonly clientKey: string;
-    readonly password: string;
-    readonly instanceCa: string;
-  };
-  readonly daemon_config: { aliyun: Record<string, unknown> };
-}
-
-async function run(bin: string, args: string[], env: Record<string, string> = {}): Promise<string> {
-  const shown = args.map((a) => (a.includes(' ') ? JSON.stringify(a) : a)).join(' ');
-  console.log(`   $ ${bin.split('/').pop()?.replace(/\.js$/, '')} ${shown}`);
-  const { stdout } = await execFileAsync(process.execPath, [bin, ...args], {
-    encoding: 'utf8',
-    env: childEnv(env),
-  });
-  return stdout;
-}
-
 export async function runKbsDemo(): Promise<void> {
   const work = tempDir('cdh-demo-kbs-');
   console.log(`Working in ${work.path}\n`);
@@ -57,17 +32,13 @@ export async function runKbsDemo(): Promise<void> {
   try {
     console.log('1. Alibaba Cloud KMS gateway emulator; the client key files stay on the user side');
     const userDir = join(work.path, 'user/kms-credential');
-    console.log(`   $ cdh-emulator aliyun --credential-dir ${userDir}`);
-    const aliyun = await EmulatorProcess.start('aliyun', ['--credential-dir', userDir]);
+    const { emulator: aliyun, kms } = await startAliyunEmulator(userDir);
     emulators.push(aliyun);
-    const kms = aliyun.description as unknown as AliyunDescription;
     console.log(`   KMS key ${kms.key_id} on instance ${kms.kms_instance_id}\n`);
 
     console.log('2. A signing key for sealed secrets');
     const sealerDir = join(work.path, 'user/sealer');
-    const kid = (
-      await run(SECRET_BIN, ['keygen', '--kid', 'sealed-secret', '--output-dir', sealerDir])
-    ).trim();
+    const kid = await keygen('sealed-secret', sealerDir);
     console.log(`   the public half becomes the KBS resource ${KID}\n`);
 
     console.log('3. The KBS holds what the guest needs (client key, password, instance CA, signing key)');
@@ -133,47 +104,14 @@ export async function runKbsDemo(): Promise<void> {
     console.log(`   serving on ${daemon.target}\n`);
 
     console.log(`6. Seal a secret, signed under the kid ${KID}`);
-    const plaintextFile = join(work.path, 'user/plaintext');
-    writeFileSync(plaintextFile, PLAINTEXT);
-    const paths = kms.credential_files;
-    const sealed = (
-      await run(
-        SECRET_BIN,
-        [
-          'seal',
-          '--signing-kid',
-          KID,
-          '--signing-jwk-path',
-          join(sealerDir, `${kid}-private.json`),
-          '--file-path',
-          plaintextFile,
-          'envelope',
-          '--key-id',
-          kms.key_id,
-          'ali',
-          '--password-file-path',
-          paths.password,
-          '--cert-path',
-          paths.instanceCa,
-          '--kms-instance-id',
-          kms.kms_instance_id,
-          '--client-key-file-path',
-          paths.clientKey,
-        ],
-        { ALIYUN_DKMS_CONNECT_TO: kms.endpoints.dkms_gateway },
-      )
-    ).trim();
     const sealedFile = join(work.path, 'sealed_secret.txt');
-    writeFileSync(sealedFile, sealed);
-    console.log(`   ${sealed.slice(0, 72)}… (${sealed.length} characters)\n`);
+    const privateJwk = join(sealerDir, `${kid}-private.json`);
+    await sealWithAliyun(kms, { kid: KID, privateJwk }, join(work.path, 'user/plaintext'), sealedFile);
+    console.log('');
 
     console.log('7. Unseal through the socket');
-    const base64 = (
-      await run(CDH_TOOL_BIN, ['--socket', daemon.target, 'unseal-secret', '--secret-path', sealedFile])
-    ).trim();
-    const recovered = Buffer.from(base64, 'base64').toString('utf8');
-    console.log(`   plaintext: ${recovered}`);
-    if (recovered !== PLAINTEXT) throw new Error('the recovered plaintext differs from what was sealed');
+    await unsealThroughSocket(daemon.target, sealedFile);
+    const paths = kms.credential_files;
     if (!readFileSync(join(credentialDir, basename(paths.clientKey))).equals(readFileSync(paths.clientKey)))
       throw new Error('the provisioned client key differs');
     const kbsStats = (await kbsProcess.stats())['kbs'] as Record<string, unknown>;

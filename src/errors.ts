@@ -234,6 +234,11 @@ export const ERROR_CATALOGUE = {
     status: 'FAILED_PRECONDITION',
     meaning: 'the overlay rootfs could not be mounted or the layer store could not be written',
   },
+  IMAGE_USER_UNKNOWN: {
+    status: 'FAILED_PRECONDITION',
+    meaning:
+      "the image config's User names a user or group missing from the image's /etc/passwd or /etc/group (or these are unreadable)",
+  },
   IMAGE_MEASUREMENT_FAILED: {
     status: 'UNAVAILABLE',
     meaning: 'the attestation agent did not record the pull (ExtendRuntimeMeasurement failed)',

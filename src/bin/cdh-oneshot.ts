@@ -1,11 +1,10 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { callCommandLineOrExit } from '../cli/args';
 import { ConfigError, loadConfig } from '../config/load';
 import { CdhError, isCdhError, toCdhError } from '../errors';
 import { buildServices } from '../app/services';
 import { createLogger } from '../log';
-import { packageVersion } from '../package-info';
 
 const USAGE = `Usage: cdh-oneshot [-c FILE] <command> [options]
 
@@ -34,48 +33,19 @@ function fail(message: string, code = 1): never {
 }
 
 async function main(): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      options: {
-        config: { type: 'string', short: 'c' },
-        'log-level': { type: 'string' },
-        'timeout-ms': { type: 'string' },
-        'secret-path': { type: 'string' },
-        'resource-uri': { type: 'string' },
-        'annotation-path': { type: 'string' },
-        'image-url': { type: 'string' },
-        'bundle-path': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'V' },
-      },
-      strict: true,
-      allowPositionals: true,
-    });
-  } catch (error) {
-    fail(`${(error as Error).message} (see --help)`, 2);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) return void process.stdout.write(USAGE);
-  if (values.version) return void process.stdout.write(`cdh-oneshot ${packageVersion()}\n`);
-  const [command, ...extra] = positionals;
-  if (command === undefined || extra.length > 0) fail('one command is needed (see --help)', 2);
-  const need = (
-    name: 'secret-path' | 'resource-uri' | 'image-url' | 'bundle-path' | 'annotation-path',
-  ): string => {
-    const value = values[name];
-    if (value === undefined) fail(`${command} needs --${name}`, 2);
-    return value;
-  };
-  if (!['unseal-secret', 'get-resource', 'unwrap-key', 'pull-image'].includes(command))
-    fail(`unknown command "${command}" (see --help)`, 2);
-  const defaultTimeoutMs = command === 'pull-image' ? 1_200_000 : 60_000;
-  const timeoutMs = values['timeout-ms'] === undefined ? defaultTimeoutMs : Number(values['timeout-ms']);
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) fail('--timeout-ms must be a positive integer', 2);
+  const line = callCommandLineOrExit('cdh-oneshot', USAGE, process.argv.slice(2), {
+    commands: ['unseal-secret', 'get-resource', 'unwrap-key', 'pull-image'],
+    options: { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' } },
+    defaultTimeoutMs: 60_000,
+  });
+  if (line === undefined) return;
+  const { command, timeoutMs, need } = line;
 
   let config;
   try {
-    config = loadConfig(values.config, process.env, { logLevel: values['log-level'] ?? 'warn' }).config;
+    config = loadConfig(line.option('config'), process.env, {
+      logLevel: line.option('log-level') ?? 'warn',
+    }).config;
   } catch (error) {
     if (error instanceof ConfigError) fail(error.message, 2);
     throw error;

@@ -1,9 +1,8 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { callCommandLineOrExit } from '../cli/args';
 import type { TtrpcCallError } from '../client/ttrpc-client';
 import { DEFAULT_SOCKET } from '../config/types';
-import { packageVersion } from '../package-info';
 import { errnoCode } from '../lib/errno';
 import { ADDRESS_FILE_ENV, AddressFileError, readPublishedAddress } from '../server/address-file';
 
@@ -38,48 +37,20 @@ function fail(message: string, code = 2): never {
 }
 
 async function main(): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      options: {
-        socket: { type: 'string' },
-        'secret-path': { type: 'string' },
-        'resource-uri': { type: 'string' },
-        'image-url': { type: 'string' },
-        'bundle-path': { type: 'string' },
-        'annotation-path': { type: 'string' },
-        'timeout-ms': { type: 'string' },
-        ttrpc: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'V' },
-      },
-      strict: true,
-      allowPositionals: true,
-    });
-  } catch (error) {
-    fail(`${(error as Error).message} (see --help)`);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) return void process.stdout.write(USAGE);
-  if (values.version) return void process.stdout.write(`cdh-tool ${packageVersion()}\n`);
-  const [command, ...extra] = positionals;
-  if (command === undefined)
-    fail('a command is required: unseal-secret, get-resource, pull-image, unwrap-key or health (see --help)');
-  if (extra.length > 0) fail(`unexpected argument "${extra[0]}" (see --help)`);
-  const defaultTimeoutMs = command === 'pull-image' ? 1_200_000 : 30_000;
-  const timeoutMs = values['timeout-ms'] === undefined ? defaultTimeoutMs : Number(values['timeout-ms']);
-  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) fail('--timeout-ms must be a positive whole number');
+  const line = callCommandLineOrExit('cdh-tool', USAGE, process.argv.slice(2), {
+    commands: ['unseal-secret', 'get-resource', 'pull-image', 'unwrap-key', 'health'],
+    options: { socket: { type: 'string' }, ttrpc: { type: 'boolean' } },
+    defaultTimeoutMs: 30_000,
+  });
+  if (line === undefined) return;
+  const { command, timeoutMs } = line;
+  const ttrpc = line.flag('ttrpc');
 
   let request: (client: SocketClient) => Promise<void>;
   switch (command) {
     case 'unseal-secret': {
-      const path = values['secret-path'] ?? fail('unseal-secret needs --secret-path FILE');
-      let secret: Buffer;
-      try {
-        secret = readFileSync(path);
-      } catch (error) {
-        fail(`cannot read ${path}: ${errnoCode(error)}`);
-      }
+      const path = line.need('secret-path');
+      const secret = readInput(path);
       request = async (client) => {
         const plaintext = await client.unsealSecret(secret, timeoutMs);
         process.stdout.write(`${plaintext.toString('base64')}\n`);
@@ -87,7 +58,7 @@ async function main(): Promise<void> {
       break;
     }
     case 'get-resource': {
-      const uri = values['resource-uri'] ?? fail('get-resource needs --resource-uri URI');
+      const uri = line.need('resource-uri');
       request = async (client) => {
         const resource = await client.getResource(uri, timeoutMs);
         process.stdout.write(`${resource.toString('base64')}\n`);
@@ -95,8 +66,8 @@ async function main(): Promise<void> {
       break;
     }
     case 'pull-image': {
-      const imageUrl = values['image-url'] ?? fail('pull-image needs --image-url REF');
-      const bundlePath = values['bundle-path'] ?? fail('pull-image needs --bundle-path DIR');
+      const imageUrl = line.need('image-url');
+      const bundlePath = line.need('bundle-path');
       request = async (client) => {
         const digest = await client.pullImage(imageUrl, bundlePath, timeoutMs);
         process.stdout.write(`${digest}\n`);
@@ -104,13 +75,8 @@ async function main(): Promise<void> {
       break;
     }
     case 'unwrap-key': {
-      const path = values['annotation-path'] ?? fail('unwrap-key needs --annotation-path FILE');
-      let packet: Buffer;
-      try {
-        packet = readFileSync(path);
-      } catch (error) {
-        fail(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
-      }
+      const path = line.need('annotation-path');
+      const packet = readInput(path);
       request = async (client) => {
         const { buildKeyUnwrapRequest, parseKeyUnwrapResults } = await import('../keyprovider/protocol.js');
         const answer = await client.keyProviderCall('UnWrapKey', buildKeyUnwrapRequest(packet), timeoutMs);
@@ -122,7 +88,7 @@ async function main(): Promise<void> {
       break;
     }
     case 'health':
-      if (values.ttrpc) fail('health is a gRPC service (grpc.health.v1); run it without --ttrpc');
+      if (ttrpc) fail('health is a gRPC service (grpc.health.v1); run it without --ttrpc');
       request = async (client) => {
         const status = await client.check('', timeoutMs);
         process.stdout.write(`${status}\n`);
@@ -135,11 +101,11 @@ async function main(): Promise<void> {
 
   // Clients are loaded only once the arguments are known to be good (usage errors answer at once).
   const { grpcTarget, grpcStatusName } = await import('../client/cdh-client.js');
-  const address = values.socket ?? defaultAddress();
+  const address = line.option('socket') ?? defaultAddress();
   let client: SocketClient;
   let target: string;
   try {
-    if (values.ttrpc) {
+    if (ttrpc) {
       target = address;
       client = await ttrpcSocketClient(address);
     } else {
@@ -162,6 +128,15 @@ async function main(): Promise<void> {
     );
   } finally {
     client.close();
+  }
+}
+
+/** A command's input file; a usage error (exit 2) naming it when it cannot be read. */
+function readInput(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    fail(`cannot read ${path}: ${errnoCode(error)}`);
   }
 }
 

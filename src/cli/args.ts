@@ -1,3 +1,6 @@
+import { parseArgs } from 'node:util';
+import { packageVersion } from '../package-info';
+
 /**
  * A small argument reader for nested subcommands (`seal [flags] envelope [flags] ali [flags]`):
  * each level declares its flags; a flag may be given at the level that owns it or, where a
@@ -61,4 +64,124 @@ export function requireFlag(flags: Record<string, string | boolean>, name: strin
 export function optionalFlag(flags: Record<string, string | boolean>, name: string): string | undefined {
   const value = flags[name];
   return typeof value === 'string' ? value : undefined;
+}
+
+/** The flags of the calls cdh-tool and cdh-oneshot both make, each needed by its command. */
+export type CallFlag = 'secret-path' | 'resource-uri' | 'image-url' | 'bundle-path' | 'annotation-path';
+
+const CALL_FLAGS: Readonly<Record<string, readonly CallFlag[]>> = {
+  'unseal-secret': ['secret-path'],
+  'get-resource': ['resource-uri'],
+  'pull-image': ['image-url', 'bundle-path'],
+  'unwrap-key': ['annotation-path'],
+  health: [],
+};
+
+/** What a flag names, for "needs --flag WHAT". */
+const CALL_FLAG_VALUES: Readonly<Record<CallFlag, string>> = {
+  'secret-path': 'FILE',
+  'resource-uri': 'URI',
+  'image-url': 'REF',
+  'bundle-path': 'DIR',
+  'annotation-path': 'FILE',
+};
+
+/** A pull takes long (layers): the Kata agent's 1200 s. */
+const PULL_TIMEOUT_MS = 1_200_000;
+
+export interface CallCommandLine {
+  readonly help: boolean;
+  readonly version: boolean;
+  /** The command (empty with --help / --version). */
+  readonly command: string;
+  /** `--timeout-ms`, or the default: PULL_TIMEOUT_MS for pull-image, else the program's. */
+  readonly timeoutMs: number;
+  /** A program's own option (`socket`, `config`, ...). */
+  option(name: string): string | undefined;
+  flag(name: string): boolean;
+  /** The value of a flag the command needs (checked to be there when the line was read). */
+  need(name: CallFlag): string;
+}
+
+export interface CallCommandSpec {
+  /** Commands this program has (a subset of the shared ones). */
+  readonly commands: readonly string[];
+  /** The program's own options: `name` -> kind (and a one-letter short form). */
+  readonly options: Readonly<Record<string, { type: 'string' | 'boolean'; short?: string }>>;
+  readonly defaultTimeoutMs: number;
+}
+
+/**
+ * Reads `[options] <command> [options]` as cdh-tool and cdh-oneshot take it: exactly one
+ * command among `commands`, the flags that command needs, `--timeout-ms` a positive whole
+ * number. Every problem is a UsageError saying what is wrong.
+ */
+export function readCallCommandLine(args: readonly string[], spec: CallCommandSpec): CallCommandLine {
+  const callOptions = Object.fromEntries(
+    [...Object.keys(CALL_FLAG_VALUES), 'timeout-ms'].map((name) => [name, { type: 'string' as const }]),
+  );
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      options: {
+        ...callOptions,
+        ...spec.options,
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+      },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message} (see --help)`);
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const option = (name: string): string | undefined =>
+    typeof values[name] === 'string' ? (values[name] as string) : undefined;
+  const flag = (name: string): boolean => values[name] === true;
+  const [command = '', ...extra] = parsed.positionals;
+  const base = { option, flag, help: flag('help'), version: flag('version') };
+  if (base.help || base.version) return { ...base, command: '', timeoutMs: 0, need: () => '' };
+  if (command === '') throw new UsageError(`a command is required: ${spec.commands.join(', ')} (see --help)`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}" (see --help)`);
+  if (!spec.commands.includes(command)) throw new UsageError(`unknown command "${command}" (see --help)`);
+  for (const needed of CALL_FLAGS[command] ?? []) {
+    if (option(needed) === undefined)
+      throw new UsageError(`${command} needs --${needed} ${CALL_FLAG_VALUES[needed]}`);
+  }
+  const given = option('timeout-ms');
+  const timeoutMs =
+    given === undefined
+      ? command === 'pull-image'
+        ? PULL_TIMEOUT_MS
+        : spec.defaultTimeoutMs
+      : Number(given);
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0)
+    throw new UsageError('--timeout-ms must be a positive whole number');
+  return { ...base, command, timeoutMs, need: (name) => option(name) as string };
+}
+
+/**
+ * readCallCommandLine for a program's main: `--help` and `--version` are answered here
+ * (undefined: nothing more to do); a usage error is one line on stderr and exit status 2.
+ */
+export function callCommandLineOrExit(
+  program: string,
+  usage: string,
+  args: readonly string[],
+  spec: CallCommandSpec,
+): CallCommandLine | undefined {
+  let line: CallCommandLine;
+  try {
+    line = readCallCommandLine(args, spec);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`${program}: ${error.message}\n`);
+    process.exit(2);
+  }
+  if (line.help) process.stdout.write(usage);
+  else if (line.version) process.stdout.write(`${program} ${packageVersion()}\n`);
+  else return line;
+  return undefined;
 }

@@ -1,18 +1,9 @@
 import assert from 'node:assert/strict';
-import { readFileSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { createClientKeyProvider } from '../../src/providers/aliyun/client-key';
-import type { ProviderInstance } from '../../src/providers/types';
-import { generateSigningJwkPair, sealEnvelope, signSealedSecret } from '../../src/secret';
-import { clientKeyConfig, providerContext } from '../support/aliyun-credentials';
-import {
-  writeClientKeyCredentials,
-  type ClientKeyCredentials,
-} from '../../src/emulators/aliyun/client-key-files';
 import { clientKeyDaemonConfig } from '../../src/emulators/aliyun/scenario';
 import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
-import { DkmsEmulator } from '../../src/emulators/aliyun/dkms-gateway';
+import { startAliyunChain, type AliyunChain } from '../support/aliyun-chain';
 import { writeResourceFile } from '../support/kbs';
 
 /**
@@ -26,50 +17,22 @@ const INSTANCE_ID = 'kst-kbschain0000000001';
 const PLAINTEXT = 'envelope-plaintext-marker-9c41';
 
 let dir: { path: string; cleanup(): void };
-let sealerDir: { path: string; cleanup(): void };
+let chain: AliyunChain;
 let sealedSecret: string;
-let emulator: DkmsEmulator;
-let sealer: ProviderInstance;
-let creds: ClientKeyCredentials;
 let daemon: DaemonProcess;
 let credentialDir: string;
 
 before(async () => {
   dir = tempDir('cdh-kbs-chain-');
-  sealerDir = tempDir('cdh-kbs-chain-sealer-');
-  emulator = await DkmsEmulator.start({ instanceId: INSTANCE_ID });
-  const keyId = emulator.addKey();
-
-  // The user side: credentials in a directory of their own, used to seal.
-  creds = await writeClientKeyCredentials({
-    dir: sealerDir.path,
-    caPem: emulator.caPem,
-    kmsInstanceId: INSTANCE_ID,
-  });
-  emulator.addClientKey(creds.clientKeyId, creds.certificatePem);
-  sealer = await createClientKeyProvider(
-    creds.providerSettings,
-    providerContext(clientKeyConfig(emulator, creds.dir)),
-  );
-  assert.ok(sealer.encrypter);
-  const signing = generateSigningJwkPair('chain');
-  const envelope = await sealEnvelope({
-    encrypter: sealer.encrypter,
-    provider: 'aliyun',
-    providerSettings: creds.providerSettings,
-    keyId,
-    plaintext: Buffer.from(PLAINTEXT),
-  });
-  sealedSecret = signSealedSecret(envelope, signing.privateJwk, 'kbs:///default/signing-key/chain');
+  chain = await startAliyunChain(INSTANCE_ID, 'chain');
+  sealedSecret = await chain.sealEnvelope(PLAINTEXT, 'kbs:///default/signing-key/chain');
 
   // The guest side: the three credential files exist only as KBS resources.
   const resourceFile = join(dir.path, 'aa-offline_fs_kbc-resources.json');
-  const resources: Record<string, Buffer | string> = {
-    'default/signing-key/chain': JSON.stringify(signing.publicJwk),
-  };
-  for (const file of Object.values(creds.paths))
-    resources[`default/aliyun/${basename(file)}`] = readFileSync(file);
-  writeResourceFile(resourceFile, resources);
+  writeResourceFile(resourceFile, {
+    'default/signing-key/chain': chain.publicJwk,
+    ...chain.credentialResources(),
+  });
 
   const credentialsRoot = join(dir.path, 'cdh');
   credentialDir = join(credentialsRoot, 'kms-credential/aliyun');
@@ -80,33 +43,24 @@ before(async () => {
       credentials_root: credentialsRoot,
       sealed_secret: { signing_key_dir: join(credentialsRoot, 'sealed-secret') },
       kbc: { name: 'offline_fs_kbc', offline_fs: { resource_files: [resourceFile] } },
-      credentials: Object.values(creds.paths).map((file) => ({
-        resource_uri: `kbs:///default/aliyun/${basename(file)}`,
-        path: join(credentialDir, basename(file)),
-      })),
-      ...clientKeyDaemonConfig(emulator, credentialDir),
+      credentials: chain.credentialsConfig(credentialDir),
+      ...clientKeyDaemonConfig(chain.emulator, credentialDir),
     },
   });
 });
 
 after(async () => {
   await daemon?.stop();
-  await sealer?.close?.();
-  await emulator?.close();
+  await chain?.close();
   dir?.cleanup();
-  sealerDir?.cleanup();
 });
 
 test('the credential files were provisioned from the KBC at start-up, mode 0600', () => {
-  for (const file of Object.values(creds.paths)) {
-    const provisioned = join(credentialDir, basename(file));
-    assert.deepEqual(readFileSync(provisioned), readFileSync(file));
-    assert.equal(statSync(provisioned).mode & 0o777, 0o600);
-  }
+  chain.assertProvisioned(credentialDir);
 });
 
 test('an envelope secret signed under a kbs:/// kid unseals against the gateway emulator', async () => {
   const plaintext = await daemon.client().unsealSecret(Buffer.from(sealedSecret));
   assert.equal(plaintext.toString(), PLAINTEXT);
-  assert.ok((emulator.stats.succeeded['Decrypt'] ?? 0) >= 1, 'the daemon asked the gateway');
+  assert.ok((chain.emulator.stats.succeeded['Decrypt'] ?? 0) >= 1, 'the daemon asked the gateway');
 });

@@ -14,3 +14,23 @@ go_build() {
   rm -rf "$cache"
   return "$status"
 }
+
+# go_main DIR NAME USAGE MIN MAX ARGS...: what each peer's run.sh does. `--build OUTPUT` builds
+# DIR/main.go into OUTPUT; otherwise, given MIN to MAX arguments, builds NAME into a temp dir
+# and runs it with them (its exit status is the script's).
+go_main() {
+  local dir="$1" name="$2" usage="$3" min="$4" max="$5" work status=0
+  shift 5
+  if [[ "${1:-}" == "--build" && $# -eq 2 ]]; then
+    go_build "$dir" "$2"
+    return
+  fi
+  if [[ $# -lt $min || $# -gt $max ]]; then
+    echo "usage: $0 $usage | $0 --build OUTPUT" >&2
+    return 2
+  fi
+  work="$(mktemp -d)"
+  { go_build "$dir" "$work/$name" && "$work/$name" "$@"; } || status=$?
+  rm -rf "$work"
+  return "$status"
+}

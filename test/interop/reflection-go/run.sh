@@ -8,17 +8,4 @@ here="$(cd "$(dirname "$0")" && pwd)"
 
 # shellcheck source=../go-build.sh
 . "$here/../go-build.sh"
-build() { go_build "$here" "$1"; }
-
-if [[ "${1:-}" == "--build" && $# -eq 2 ]]; then
-  build "$2"
-  exit 0
-fi
-if [[ $# -lt 2 || $# -gt 3 ]]; then
-  echo "usage: $0 SOCKET VERSION [SECRET_FILE] | $0 --build OUTPUT" >&2
-  exit 2
-fi
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-build "$work/reflection-check"
-"$work/reflection-check" "$@"
+go_main "$here" reflection-check "SOCKET VERSION [SECRET_FILE]" 2 3 "$@"

@@ -8,17 +8,4 @@ here="$(cd "$(dirname "$0")" && pwd)"
 
 # shellcheck source=../go-build.sh
 . "$here/../go-build.sh"
-build() { go_build "$here" "$1"; }
-
-if [[ "${1:-}" == "--build" && $# -eq 2 ]]; then
-  build "$2"
-  exit 0
-fi
-if [[ $# -ne 2 ]]; then
-  echo "usage: $0 SOCKET SECRET | $0 --build OUTPUT" >&2
-  exit 2
-fi
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-build "$work/ttrpc-unseal"
-"$work/ttrpc-unseal" "$1" "$2"
+go_main "$here" ttrpc-unseal "SOCKET SECRET" 2 2 "$@"

@@ -32,11 +32,20 @@ export async function loadClientKey(paths: ClientKeyFilePaths): Promise<LoadedCl
   const fingerprint = await clientKeyFilesFingerprint(paths);
   const read = (filePath: string, what: string): Promise<Buffer> =>
     readCredentialFile(filePath, what, paths.confined === true ? path.dirname(filePath) : undefined);
-  const [clientKeyBytes, passwordBytes, caBytes] = await Promise.all([
+  const reads = await Promise.allSettled([
     read(paths.clientKey, 'client key file'),
     read(paths.password, 'client key password file'),
     read(paths.instanceCa, 'KMS instance CA file'),
   ]);
+  const failed = reads.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    // One file failed: what the others read (a key, a password) is wiped before the error.
+    for (const r of reads) if (r.status === 'fulfilled') r.value.fill(0);
+    throw failed.reason;
+  }
+  const [clientKeyBytes, passwordBytes, caBytes] = reads.map(
+    (r) => (r as PromiseFulfilledResult<Buffer>).value,
+  ) as [Buffer, Buffer, Buffer];
   try {
     const caPem = parseCaFile(caBytes, paths.instanceCa);
     const { keyId, pkcs12 } = parseClientKeyFile(clientKeyBytes, paths.clientKey);
