@@ -200,18 +200,15 @@ export const ERROR_CATALOGUE = {
   },
   IMAGE_LAYER_AUTH_FAILED: {
     status: 'DATA_LOSS',
-    meaning:
-      "an encrypted layer's HMAC (ocicrypt AES_256_CTR_HMAC_SHA256) does not match its ciphertext, or its decrypted blob not the digest in its options: tampered layer or wrong key",
+    meaning: "an encrypted layer's HMAC does not match its ciphertext (tampered layer or wrong key)",
   },
   IMAGE_LAYER_KEY_UNAVAILABLE: {
     status: 'FAILED_PRECONDITION',
-    meaning:
-      'an encrypted layer carries no key for this daemon (no org.opencontainers.image.enc.keys.provider.attestation-agent packet), or layer decryption is not set up',
+    meaning: 'an encrypted layer has no provider.attestation-agent key packet (or no unwrapper)',
   },
   IMAGE_LAYER_OPTIONS_INVALID: {
     status: 'DATA_LOSS',
-    meaning:
-      "an encrypted layer's options (pubopts annotation, packet list, or the unwrapped private options) are malformed or name an unsupported cipher",
+    meaning: "an encrypted layer's pubopts, packet list or unwrapped options are malformed",
   },
   IMAGE_UNSUPPORTED: {
     status: 'FAILED_PRECONDITION',
