@@ -1,6 +1,6 @@
-import { CdhError } from '../../errors';
+import { z } from 'zod';
 import type { ProviderFactory, ProviderInstance, ProviderSettings, ProviderContext } from '../types';
-import { quoteUntrusted } from '../../lib/untrusted';
+import { parseSettings } from '../settings';
 
 // The client-type modules are loaded on the first create() that needs them: client_key pulls
 // in node-forge and protobufjs, a large part of start-up (docs/performance.md, "Measured costs behind the code").
@@ -20,6 +20,10 @@ const SETTINGS_FIELDS: Record<ClientType, readonly string[]> = {
   ecs_ram_role: [],
 };
 
+const clientTypeSchema = z.object({
+  client_type: z.enum(CLIENT_TYPES, { error: `must be one of ${CLIENT_TYPES.join(', ')}` }),
+});
+
 /** The `aliyun` provider: one of three ways of reaching Alibaba Cloud KMS, chosen by client_type. */
 export const aliyunProvider: ProviderFactory = {
   name: 'aliyun',
@@ -33,7 +37,10 @@ export const aliyunProvider: ProviderFactory = {
     return identity;
   },
   create(settings: ProviderSettings, ctx: ProviderContext): Promise<ProviderInstance> {
-    const clientType = settings['client_type'];
+    const { client_type: clientType } = parseSettings(clientTypeSchema, settings, {
+      provider: 'aliyun',
+      section: 'provider_settings',
+    });
     switch (clientType) {
       case 'client_key':
         return clientKeyModule().createClientKeyProvider(settings, ctx);
@@ -41,12 +48,6 @@ export const aliyunProvider: ProviderFactory = {
         return openApiModule().createStsTokenProvider(settings, ctx);
       case 'ecs_ram_role':
         return openApiModule().createEcsRamRoleProvider(settings, ctx);
-      default:
-        throw new CdhError(
-          'PROVIDER_SETTINGS_INVALID',
-          `aliyun provider_settings.client_type must be one of ${CLIENT_TYPES.join(', ')}` +
-            (clientType === undefined ? ' (it is missing)' : ` (got ${quoteUntrusted(clientType)})`),
-        );
     }
   },
 };

@@ -29,6 +29,7 @@ import {
   type ClientKeySettings,
 } from './settings';
 import { decodeStandardBase64 } from '../../../lib/base64';
+import { secretVersionSelector } from '../version-selector';
 
 export { parseClientKeySettings } from './settings';
 
@@ -166,8 +167,7 @@ class ClientKeySession implements Decrypter, Encrypter, Getter {
   }
 
   async getSecret(name: string, annotations: Annotations, ctx: CallContext): Promise<Buffer> {
-    const versionStage = optionalAnnotation(annotations, 'version_stage');
-    const versionId = optionalAnnotation(annotations, 'version_id');
+    const { versionStage = '', versionId = '' } = secretVersionSelector(annotations, 'client_key');
     const response = await this.exchange(
       'GetSecretValue',
       'GetSecretValueRequest',
@@ -258,15 +258,6 @@ class ClientKeySession implements Decrypter, Encrypter, Getter {
     });
     return { loaded, gateway };
   }
-}
-
-function optionalAnnotation(annotations: Annotations, name: string): string {
-  const value: unknown = annotations[name];
-  if (value === undefined || value === null) return '';
-  if (typeof value !== 'string') {
-    throw new CdhError('PROVIDER_SETTINGS_INVALID', `aliyun annotations.${name} must be a string`);
-  }
-  return value;
 }
 
 /** `annotations.iv`: standard base64 (padded), decoded strictly. */

@@ -39,7 +39,7 @@ export async function createStsTokenProvider(
   const kms = await openKmsClient(label, endpoint, regionId, ctx, options);
   const getter: Getter = {
     async getSecret(name: string, annotations: Annotations, call: CallContext): Promise<Buffer> {
-      const selector = secretVersionSelector(annotations);
+      const selector = secretVersionSelector(annotations, 'sts_token');
       return kms.getSecretValue(await tokenFile.current(), name, selector, call.signal);
     },
   };
@@ -69,7 +69,7 @@ export async function createEcsRamRoleProvider(
   const kms = await openKmsClient(label, endpoint, role.regionId, ctx, options);
   const getter: Getter = {
     async getSecret(name: string, annotations: Annotations, call: CallContext): Promise<Buffer> {
-      const selector = secretVersionSelector(annotations);
+      const selector = secretVersionSelector(annotations, 'ecs_ram_role');
       const credentials = await metadata.credentials(call.signal);
       try {
         return await kms.getSecretValue(credentials, name, selector, call.signal);
