@@ -1,5 +1,54 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { builtinRules } from 'eslint/use-at-your-own-risk';
+
+/**
+ * Size rules of src/: no file over 300 lines, no function over 60. A CLI's `main` in src/bin
+ * (argument parsing and dispatch, read top to bottom) is exempt: this wraps ESLint's own
+ * max-lines-per-function and drops its report for a function declaration named `main` there.
+ */
+const coreMaxLinesPerFunction = builtinRules.get('max-lines-per-function');
+const isCliMain = (context, node) =>
+  /[/\\]src[/\\]bin[/\\][^/\\]+\.ts$/.test(context.filename) &&
+  node?.type === 'FunctionDeclaration' &&
+  node.id?.name === 'main';
+const sizePlugin = {
+  rules: {
+    'max-lines-per-function': {
+      meta: coreMaxLinesPerFunction.meta,
+      create(context) {
+        const filtering = Object.create(context, {
+          report: {
+            value: (descriptor) =>
+              isCliMain(context, descriptor.node) ? undefined : context.report(descriptor),
+          },
+        });
+        return coreMaxLinesPerFunction.create(filtering);
+      },
+    },
+  },
+};
+const SIZE_LIMITS = {
+  'max-lines': ['error', { max: 300 }],
+  'size/max-lines-per-function': ['error', { max: 60 }],
+};
+/**
+ * Files of other branches still over the limits when this rule landed (#15 restructure). The
+ * integrator removes each entry as the branch that owns the file lands its split.
+ */
+const STILL_OVER_SIZE_LIMITS = [
+  'src/bin/secret.ts', // seal 63 lines (kpcli)
+  'src/bundle/embedded-files.ts', // installEmbeddedFiles 76 (perf)
+  'src/devtools/registry.ts', // startRegistry 71 (imagegaps)
+  'src/image/bundle.ts', // runtimeSpec 90 (imagegaps)
+  'src/image/layer.ts', // unpackBlob 86 (enclayers)
+  'src/image/policy.ts', // 426 lines (imagegaps)
+  'src/image/registry.ts', // 358 lines (enclayers)
+  'src/image/service.ts', // 357 lines, pullFrom 64, layers 72 (enclayers)
+  'src/image/unpack.ts', // 356 lines, parseSequentially 61 (imagegaps)
+  'src/server/listener.ts', // 375 lines (hardening)
+  'src/server/ttrpc/connection.ts', // 382 lines (hardening)
+];
 
 /** Relative-import patterns (gitignore syntax) for the folders a module must not reach. */
 const folder = (name) => [`**/${name}`, `**/${name}/**`];
@@ -45,6 +94,16 @@ export default tseslint.config(
         },
       ],
     },
+  },
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/gen/**'],
+    plugins: { size: sizePlugin },
+    rules: SIZE_LIMITS,
+  },
+  {
+    files: STILL_OVER_SIZE_LIMITS,
+    rules: { 'max-lines': 'off', 'size/max-lines-per-function': 'off' },
   },
   // Nothing outside test/ imports test/.
   {
