@@ -77,7 +77,7 @@ export async function runSealEnvelopeAli(request: SealEnvelopeAliRequest): Promi
     client_key_id: clientKeyId,
     kms_instance_id: request.kmsInstanceId,
   };
-  const context: ProviderContext = { config: cliConfig(), logger: silentLogger() };
+  const context: ProviderContext<CdhConfig> = { config: cliConfig(), logger: silentLogger() };
   const instance = await openClientKeyProvider(
     providerSettings,
     {

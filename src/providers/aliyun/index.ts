@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { CdhConfig } from '../../config/types';
 import type { ProviderFactory, ProviderInstance, ProviderSettings, ProviderContext } from '../types';
 import { parseSettings } from '../settings';
 
@@ -9,6 +10,9 @@ const clientKeyModule = (): typeof import('./client-key') =>
   require('./client-key') as typeof import('./client-key');
 const openApiModule = (): typeof import('./openapi') => require('./openapi') as typeof import('./openapi');
 /* eslint-enable @typescript-eslint/no-require-imports */
+
+/** All the aliyun provider is given of the configuration: `[aliyun]`. */
+export type AliyunSection = Pick<CdhConfig, 'aliyun'>;
 
 export const CLIENT_TYPES = ['client_key', 'ecs_ram_role', 'sts_token'] as const;
 export type ClientType = (typeof CLIENT_TYPES)[number];
@@ -25,8 +29,9 @@ const clientTypeSchema = z.object({
 });
 
 /** The `aliyun` provider: one of three ways of reaching Alibaba Cloud KMS, chosen by client_type. */
-export const aliyunProvider: ProviderFactory = {
+export const aliyunProvider: ProviderFactory<AliyunSection> = {
   name: 'aliyun',
+  configSection: (config) => ({ aliyun: config.aliyun }),
   identity(settings: ProviderSettings): ProviderSettings {
     const clientType = settings['client_type'];
     if (typeof clientType !== 'string' || !(CLIENT_TYPES as readonly string[]).includes(clientType))
@@ -36,7 +41,7 @@ export const aliyunProvider: ProviderFactory = {
       if (Object.hasOwn(settings, field)) identity[field] = settings[field];
     return identity;
   },
-  create(settings: ProviderSettings, ctx: ProviderContext): Promise<ProviderInstance> {
+  create(settings: ProviderSettings, ctx: ProviderContext<AliyunSection>): Promise<ProviderInstance> {
     const { client_type: clientType } = parseSettings(clientTypeSchema, settings, {
       provider: 'aliyun',
       section: 'provider_settings',

@@ -10,6 +10,7 @@ import type {
   ProviderInstance,
   ProviderSettings,
 } from '../../types';
+import type { AliyunSection } from '..';
 import { quoteUntrusted } from '../../../lib/untrusted';
 import { clientKeyFilesFingerprint, loadClientKey, type LoadedClientKey } from './credential-files';
 import {
@@ -50,7 +51,7 @@ export interface ClientKeyProviderOptions {
  */
 export async function createClientKeyProvider(
   settings: ProviderSettings,
-  ctx: ProviderContext,
+  ctx: ProviderContext<AliyunSection>,
   options: ClientKeyProviderOptions = {},
 ): Promise<ProviderInstance> {
   const parsed = parseClientKeySettings(settings);
@@ -64,7 +65,7 @@ export async function createClientKeyProvider(
 export async function openClientKeyProvider(
   settings: ProviderSettings,
   paths: ClientKeyFilePaths,
-  ctx: ProviderContext,
+  ctx: ProviderContext<AliyunSection>,
   options: ClientKeyProviderOptions = {},
 ): Promise<ProviderInstance> {
   return openSession(parseClientKeySettings(settings), paths, ctx, options);
@@ -73,7 +74,7 @@ export async function openClientKeyProvider(
 async function openSession(
   settings: ClientKeySettings,
   paths: ClientKeyFilePaths,
-  ctx: ProviderContext,
+  ctx: ProviderContext<AliyunSection>,
   options: ClientKeyProviderOptions,
 ): Promise<ProviderInstance> {
   const session = new ClientKeySession(settings, paths, ctx, options);
@@ -96,7 +97,7 @@ class ClientKeySession implements Decrypter, Encrypter, Getter {
   constructor(
     private readonly settings: ClientKeySettings,
     private readonly paths: ClientKeyFilePaths,
-    private readonly ctx: ProviderContext,
+    private readonly ctx: ProviderContext<AliyunSection>,
     private readonly options: ClientKeyProviderOptions,
   ) {
     this.label =
