@@ -6,7 +6,8 @@
  * Usage: node dist/bench/load.js TARGET SECRET_FILE CONCURRENCY DURATION_MS [WARMUP_MS] [DAEMON_PID]
  *
  * The client is the lean HTTP/2 one (h2-grpc-client.ts); BENCH_CLIENT=grpc-js uses grpc-js's
- * (CdhClient), which costs several times more CPU per call in this process. BENCH_METHOD=health
+ * (CdhClient), which costs several times more CPU per call in this process; BENCH_CLIENT=ttrpc
+ * calls over ttrpc on the same socket (CdhTtrpcClient, one connection). BENCH_METHOD=health
  * calls grpc.health.v1.Health/Check instead of UnsealSecret (the lean client only).
  *
  * SECRET_FILE holds one sealed secret per line; the callers take them in turn, so with many
@@ -15,6 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { CdhClient } from '../src/client/cdh-client';
+import { CdhTtrpcClient } from '../src/client/cdh-ttrpc-client';
 import { RawGrpcClient } from './h2-grpc-client';
 
 export interface LoadResult {
@@ -150,10 +152,13 @@ if (require.main === module) {
     process.exit(2);
   }
   const secrets = readSecrets(secretFile);
+  const kind = process.env['BENCH_CLIENT'];
   const client =
-    process.env['BENCH_CLIENT'] === 'grpc-js'
+    kind === 'grpc-js'
       ? new CdhClient(target, { timeoutMs: 30_000 })
-      : new RawGrpcClient(target);
+      : kind === 'ttrpc'
+        ? new CdhTtrpcClient(target)
+        : new RawGrpcClient(target);
   const daemonCpu = daemonPid ? cpuWindow(Number(daemonPid)) : undefined;
   const ownCpu = cpuWindow('self');
   // BENCH_METHOD=health: grpc.health.v1.Health/Check instead (a trivial RPC on the same socket).

@@ -3,7 +3,8 @@
  * self time by package (or file of ours) and the hottest functions.
  *
  * Usage: node dist/bench/profile.js SCENARIO [CONCURRENCY=16] [OUT_DIR]
- *   SCENARIO: uncached | cached | per-call | in-process | cached-in-process | load-generator | startup
+ *   SCENARIO: uncached | cached | cached-ttrpc | per-call | in-process | cached-in-process | load-generator | startup
+ *   (cached-ttrpc: the cached scenario with the load client on ttrpc). DAEMON_BIN=FILE profiles another daemon build.
  * The .cpuprofile files stay in OUT_DIR (default: a temp dir, printed) for Chrome DevTools.
  */
 import { spawn } from 'node:child_process';
@@ -184,23 +185,26 @@ async function main(): Promise<void> {
     } else if (scenario === 'startup') {
       const daemon = await profiledDaemon(DAEMON_BIN, setup.uncachedConfig, dir);
       await daemon.stop();
-    } else if (['uncached', 'cached', 'per-call', 'load-generator'].includes(scenario ?? '')) {
-      const config = scenario === 'cached' ? setup.cachedConfig : setup.uncachedConfig;
-      const bin = scenario === 'per-call' ? join(BENCH_DIR, 'daemon-per-call.js') : DAEMON_BIN;
+    } else if (
+      ['uncached', 'cached', 'cached-ttrpc', 'per-call', 'load-generator'].includes(scenario ?? '')
+    ) {
+      const cached = scenario === 'cached' || scenario === 'cached-ttrpc';
+      const config = cached ? setup.cachedConfig : setup.uncachedConfig;
+      const bin =
+        scenario === 'per-call'
+          ? join(BENCH_DIR, 'daemon-per-call.js')
+          : (process.env['DAEMON_BIN'] ?? DAEMON_BIN);
       // The load generator is profiled instead of the daemon: the daemon's profile goes elsewhere.
       const daemonDir = scenario === 'load-generator' ? mkdtempSync(join(tmpdir(), 'cdh-profile-')) : dir;
       const daemon = await profiledDaemon(bin, config, daemonDir);
       try {
         result = await runJson<LoadResult>(
           'load.js',
-          [
-            daemon.target,
-            scenario === 'cached' ? setup.oneSecret : setup.manySecrets,
-            concurrency,
-            DURATION_MS,
-            WARMUP_MS,
-          ],
-          { nodeFlags: scenario === 'load-generator' ? profiling : [] },
+          [daemon.target, cached ? setup.oneSecret : setup.manySecrets, concurrency, DURATION_MS, WARMUP_MS],
+          {
+            nodeFlags: scenario === 'load-generator' ? profiling : [],
+            ...(scenario === 'cached-ttrpc' ? { env: { BENCH_CLIENT: 'ttrpc' } } : {}),
+          },
         );
       } finally {
         await daemon.stop();

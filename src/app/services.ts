@@ -56,7 +56,8 @@ export async function buildServices(config: CdhConfig, options: ServiceOptions):
   });
   const keyUnwrapper = new KeyUnwrapper({ kbc, registry, logger });
   let images: Promise<ImagePuller> | undefined;
-  const imagePuller = (): Promise<ImagePuller> => (images ??= loadImagePuller(config, kbc, logger));
+  const imagePuller = (): Promise<ImagePuller> =>
+    (images ??= loadImagePuller(config, kbc, keyUnwrapper, logger));
   return {
     kbc,
     registry,
@@ -79,10 +80,20 @@ export async function buildServices(config: CdhConfig, options: ServiceOptions):
   };
 }
 
-async function loadImagePuller(config: CdhConfig, kbc: Kbc, logger: Logger): Promise<ImagePuller> {
+async function loadImagePuller(
+  config: CdhConfig,
+  kbc: Kbc,
+  unwrapper: KeyUnwrapper,
+  logger: Logger,
+): Promise<ImagePuller> {
   const [{ ImagePuller: Puller }, { AaPullMeasurer }] = await Promise.all([
     import('../image/service.js'),
     import('../image/measure.js'),
   ]);
-  return new Puller(config.image, { logger, kbc, measurer: new AaPullMeasurer(config.aa.aaSocket, logger) });
+  return new Puller(config.image, {
+    logger,
+    kbc,
+    measurer: new AaPullMeasurer(config.aa.aaSocket, logger),
+    unwrapper,
+  });
 }

@@ -32,6 +32,7 @@ export function createTransports(config: TransportConfig, backend: ApiBackend, l
     maxConcurrentStreams: config.maxConcurrentStreams,
     idleTimeoutMs: config.idleTimeoutMs,
     pingTimeoutMs: config.handshakeTimeoutMs,
+    receiveTimeoutMs: config.handshakeTimeoutMs,
   });
   const refusals = new RefusalLog(logger);
   const ttrpc = new TtrpcServer(dispatcher, {

@@ -52,6 +52,11 @@ const aliyunSection = z.strictObject({
     .string()
     .refine((v) => v === '' || isAbsolute(v), 'must be an absolute path (or empty: the default lookup)')
     .default(''),
+  /** Where a sealed secret's sts_token `token_path` must lie ('' = the credential dir, as above). */
+  sts_token_dir: z
+    .string()
+    .refine((v) => v === '' || isAbsolute(v), 'must be an absolute path (or empty: the credential dir)')
+    .default(''),
   /** "host:port" dialled instead of <instance>.cryptoservice.kms.aliyuncs.com:443 ('' = production). */
   dkms_connect_to: hostPort.default(''),
   /** "host:port" replacing kms.<region>.aliyuncs.com ('' = production). */

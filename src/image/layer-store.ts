@@ -33,8 +33,9 @@ const TMP_PREFIX = '.tmp-';
  * The layer store under work_dir: every layer is unpacked once, into a temp directory renamed
  * into place only after its digests verified, and recorded in meta_store.json (written to a
  * temp file, fsynced, renamed). Concurrent pulls of one layer share one download, which stops
- * only when every puller waiting for it has gone. At open, temp directories and directories not
- * in the meta store (a crash between the rename and the meta write) are removed.
+ * only when every puller waiting for it has gone. At open, temp directories, directories not
+ * in the meta store (a crash between the rename and the meta write) and staged ciphertext are
+ * removed.
  */
 export class LayerStore {
   private readonly layers = new Map<string, LayerRecord>();
@@ -49,6 +50,16 @@ export class LayerStore {
 
   get layersDir(): string {
     return join(this.workDir, 'layers');
+  }
+
+  /** Encrypted layers' ciphertext waits here (outside every layer) until it is authenticated. */
+  get stagingDir(): string {
+    return join(this.workDir, 'staging');
+  }
+
+  /** A fresh file name under the staging directory (the caller creates and removes it). */
+  stagingFile(): string {
+    return join(this.stagingDir, `${randomBytes(8).toString('hex')}.blob`);
   }
 
   static async open(workDir: string, logger: Logger): Promise<LayerStore> {
@@ -69,6 +80,9 @@ export class LayerStore {
   private async load(): Promise<void> {
     await mkdir(this.layersDir, { recursive: true, mode: 0o700 });
     await mkdir(join(this.workDir, 'overlay'), { recursive: true, mode: 0o700 });
+    // Whatever a crash left staged was never authenticated: it goes.
+    await rm(this.stagingDir, { recursive: true, force: true });
+    await mkdir(this.stagingDir, { mode: 0o700 });
     let meta: MetaFile | undefined;
     try {
       const parsed = JSON.parse(await readFile(join(this.workDir, META_FILE), 'utf8')) as MetaFile;
@@ -128,6 +142,17 @@ export class LayerStore {
       this.flights.set(digest, flight);
     }
     return this.wait(flight, signal);
+  }
+
+  /**
+   * Waits until the abandoned downloads of `digests` (no puller left) have removed their temp
+   * directory: a failed pull answers only once nothing of its layers is left in the store.
+   */
+  async settle(digests: Iterable<string>): Promise<void> {
+    const abandoned = [...digests]
+      .map((d) => this.flights.get(d))
+      .filter((f): f is Flight => f !== undefined && f.waiters === 0);
+    await Promise.allSettled(abandoned.map((f) => f.promise));
   }
 
   private wait(flight: Flight, signal: AbortSignal): Promise<LayerRecord> {

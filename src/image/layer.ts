@@ -7,12 +7,12 @@ import type { Compression, LayerDescriptor } from './manifest';
 import { unpackLayer, type UnpackStats } from './unpack';
 
 /** Hashes what passes; refuses more bytes than `limit` (bounded work on a lying registry). */
-class Digester extends Transform {
+export class Digester extends Transform {
   private readonly hash: Hash;
   bytes = 0;
 
   constructor(
-    algorithm: string,
+    readonly algorithm: string,
     private readonly limit: number,
     private readonly onLimit: () => CdhError,
   ) {
@@ -68,11 +68,20 @@ export function decoderFor(compression: Compression): Transform {
   }
 }
 
+/** The compressed blob's bytes as they reach the decoder. */
+export interface CompressedInput {
+  readonly stream: Readable;
+  /** The blob's digest and size, checked on the way (a decrypted layer's were checked before). */
+  readonly check?: { readonly digester: Digester; readonly digest: string; readonly size: number };
+  /** The error for a failure of `stream` itself (the download, the staged file). */
+  inputError(error: Error): CdhError;
+}
+
 /**
  * blob → compressed digest → decompress → diff_id digest → unpack into `dir`, streamed.
  * Both digests are compared at the end; on any failure the caller removes `dir`.
  */
-export async function unpackBlob(
+export function unpackBlob(
   body: Readable,
   layer: LayerDescriptor,
   diffId: string,
@@ -81,7 +90,7 @@ export async function unpackBlob(
   signal: AbortSignal,
 ): Promise<UnpackStats> {
   const layerLabel = `${label}: layer ${layer.digest}`;
-  const compressed = new Digester(
+  const digester = new Digester(
     algorithmOf(layer.digest),
     layer.size,
     () =>
@@ -90,65 +99,48 @@ export async function unpackBlob(
         `${layerLabel}: the registry sent more than the ${layer.size} bytes in the manifest`,
       ),
   );
-  const decoder = decoderFor(layer.compression);
+  const input: CompressedInput = {
+    stream: body,
+    check: { digester, digest: layer.digest, size: layer.size },
+    inputError: (error) =>
+      new CdhError('IMAGE_REGISTRY_UNAVAILABLE', `${layerLabel}: download interrupted (${error.message})`),
+  };
+  return unpackCompressed(input, layer.compression, diffId, dir, layerLabel, signal);
+}
+
+/**
+ * The streamed core: `input` → decoder → diff_id digest → tar unpack into `dir`. The tar may
+ * end before the stream does (trailing zeros): both digests cover every byte.
+ */
+export async function unpackCompressed(
+  input: CompressedInput,
+  compression: Compression,
+  diffId: string,
+  dir: string,
+  layerLabel: string,
+  signal: AbortSignal,
+): Promise<UnpackStats> {
   const uncompressed = new Digester(
     algorithmOf(diffId),
     Number.MAX_SAFE_INTEGER,
     () => new CdhError('INTERNAL', 'unreachable'),
   );
-  let firstError: unknown;
-  const stage = (name: string) => (error: Error) => {
-    if (firstError !== undefined) return;
-    if (isCdhError(error) || signal.aborted) firstError = signal.aborted ? signal.reason : error;
-    else if (name === 'body')
-      firstError = new CdhError(
-        'IMAGE_REGISTRY_UNAVAILABLE',
-        `${layerLabel}: download interrupted (${error.message})`,
-      );
-    else if (name === 'decoder')
-      firstError = new CdhError(
-        'IMAGE_LAYER_INVALID',
-        `${layerLabel}: not valid ${layer.compression} data (${error.message.slice(0, 120)})`,
-      );
-    else firstError = error;
-  };
-  body.on('error', stage('body'));
-  compressed.on('error', stage('digest'));
-  decoder.on('error', stage('decoder'));
-  uncompressed.on('error', stage('digest'));
-  const forward = (from: Readable, to: Transform): void => {
-    from.on('error', (error) => to.destroy(error));
-    from.pipe(to);
-  };
-  forward(body, compressed);
-  forward(compressed, decoder);
-  forward(decoder, uncompressed);
+  const pipeline = wire(input, decoderFor(compression), uncompressed, compression, layerLabel, signal);
   let stats: UnpackStats;
   try {
     stats = await unpackLayer(uncompressed, dir, layerLabel, signal);
   } catch (error) {
-    const cause = firstError ?? error;
-    // A corrupted blob usually breaks the decompressor first: say what is really wrong.
-    if (!signal.aborted && isCdhError(cause) && cause.code === 'IMAGE_LAYER_INVALID') {
-      const got = await finishDigest(compressed, algorithmOf(layer.digest));
-      if (got !== undefined && got !== layer.digest)
-        throw new CdhError(
-          'IMAGE_DIGEST_MISMATCH',
-          `${layerLabel}: the blob's digest is ${got}, not the manifest's (${cause.message.slice(layerLabel.length + 2)})`,
-        );
-    }
-    body.destroy();
-    throw cause;
+    throw await pipeline.explain(error);
   }
-  if (firstError !== undefined) throw firstError;
-  // The tar may end before the stream does (trailing zeros): the digests cover every byte.
+  pipeline.rethrow();
   await drain(uncompressed);
-  if (firstError !== undefined) throw firstError;
-  const gotCompressed = `${algorithmOf(layer.digest)}:${compressed.digest()}`;
-  if (gotCompressed !== layer.digest || compressed.bytes !== layer.size)
+  pipeline.rethrow();
+  const { check } = input;
+  const got = check && `${check.digester.algorithm}:${check.digester.digest()}`;
+  if (check && (got !== check.digest || check.digester.bytes !== check.size))
     throw new CdhError(
       'IMAGE_DIGEST_MISMATCH',
-      `${layerLabel}: the blob's digest is ${gotCompressed} (${compressed.bytes} bytes), not the manifest's`,
+      `${layerLabel}: the blob's digest is ${got} (${check.digester.bytes} bytes), not the manifest's`,
     );
   const gotDiff = `${algorithmOf(diffId)}:${uncompressed.digest()}`;
   if (gotDiff !== diffId)
@@ -159,8 +151,73 @@ export async function unpackBlob(
   return stats;
 }
 
+interface Wired {
+  /** The first stage failure (else `error`), corrected to a digest mismatch when that is the cause. */
+  explain(error: unknown): Promise<unknown>;
+  rethrow(): void;
+}
+
+/** Pipes input → [digester →] decoder → uncompressed, remembering the first stage that failed. */
+function wire(
+  input: CompressedInput,
+  decoder: Transform,
+  uncompressed: Digester,
+  compression: Compression,
+  layerLabel: string,
+  signal: AbortSignal,
+): Wired {
+  const { stream, check } = input;
+  let firstError: unknown;
+  const stage = (name: string) => (error: Error) => {
+    if (firstError !== undefined) return;
+    if (isCdhError(error) || signal.aborted) firstError = signal.aborted ? signal.reason : error;
+    else if (name === 'input') firstError = input.inputError(error);
+    else if (name === 'decoder')
+      firstError = new CdhError(
+        'IMAGE_LAYER_INVALID',
+        `${layerLabel}: not valid ${compression} data (${error.message.slice(0, 120)})`,
+      );
+    else firstError = error;
+  };
+  stream.on('error', stage('input'));
+  check?.digester.on('error', stage('digest'));
+  decoder.on('error', stage('decoder'));
+  uncompressed.on('error', stage('digest'));
+  const forward = (from: Readable, to: Transform): void => {
+    from.on('error', (error) => to.destroy(error));
+    from.pipe(to);
+  };
+  if (check) {
+    forward(stream, check.digester);
+    forward(check.digester, decoder);
+  } else forward(stream, decoder);
+  forward(decoder, uncompressed);
+  return {
+    async explain(error) {
+      const cause = firstError ?? error;
+      // A corrupted blob usually breaks the decompressor first: say what is really wrong.
+      if (!signal.aborted && isCdhError(cause) && cause.code === 'IMAGE_LAYER_INVALID' && check) {
+        const got = await finishDigest(check.digester);
+        if (got !== undefined && got !== check.digest) {
+          stream.destroy();
+          return new CdhError(
+            'IMAGE_DIGEST_MISMATCH',
+            `${layerLabel}: the blob's digest is ${got}, not the manifest's (${cause.message.slice(layerLabel.length + 2)})`,
+          );
+        }
+      }
+      stream.destroy();
+      return cause;
+    },
+    rethrow() {
+      if (firstError !== undefined) throw firstError;
+    },
+  };
+}
+
 /** Reads the rest of the compressed stream (bounded by the manifest size) for its digest. */
-function finishDigest(compressed: Digester, algorithm: string): Promise<string | undefined> {
+function finishDigest(compressed: Digester): Promise<string | undefined> {
+  const algorithm = compressed.algorithm;
   return new Promise((resolve) => {
     if (compressed.readableEnded) return resolve(`${algorithm}:${compressed.digest()}`);
     if (compressed.destroyed) return resolve(undefined);
@@ -187,6 +244,6 @@ function drain(stream: Readable): Promise<void> {
   });
 }
 
-function algorithmOf(digest: string): string {
+export function algorithmOf(digest: string): string {
   return digest.slice(0, digest.indexOf(':'));
 }

@@ -29,7 +29,24 @@ export interface Descriptor {
 
 export interface LayerDescriptor extends Descriptor {
   readonly compression: Compression;
+  /** Set for ocicrypt media types (`…+encrypted`): the annotations decryption needs. */
+  readonly encryption?: LayerEncryption;
 }
+
+/** The ocicrypt annotations of an encrypted layer, as the manifest carries them (not yet parsed). */
+export interface LayerEncryption {
+  /** `org.opencontainers.image.enc.keys.provider.attestation-agent`: comma-separated base64 packets. */
+  readonly packets?: string;
+  /** `org.opencontainers.image.enc.pubopts`: base64 of the public cipher options JSON. */
+  readonly pubopts?: string;
+  /** The other `…enc.keys.<scheme>` names present (keys this daemon does not use: jwe, pgp, ...). */
+  readonly otherSchemes: readonly string[];
+}
+
+export const ENC_KEYS_PREFIX = 'org.opencontainers.image.enc.keys.';
+export const ENC_KEYS_ATTESTATION_AGENT = `${ENC_KEYS_PREFIX}provider.attestation-agent`;
+export const ENC_PUBOPTS = 'org.opencontainers.image.enc.pubopts';
+const ENCRYPTED_SUFFIX = '+encrypted';
 
 export interface ImageManifest {
   readonly kind: 'manifest';
@@ -95,20 +112,41 @@ export function parseManifest(body: Buffer, label: string): ImageManifest | Imag
   const config = descriptor(raw['config'], 'config', bad);
   const layers = (raw['layers'] as unknown[]).map((l, i): LayerDescriptor => {
     const d = descriptor(l, `layers[${i}]`, bad);
-    if (d.mediaType.includes('encrypted'))
-      throw new CdhError(
-        'IMAGE_UNSUPPORTED',
-        `${label}: layer ${d.digest} is encrypted (${d.mediaType}); encrypted layers are not supported yet`,
-      );
-    const compression = LAYER_MEDIA[d.mediaType];
-    if (compression === undefined)
+    const encrypted = d.mediaType.endsWith(ENCRYPTED_SUFFIX);
+    const plainType = encrypted ? d.mediaType.slice(0, -ENCRYPTED_SUFFIX.length) : d.mediaType;
+    const compression = LAYER_MEDIA[plainType];
+    // ocicrypt defines `+encrypted` for the OCI layer types only.
+    if (compression === undefined || (encrypted && !plainType.startsWith('application/vnd.oci.')))
       throw new CdhError(
         'IMAGE_UNSUPPORTED',
         `${label}: layer ${d.digest} has unsupported media type ${quote(d.mediaType)}`,
       );
-    return { ...d, compression };
+    if (!encrypted) return { ...d, compression };
+    return { ...d, compression, encryption: layerEncryption(l, `layers[${i}]`, bad) };
   });
   return { kind: 'manifest', config, layers };
+}
+
+function layerEncryption(value: unknown, where: string, bad: (why: string) => never): LayerEncryption {
+  const annotations = (value as { annotations?: unknown }).annotations ?? {};
+  if (typeof annotations !== 'object' || annotations === null || Array.isArray(annotations))
+    bad(`${where}.annotations is not an object`);
+  const text = (name: string): string | undefined => {
+    const v = (annotations as Record<string, unknown>)[name];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string') return bad(`${where}.annotations[${quote(name)}] is not a string`);
+    return v;
+  };
+  const otherSchemes = Object.keys(annotations as object)
+    .filter((k) => k.startsWith(ENC_KEYS_PREFIX) && k !== ENC_KEYS_ATTESTATION_AGENT)
+    .map((k) => k.slice(ENC_KEYS_PREFIX.length));
+  const packets = text(ENC_KEYS_ATTESTATION_AGENT);
+  const pubopts = text(ENC_PUBOPTS);
+  return {
+    ...(packets === undefined ? {} : { packets }),
+    ...(pubopts === undefined ? {} : { pubopts }),
+    otherSchemes,
+  };
 }
 
 function descriptor(value: unknown, where: string, bad: (why: string) => never): Descriptor {

@@ -3,10 +3,8 @@ import type { Logger } from 'pino';
 import type { ImageSettings } from '../config/image';
 import { CdhError, isCdhError } from '../errors';
 import type { CallContext, ResourceReader } from '../providers/types';
-import { AuthFile } from './auth';
 import { checkBundle, mountRootfs, unmountRootfs, writeRuntimeConfig } from './bundle';
-import { unpackBlob } from './layer';
-import { LayerStore, type LayerRecord } from './layer-store';
+import { storeLayers, type PullStats } from './layer-jobs';
 import {
   choosePlatform,
   digestOf,
@@ -15,21 +13,18 @@ import {
   MAX_MANIFEST_BYTES,
   parseImageConfig,
   parseManifest,
+  type ImageConfig,
   type ImageManifest,
-  type LayerDescriptor,
 } from './manifest';
-import { ImagePolicy } from './policy';
+import type { LayerKeyUnwrapper } from './ocicrypt';
+import { PullResourceCache } from './pull-resources';
+import { loadPullSetup, type PullSetup } from './pull-setup';
 import { manifestSelector, parseReference, quote, referenceString, type ImageReference } from './reference';
-import {
-  DEFAULT_REGISTRY_CONFIG,
-  parseRegistryConfig,
-  parseRegistryConfigToml,
-  pullTasks,
-  type PullTask,
-  type RegistryConfig,
-} from './registry-config';
-import { readLimited, RegistrySession, RegistryTransport } from './registry';
-import { readImageResource } from './resources';
+import { pullTasks, type PullTask } from './registry-config';
+import { readLimited, RegistrySession } from './registry';
+import { registrySignatures } from './sigstore';
+
+export type { PullStats } from './layer-jobs';
 
 /** Records a finished pull with the attestation agent (ExtendRuntimeMeasurement). */
 export interface PullMeasurer {
@@ -41,30 +36,20 @@ export interface ImagePullerDeps {
   readonly logger: Logger;
   readonly kbc?: ResourceReader;
   readonly measurer?: PullMeasurer;
+  /** The daemon's UnWrapKey path, for encrypted layers (absent: they are refused). */
+  readonly unwrapper?: LayerKeyUnwrapper;
 }
 
-interface Loaded {
-  readonly registryConfig: RegistryConfig;
-  readonly auth: AuthFile;
-  readonly policy: ImagePolicy;
-  readonly transport: RegistryTransport;
-  readonly store: LayerStore;
-}
-
-/** Counters for tests and benchmarks (how much was fetched). */
-export interface PullStats {
-  layersDownloaded: number;
-  layersReused: number;
-  bytesDownloaded: number;
-}
+type Loaded = PullSetup;
 
 /**
  * PullImage: reference → registry tasks → manifest (index → platform) → policy (every pull)
  * → config → layers (once each, shared between concurrent pulls) → overlay rootfs + config.json.
- * The [image] resources are read at the first pull (retried until that succeeds) and kept.
+ * The [image] resources are read again when they changed (pull-resources.ts).
  */
 export class ImagePuller {
-  private loading?: Promise<Loaded>;
+  private loading?: Promise<Pick<Loaded, 'transport' | 'store'>>;
+  private readonly resources: PullResourceCache;
   /** Bundles being pulled into right now: a second pull into one is refused, not stacked. */
   private readonly busyBundles = new Set<string>();
   readonly stats: PullStats = { layersDownloaded: 0, layersReused: 0, bytesDownloaded: 0 };
@@ -72,7 +57,9 @@ export class ImagePuller {
   constructor(
     private readonly settings: ImageSettings,
     private readonly deps: ImagePullerDeps,
-  ) {}
+  ) {
+    this.resources = new PullResourceCache(settings, deps.kbc, deps.logger);
+  }
 
   async pull(imageUrl: string, bundlePath: string, ctx: CallContext): Promise<string> {
     const ref = parseReference(imageUrl);
@@ -145,35 +132,21 @@ export class ImagePuller {
       ctx.signal,
       label,
     );
-    const selector = manifestSelector(task.ref);
-    let fetched = await this.fetchManifest(session, selector, task.ref.digest, label);
-    let manifest = parseManifest(fetched.body, label);
-    let indexDigest: string | undefined;
-    if (manifest.kind === 'index') {
-      indexDigest = fetched.digest;
-      const entry = choosePlatform(manifest, label);
-      fetched = await this.fetchManifest(session, entry.digest, entry.digest, label);
-      manifest = parseManifest(fetched.body, label);
-      if (manifest.kind !== 'manifest')
-        throw new CdhError(
-          'IMAGE_UNSUPPORTED',
-          `${label}: the index entry ${entry.digest} is itself an index`,
-        );
-    }
-    const manifestDigest = fetched.digest;
-    await loaded.policy.check(original, manifestDigest, indexDigest, ctx);
-
-    const configBody = await this.fetchBlobBytes(session, manifest.config.digest, label);
-    const config = parseImageConfig(configBody, label);
-    if (config.diffIds.length !== manifest.layers.length)
-      throw new CdhError(
-        'IMAGE_MANIFEST_INVALID',
-        `${label}: the manifest has ${manifest.layers.length} layers but the config ${config.diffIds.length} diff_ids`,
-      );
-    if (config.os !== '' && config.os !== 'linux')
-      throw new CdhError('IMAGE_UNSUPPORTED', `${label}: image os ${quote(config.os)} is not linux`);
-    const records = await this.layers(session, manifest, config.diffIds, loaded.store, label, ctx);
-
+    const { manifest, config, manifestDigest } = await this.resolve(session, task, original, loaded, ctx);
+    const records = await storeLayers(
+      {
+        session,
+        store: loaded.store,
+        label,
+        ctx,
+        logger: this.deps.logger,
+        stats: this.stats,
+        concurrency: this.settings.maxConcurrentLayerDownloadsPerImage,
+        ...(this.deps.unwrapper ? { unwrapper: this.deps.unwrapper } : {}),
+      },
+      manifest,
+      config.diffIds,
+    );
     await checkBundle(bundlePath, label);
     const lowers = [...records].reverse().map((r) => loaded.store.relativePath(r));
     const { rootfs, overlayDir } = await mountRootfs(loaded.store.workDir, lowers, bundlePath, label);
@@ -188,6 +161,41 @@ export class ImagePuller {
       'image pulled',
     );
     return manifestDigest;
+  }
+
+  /** Manifest (through an index to this platform), the policy check, then the image config. */
+  private async resolve(
+    session: RegistrySession,
+    task: PullTask,
+    original: ImageReference,
+    loaded: Loaded,
+    ctx: CallContext,
+  ): Promise<{ manifest: ImageManifest; config: ImageConfig; manifestDigest: string }> {
+    const label = session.label;
+    let fetched = await this.fetchManifest(session, manifestSelector(task.ref), task.ref.digest, label);
+    let manifest = parseManifest(fetched.body, label);
+    let indexDigest: string | undefined;
+    if (manifest.kind === 'index') {
+      indexDigest = fetched.digest;
+      const entry = choosePlatform(manifest, label);
+      fetched = await this.fetchManifest(session, entry.digest, entry.digest, label);
+      manifest = parseManifest(fetched.body, label);
+      if (manifest.kind !== 'manifest')
+        throw new CdhError(
+          'IMAGE_UNSUPPORTED',
+          `${label}: the index entry ${entry.digest} is itself an index`,
+        );
+    }
+    await loaded.policy.check(original, fetched.digest, indexDigest, ctx, registrySignatures(session, label));
+    const config = parseImageConfig(await this.fetchBlobBytes(session, manifest.config.digest, label), label);
+    if (config.diffIds.length !== manifest.layers.length)
+      throw new CdhError(
+        'IMAGE_MANIFEST_INVALID',
+        `${label}: the manifest has ${manifest.layers.length} layers but the config ${config.diffIds.length} diff_ids`,
+      );
+    if (config.os !== '' && config.os !== 'linux')
+      throw new CdhError('IMAGE_UNSUPPORTED', `${label}: image os ${quote(config.os)} is not linux`);
+    return { manifest, config, manifestDigest: fetched.digest };
   }
 
   private async fetchManifest(
@@ -221,120 +229,13 @@ export class ImagePuller {
     return body;
   }
 
-  /** Every layer stored (downloading the missing ones, a few at a time), in manifest order. */
-  private async layers(
-    session: RegistrySession,
-    manifest: ImageManifest,
-    diffIds: readonly string[],
-    store: LayerStore,
-    label: string,
-    ctx: CallContext,
-  ): Promise<LayerRecord[]> {
-    const unique = new Map<string, { layer: LayerDescriptor; diffId: string }>();
-    manifest.layers.forEach((layer, i) => {
-      if (!unique.has(layer.digest)) unique.set(layer.digest, { layer, diffId: diffIds[i] as string });
-    });
-    const jobs = [...unique.values()];
-    const results = new Map<string, LayerRecord>();
-    const controller = new AbortController();
-    const onAbort = (): void => controller.abort(ctx.signal.reason);
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < jobs.length) {
-        const { layer, diffId } = jobs[next++] as { layer: LayerDescriptor; diffId: string };
-        const stored = store.get(layer.digest);
-        if (stored && stored.diffId === diffId && (await store.present(stored))) {
-          this.stats.layersReused++;
-          results.set(layer.digest, stored);
-          continue;
-        }
-        if (stored) await store.forget(layer.digest);
-        const record = await store.ensure(
-          layer.digest,
-          diffId,
-          layer.size,
-          async (dir, signal) => {
-            const blob = await session.getBlob(layer.digest, `layer ${layer.digest}`, signal);
-            this.stats.layersDownloaded++;
-            const unpacked = await unpackBlob(blob.body, layer, diffId, dir, label, signal);
-            this.stats.bytesDownloaded += layer.size;
-            if (unpacked.skippedDevices > 0)
-              this.deps.logger.warn(
-                { layer: layer.digest, devices: unpacked.skippedDevices },
-                'device nodes and FIFOs skipped',
-              );
-          },
-          controller.signal,
-        );
-        if (record.diffId !== diffId)
-          throw new CdhError(
-            'IMAGE_DIGEST_MISMATCH',
-            `${label}: layer ${layer.digest} is stored with diff_id ${record.diffId}, the config says ${diffId}`,
-          );
-        results.set(layer.digest, record);
-      }
-    };
-    const workers = Array.from(
-      { length: Math.min(this.settings.maxConcurrentLayerDownloadsPerImage, jobs.length) },
-      () =>
-        worker().catch((error: unknown) => {
-          controller.abort(error);
-          throw error;
-        }),
-    );
-    try {
-      const settled = await Promise.allSettled(workers);
-      const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-      if (failed) throw controller.signal.reason ?? failed.reason;
-    } finally {
-      ctx.signal.removeEventListener('abort', onAbort);
-    }
-    return manifest.layers
-      .filter((l, i, all) => all.findIndex((x) => x.digest === l.digest) === i)
-      .map((l) => results.get(l.digest) as LayerRecord);
-  }
-
-  private load(ctx: CallContext): Promise<Loaded> {
-    this.loading ??= this.loadOnce(ctx).catch((error: unknown) => {
+  /** The store and transport (once), and the [image] resources as they are now (pull-resources.ts). */
+  private async load(ctx: CallContext): Promise<Loaded> {
+    this.loading ??= loadPullSetup(this.settings, this.deps.logger).catch((error: unknown) => {
       this.loading = undefined;
       throw error;
     });
-    return this.loading;
-  }
-
-  private async loadOnce(ctx: CallContext): Promise<Loaded> {
-    const s = this.settings;
-    const kbc = this.deps.kbc;
-    let registryConfig = DEFAULT_REGISTRY_CONFIG;
-    if (s.registryConfig !== undefined)
-      registryConfig = parseRegistryConfig(s.registryConfig, '[image.registry_config]');
-    else if (s.registryConfigurationUri !== '') {
-      const text = await readImageResource(
-        s.registryConfigurationUri,
-        'registry_configuration_uri',
-        kbc,
-        ctx,
-      );
-      registryConfig = parseRegistryConfigToml(text.toString('utf8'), quote(s.registryConfigurationUri));
-    }
-    let auth = AuthFile.empty();
-    if (s.authenticatedRegistryCredentialsUri !== '') {
-      const text = await readImageResource(
-        s.authenticatedRegistryCredentialsUri,
-        'authenticated_registry_credentials_uri',
-        kbc,
-        ctx,
-      );
-      auth = AuthFile.parse(text.toString('utf8'), quote(s.authenticatedRegistryCredentialsUri));
-    }
-    const policy = await ImagePolicy.load(s, kbc, this.deps.logger, ctx);
-    const store = await LayerStore.open(s.workDir, this.deps.logger);
-    const transport = new RegistryTransport({
-      extraRootCertificates: s.extraRootCertificates,
-      proxy: s.imagePullProxy,
-    });
-    return { registryConfig, auth, policy, transport, store };
+    return { ...(await this.loading), ...(await this.resources.current(ctx)) };
   }
 
   async close(): Promise<void> {

@@ -43,6 +43,11 @@ interface CachedInstance {
 export class ProviderRegistry {
   private readonly factories = new Map<string, ProviderFactory>();
   private readonly instances: LRUCache<string, CachedInstance>;
+  /** Instance keys of settings that cannot change (remembered payloads are deep-frozen). */
+  private readonly frozenKeys = new WeakMap<
+    ProviderSettings,
+    { readonly factory: ProviderFactory; readonly identity: ProviderSettings; readonly key: string }
+  >();
 
   constructor(
     factories: readonly ProviderFactory[],
@@ -99,8 +104,13 @@ export class ProviderRegistry {
     capability: C,
   ): Promise<NonNullable<ProviderInstance[C]>> {
     const factory = this.factory(provider);
+    const known = this.frozenKeys.get(settings);
+    if (known !== undefined && known.factory === factory)
+      return this.sharedCapability(factory, known.identity, known.key, capability);
     const identity = factory.identity ? factory.identity(settings) : settings;
-    return this.sharedCapability(factory, identity, capability);
+    const key = `${factory.name.toLowerCase()}\u0000${canonicalJson(identity)}`;
+    if (isDeepFrozen(settings)) this.frozenKeys.set(settings, { factory, identity, key });
+    return this.sharedCapability(factory, identity, key, capability);
   }
 
   private factory(provider: string): ProviderFactory {
@@ -119,9 +129,9 @@ export class ProviderRegistry {
   private async sharedCapability<C extends Capability>(
     factory: ProviderFactory,
     identity: ProviderSettings,
+    key: string,
     capability: C,
   ): Promise<NonNullable<ProviderInstance[C]>> {
-    const key = `${factory.name.toLowerCase()}\u0000${canonicalJson(identity)}`;
     const entry = this.instances.get(key) ?? this.build(key, factory, identity);
     const instance = await entry.pending;
     const known = entry.wrapped[capability];
@@ -196,14 +206,36 @@ export function capabilityOf<C extends Capability>(
   return found as NonNullable<ProviderInstance[C]>;
 }
 
-/** JSON with object keys sorted, so equal settings give equal cache keys. */
+/** True when `value` is frozen all the way down (so its cache keys can be kept). */
+export function isDeepFrozen(value: object): boolean {
+  canonicalJson(value);
+  return frozenJson.has(value);
+}
+
+/** Canonical JSON of deeply frozen values (remembered payloads' settings and annotations). */
+const frozenJson = new WeakMap<object, string>();
+
+/**
+ * JSON with object keys sorted, so equal settings give equal cache keys. A value frozen all
+ * the way down cannot change, so its text is kept (weakly) and a cached unseal, whose payload
+ * the payload memo holds deep-frozen, does not serialise its settings again on every call.
+ */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.keys(value)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
-    return `{${entries.join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  const known = frozenJson.get(value);
+  if (known !== undefined) return known;
+  let deepFrozen = Object.isFrozen(value);
+  const child = (v: unknown): string => {
+    const json = canonicalJson(v);
+    if (deepFrozen && v !== null && typeof v === 'object' && !frozenJson.has(v)) deepFrozen = false;
+    return json;
+  };
+  const json = Array.isArray(value)
+    ? `[${value.map(child).join(',')}]`
+    : `{${Object.keys(value)
+        .sort()
+        .map((k) => `${JSON.stringify(k)}:${child((value as Record<string, unknown>)[k])}`)
+        .join(',')}}`;
+  if (deepFrozen) frozenJson.set(value, json);
+  return json;
 }

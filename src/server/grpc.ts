@@ -8,6 +8,7 @@ import { API_PROTO, KEYPROVIDER_PROTO } from '../package-info';
 import { CdhError } from '../errors';
 import { LazyReflection } from './reflection-service';
 import { toCallFailure } from './status';
+import { receiveDeadlineInterceptor } from './receive-deadline';
 
 const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true };
 
@@ -19,6 +20,8 @@ export interface GrpcFrontOptions {
   readonly idleTimeoutMs?: number;
   /** A keepalive PING unanswered for this long drops the connection (default 10 s). */
   readonly pingTimeoutMs?: number;
+  /** From a request's headers until the whole request has arrived (absent = no bound). */
+  readonly receiveTimeoutMs?: number;
 }
 
 /** Keepalive PING interval when connections are never closed for idleness. */
@@ -56,6 +59,7 @@ export class GrpcFront {
       // the idle GOAWAY alone would wait on it for ever.
       'grpc.keepalive_time_ms': options.idleTimeoutMs || DEFAULT_KEEPALIVE_MS,
       'grpc.keepalive_timeout_ms': options.pingTimeoutMs ?? 10_000,
+      interceptors: options.receiveTimeoutMs ? [receiveDeadlineInterceptor(options.receiveTimeoutMs)] : [],
     });
     const definition = protoLoader.loadSync([API_PROTO, KEYPROVIDER_PROTO, healthProtoPath], LOADER_OPTIONS);
     for (const serviceName of new Set(API_METHODS.map((m) => m.split('/')[0] as string))) {
@@ -188,21 +192,17 @@ function unaryHandler(dispatcher: ApiDispatcher, method: ApiMethod): grpc.handle
       callback({ code: failure.code, details: failure.message });
       return;
     }
-    const controller = new AbortController();
-    const onCancelled = (): void => controller.abort();
-    call.on('cancelled', onCancelled);
     const deadline = toEpochMs(call.getDeadline());
+    // grpc-js's call emits 'cancelled' when the caller goes away; the deadline concern listens
+    // to it for the call's duration only (the stream's closing after the answer emits it too).
     dispatcher
       .invoke(method, call.request, {
         transport: 'grpc',
-        signal: controller.signal,
+        cancellation: call,
         ...(deadline === undefined ? {} : { deadline }),
       })
       .then(
         (result) => {
-          // grpc-js reports the stream's closing after the answer as 'cancelled' too; nothing
-          // is left to cancel then (and aborting would build a DOMException per call).
-          call.off('cancelled', onCancelled);
           if (result.ok) callback(null, result.response);
           else callback({ code: result.code, details: result.message });
         },

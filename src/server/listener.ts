@@ -1,27 +1,26 @@
-import { existsSync, lchownSync, lstatSync, mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
-import { createConnection, createServer, isIP, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { lchownSync, unlinkSync } from 'node:fs';
+import { createServer, isIP, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ListenAddress } from '../config/load';
+import { fitToDescriptorLimit, RefusalLog } from './connection-limits';
+import {
+  checkOwnSocket,
+  prepareSocketPath,
+  resolveGroup,
+  SocketReplacedError,
+  StartupError,
+} from './socket-file';
+
+export { RefusalLog } from './connection-limits';
+export { StartupError } from './socket-file';
 
 /** The HTTP/2 client preface (RFC 9113 section 3.4). A ttrpc frame starts with 0, never 'P'. */
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const HTTP2_PREFACE_FIRST_BYTE = 0x50;
-/** Descriptors kept free for everything else (KMS connections, files) when fitting max_connections. */
-const RESERVED_FDS = 64;
-/** At most one line per kind of refusal per this interval (a flood must not flood the log). */
-const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 export interface ConnectionRoutes {
   grpc(socket: Socket): void;
   ttrpc(socket: Socket): void;
-}
-
-export class StartupError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'StartupError';
-  }
 }
 
 export interface SocketPermissions {
@@ -34,30 +33,6 @@ export interface ListenerLimits {
   readonly maxConnections: number;
   /** From accept until the protocol is known (the whole HTTP/2 preface, or a ttrpc byte). */
   readonly handshakeTimeoutMs: number;
-}
-
-/**
- * Logs a refusal at most once per interval, with how many happened since the last line: the
- * operator learns that a limit is being hit without an attacker writing the log.
- */
-export class RefusalLog {
-  private readonly counts = new Map<string, { count: number; last: number }>();
-
-  constructor(
-    private readonly logger: Logger,
-    private readonly intervalMs = REFUSAL_LOG_INTERVAL_MS,
-  ) {}
-
-  note(message: string, fields: Record<string, unknown> = {}): void {
-    const now = Date.now();
-    const entry = this.counts.get(message) ?? { count: 0, last: -Infinity };
-    entry.count++;
-    this.counts.set(message, entry);
-    if (now - entry.last < this.intervalMs) return;
-    this.logger.warn({ ...fields, count: entry.count }, message);
-    entry.count = 0;
-    entry.last = now;
-  }
 }
 
 /**
@@ -249,127 +224,9 @@ function clientPreface(head: Buffer): 'partial' | 'complete' | 'invalid' {
   return head.length >= frame + H2_FRAME_HEADER_BYTES + length ? 'complete' : 'partial';
 }
 
-class SocketReplacedError extends StartupError {}
-
-/** The path must still be the socket bind() made: a socket, ours, with the mode asked for. */
-function checkOwnSocket(path: string, mode: number): void {
-  const stat = lstatSync(path);
-  const uid = process.geteuid?.();
-  if (!stat.isSocket() || (uid !== undefined && stat.uid !== uid)) {
-    throw new SocketReplacedError(
-      `${path} was replaced by something else right after the daemon created it; ` +
-        `refusing to serve (is the socket directory writable by others?)`,
-    );
-  }
-  if ((stat.mode & 0o777) !== mode) {
-    throw new StartupError(
-      `config key "socket_mode": ${path} has mode ${(stat.mode & 0o777).toString(8)}, not ${mode.toString(8)}`,
-    );
-  }
-}
-
 function isLoopbackHost(host: string): boolean {
   const bare = host.replace(/^\[|\]$/g, '');
   if (bare === 'localhost') return true;
   if (isIP(bare) === 4) return bare.startsWith('127.');
   return bare === '::1' || bare.toLowerCase() === '::ffff:127.0.0.1';
-}
-
-/** The process's soft open-file limit, from /proc (undefined where there is none). */
-function descriptorLimit(): number | undefined {
-  try {
-    const line = readFileSync('/proc/self/limits', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('Max open files'));
-    const soft = line?.split(/\s{2,}/)[1];
-    return soft === undefined || soft === 'unlimited' ? undefined : Number(soft);
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * max_connections lowered to what the descriptor limit leaves: the connection limit, which
- * is logged, must be hit before EMFILE, which libuv handles silently (accepting and closing).
- */
-function fitToDescriptorLimit(maxConnections: number, logger: Logger): number {
-  const limit = descriptorLimit();
-  if (limit === undefined || !Number.isFinite(limit) || maxConnections + RESERVED_FDS <= limit)
-    return maxConnections;
-  const fitted = Math.max(1, limit - RESERVED_FDS);
-  logger.warn(
-    { maxConnections, openFileLimit: limit, using: fitted },
-    'max_connections lowered to fit the open-file limit (raise LimitNOFILE / ulimit -n to serve more)',
-  );
-  return fitted;
-}
-
-/**
- * Creates the parent directory, replaces a stale socket (nobody listening) and refuses to
- * start when another daemon is listening or the path is not a socket.
- */
-async function prepareSocketPath(path: string, logger: Logger): Promise<void> {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  warnAboutWritableDirs(dir, logger);
-  if (!existsSync(path)) return;
-  const stat = lstatSync(path);
-  if (!stat.isSocket()) throw new StartupError(`${path} exists and is not a socket; refusing to replace it`);
-  if (await someoneListens(path)) {
-    throw new StartupError(
-      `another process is already listening on ${path}; stop it or choose another --socket`,
-    );
-  }
-  logger.info({ socket: path }, 'replacing a stale socket file');
-  unlinkSync(path);
-}
-
-/**
- * Anyone but root and this user who can write to the socket's directory, or to a directory
- * above it, can replace the socket with their own (or rename the directory): warned about,
- * naming the directory and who. A sticky directory (like /tmp) protects entries of others.
- */
-function warnAboutWritableDirs(dir: string, logger: Logger): void {
-  const uid = process.geteuid?.() ?? 0;
-  for (let current = dir; ; current = dirname(current)) {
-    let stat;
-    try {
-      stat = statSync(current);
-    } catch {
-      break;
-    }
-    const sticky = (stat.mode & 0o1000) !== 0;
-    const writers: string[] = [];
-    if (stat.uid !== 0 && stat.uid !== uid) writers.push(`its owner (uid ${stat.uid})`);
-    if (!sticky && (stat.mode & 0o020) !== 0 && stat.gid !== 0) writers.push(`group ${stat.gid}`);
-    if (!sticky && (stat.mode & 0o002) !== 0) writers.push('everyone');
-    if (writers.length > 0) {
-      logger.warn(
-        { dir: current, writableBy: writers.join(', ') },
-        `the socket directory is writable by others (${current}: ${writers.join(', ')}): anyone of them could replace the socket`,
-      );
-    }
-    if (current === dirname(current)) break;
-  }
-}
-
-function someoneListens(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createConnection(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-}
-
-function resolveGroup(group: string): number {
-  if (/^\d+$/.test(group)) return Number(group);
-  const line = readFileSync('/etc/group', 'utf8')
-    .split('\n')
-    .find((l) => l.split(':')[0] === group);
-  const gid = line?.split(':')[2];
-  if (gid === undefined) throw new StartupError(`config key "socket_group": unknown group "${group}"`);
-  return Number(gid);
 }

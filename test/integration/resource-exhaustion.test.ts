@@ -10,6 +10,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import * as http2 from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -236,6 +237,81 @@ describe('gRPC stream floods are bounded per connection', () => {
     }
   });
 });
+
+describe('half-received gRPC requests have a receive deadline', () => {
+  test('streams whose message never completes are answered DEADLINE_EXCEEDED and reset after handshake_timeout_ms, freeing their slots', async () => {
+    const daemon = await spawnDaemon({ config: { handshake_timeout_ms: 600, max_concurrent_streams: 8 } });
+    const session = http2.connect('http://localhost', {
+      createConnection: () => connect(daemon.socketPath),
+    });
+    try {
+      session.on('error', () => undefined);
+      // Two rounds of as many streams as the connection may hold: the second gets slots
+      // only if the first round's were given back.
+      for (let round = 0; round < 2; round++) {
+        const outcomes = Array.from({ length: 8 }, () => halfSentRequest(session));
+        const results = await Promise.race([
+          Promise.all(outcomes),
+          sleep(15_000).then(() => 'still open after 15 s' as const),
+        ]);
+        assert.notEqual(
+          results,
+          'still open after 15 s',
+          `round ${round}: the half-sent streams stayed open`,
+        );
+        for (const result of results as HalfSentOutcome[]) {
+          assert.equal(result.grpcStatus, String(GrpcStatus.DEADLINE_EXCEEDED), result.grpcMessage);
+          assert.match(
+            decodeURIComponent(result.grpcMessage),
+            /not received in full within handshake_timeout_ms/,
+          );
+          assert.equal(result.rstCode, http2.constants.NGHTTP2_NO_ERROR);
+        }
+      }
+      assert.equal(session.closed || session.destroyed, false, 'the connection stays open');
+      assert.equal(await daemon.client().check(''), 'SERVING');
+    } finally {
+      session.destroy();
+      await daemon.stop();
+      daemon.cleanup();
+    }
+  });
+});
+
+interface HalfSentOutcome {
+  readonly grpcStatus: string;
+  readonly grpcMessage: string;
+  readonly rstCode: number;
+}
+
+/** An UnsealSecret stream with its headers and 4 KiB of a message announced as 64 KiB, never ended. */
+function halfSentRequest(session: http2.ClientHttp2Session): Promise<HalfSentOutcome> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': '/api.SealedSecretService/UnsealSecret',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    let headers: http2.IncomingHttpHeaders = {};
+    stream.on('response', (received) => (headers = { ...headers, ...received }));
+    stream.on('trailers', (received) => (headers = { ...headers, ...received }));
+    stream.on('error', () => undefined);
+    stream.resume();
+    stream.once('close', () =>
+      headers['grpc-status'] === undefined
+        ? reject(new Error(`stream closed without a status (rst ${stream.rstCode})`))
+        : resolve({
+            grpcStatus: String(headers['grpc-status']),
+            grpcMessage: String(headers['grpc-message'] ?? ''),
+            rstCode: stream.rstCode ?? -1,
+          }),
+    );
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(64 * 1024, 1);
+    stream.write(Buffer.concat([prefix, Buffer.alloc(4096, 0x0a)]));
+  });
+}
 
 describe('a stdout nobody reads', () => {
   test('SIGTERM still exits within the grace period, and logging stays bounded', async () => {

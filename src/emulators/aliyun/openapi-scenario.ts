@@ -85,6 +85,7 @@ export class OpenApiFixture {
     config.aliyun = {
       ...config.aliyun,
       credentialDir: this.credentialDir,
+      stsTokenDir: this.dir,
       openapiEndpoint: this.openapi.endpoint,
       openapiCaFile: this.caFile,
       metadataEndpoint: this.metadata.endpoint,
@@ -98,6 +99,7 @@ export class OpenApiFixture {
     return {
       aliyun: {
         credential_dir: this.credentialDir,
+        sts_token_dir: this.dir,
         openapi_endpoint: this.openapi.endpoint,
         openapi_ca_file: this.caFile,
         metadata_endpoint: this.metadata.endpoint,

@@ -4,6 +4,7 @@ import { CdhError } from '../../errors';
 import type { ProviderSettings } from '../types';
 import { quoteUntrusted } from '../../lib/untrusted';
 import { fileReadProblem } from '../../lib/errno';
+import { openInsideDirectory, OutsideDirectoryError } from '../../lib/confined-file';
 
 /**
  * Helpers shared by the aliyun client types: settings fields, ids that name credential
@@ -84,20 +85,39 @@ const OPEN_FLAGS = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O
 
 /**
  * Reads a credential file: only a regular file of at most 1 MiB (a device such as /dev/zero
- * would be read until memory runs out). Every failure is CREDENTIAL_UNAVAILABLE naming the file.
+ * would be read until memory runs out). With `confinedTo`, the file reached (after every
+ * symbolic link) must lie inside that directory: links within it work (a Kubernetes secret
+ * volume's `..data/` chain), a link leaving it is refused. Every failure is
+ * CREDENTIAL_UNAVAILABLE naming the file.
  */
-export async function readCredentialFile(filePath: string, what: string): Promise<Buffer> {
+export async function readCredentialFile(
+  filePath: string,
+  what: string,
+  confinedTo?: string,
+): Promise<Buffer> {
   let handle: fs.FileHandle | undefined;
   try {
-    handle = await fs.open(filePath, OPEN_FLAGS);
-    const stat = await handle.stat();
-    if (!stat.isFile()) throw credentialError(filePath, what, 'is not a regular file');
-    if (stat.size > MAX_CREDENTIAL_FILE_BYTES) {
+    let size: bigint;
+    let isFile: boolean;
+    if (confinedTo === undefined) {
+      handle = await fs.open(filePath, OPEN_FLAGS);
+      const stat = await handle.stat({ bigint: true });
+      [size, isFile] = [stat.size, stat.isFile()];
+    } else {
+      const opened = await openInsideDirectory(confinedTo, filePath, OPEN_FLAGS);
+      handle = opened.handle;
+      [size, isFile] = [opened.stat.size, opened.stat.isFile()];
+    }
+    if (!isFile) throw credentialError(filePath, what, 'is not a regular file');
+    if (size > BigInt(MAX_CREDENTIAL_FILE_BYTES)) {
       throw credentialError(filePath, what, `is larger than ${MAX_CREDENTIAL_FILE_BYTES} bytes`);
     }
     return await handle.readFile();
   } catch (error) {
     if (error instanceof CdhError) throw error;
+    if (error instanceof OutsideDirectoryError) {
+      throw credentialError(filePath, what, `is a link that leaves ${confinedTo ?? ''}: refused`);
+    }
     throw credentialError(filePath, what, fileReadProblem(error), error);
   } finally {
     await handle?.close().catch(() => undefined);

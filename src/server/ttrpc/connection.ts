@@ -2,7 +2,6 @@ import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import { CdhError } from '../../errors';
 import type { ApiDispatcher } from '../api';
-import { toCallFailure } from '../status';
 import {
   encodeFrameHeader,
   FrameDecoder,
@@ -11,15 +10,16 @@ import {
   MessageType,
   type Frame,
 } from './frame';
+import { encodeResponseEnvelope, type ApiRoute, type TtrpcResponse } from './messages';
 import {
-  decodeApiMessage,
-  decodeRequestEnvelope,
-  encodeApiMessage,
-  encodeResponseEnvelope,
-  type ApiRoute,
-  type TtrpcRequest,
-  type TtrpcResponse,
-} from './messages';
+  decideRequest,
+  describeError,
+  EMPTY,
+  failureStatus,
+  frameDataLimit,
+  printable,
+  runCall,
+} from './requests';
 
 export interface ConnectionContext {
   readonly dispatcher: ApiDispatcher;
@@ -34,10 +34,6 @@ export interface ConnectionContext {
   /** Rate-limited warnings about limits being hit. */
   readonly refusals?: { note(message: string, fields?: Record<string, unknown>): void };
 }
-
-/** Node timers cannot wait longer than 2^31-1 ms (about 24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-const EMPTY = Buffer.alloc(0);
 
 type State = 'open' | 'draining' | 'closed';
 
@@ -181,64 +177,14 @@ export class TtrpcConnection {
 
   private onFrame(frame: Frame): void {
     if (this.state !== 'open') return;
-    const where = { streamId: frame.streamId, type: frame.type, length: frame.length };
-    if (frame.streamId % 2 !== 1) return this.protocolError('stream id must be odd', where);
-    switch (frame.type) {
-      case MessageType.Request:
-        break;
-      case MessageType.Data:
-        return this.protocolError('data frame on a unary stream', where);
-      case MessageType.Response:
-        return this.protocolError('response frame from the client', where);
-      default:
-        return this.protocolError('unknown message type', where);
-    }
-    if (this.calls.has(frame.streamId)) return this.protocolError('stream id already in use', where);
-    let request: TtrpcRequest;
-    try {
-      request = decodeRequestEnvelope(frame.data);
-    } catch {
-      return this.protocolError('request frame is not a ttrpc Request message', where);
-    }
-    this.onRequest(frame.streamId, request);
-  }
-
-  private onRequest(streamId: number, request: TtrpcRequest): void {
-    const name = `${request.service}/${request.method}`;
-    if (request.payload.length > this.context.maxMessageBytes) {
-      return this.refuse(
-        streamId,
-        name,
-        new CdhError(
-          'REQUEST_TOO_LARGE',
-          `request of ${request.payload.length} bytes is larger than ${this.context.maxMessageBytes} bytes (max_message_bytes)`,
-        ),
-      );
-    }
-    const route = this.context.routes.get(name);
-    if (!route) {
-      return this.refuse(
-        streamId,
-        name,
-        new CdhError('NOT_IMPLEMENTED', `unknown service or method "${printable(name)}"`),
-      );
-    }
-    let apiRequest: Record<string, unknown>;
-    try {
-      apiRequest = decodeApiMessage(route.requestType, request.payload);
-    } catch {
-      return this.refuse(
-        streamId,
-        name,
-        new CdhError(
-          'REQUEST_MALFORMED',
-          `the payload is not a valid ${route.requestType.fullName.slice(1)}`,
-        ),
-      );
-    }
+    const { routes, maxMessageBytes } = this.context;
+    const decision = decideRequest(frame, this.calls.has(frame.streamId), routes, maxMessageBytes);
+    if (decision.kind === 'protocol-error') return this.protocolError(decision.reason, decision.where);
+    if (decision.kind === 'refuse') return this.refuse(frame.streamId, decision.name, decision.error);
+    const { streamId } = frame;
     const controller = new AbortController();
     this.calls.set(streamId, controller);
-    void this.answer(route, apiRequest, request.timeoutNano, controller).then((response) => {
+    void runCall(this.context.dispatcher, decision, controller.signal, this.logger).then((response) => {
       if (this.calls.get(streamId) !== controller) return; // the connection closed meanwhile
       this.calls.delete(streamId);
       try {
@@ -251,33 +197,6 @@ export class TtrpcConnection {
       if (this.state === 'draining' && this.calls.size === 0) this.finish();
       else this.updateTimer();
     });
-  }
-
-  /** Runs one call; never rejects. */
-  private async answer(
-    route: ApiRoute,
-    apiRequest: Record<string, unknown>,
-    timeoutNano: number,
-    controller: AbortController,
-  ): Promise<TtrpcResponse> {
-    try {
-      const result = await this.context.dispatcher.invoke(route.method, apiRequest, {
-        transport: 'ttrpc',
-        deadline: deadlineFrom(timeoutNano),
-        signal: controller.signal,
-      });
-      if (!result.ok) return { status: { code: result.code, message: result.message }, payload: EMPTY };
-      return {
-        status: { code: 0, message: '' },
-        payload: encodeApiMessage(route.responseType, result.response),
-      };
-    } catch (error) {
-      this.logger.error(
-        { method: route.method, err: describeError(error) },
-        'ttrpc call failed unexpectedly',
-      );
-      return { status: failureStatus(new CdhError('INTERNAL', 'internal error')), payload: EMPTY };
-    }
   }
 
   /** Answers a request the dispatcher never sees (too large, unknown method, undecodable). */
@@ -344,39 +263,4 @@ export class TtrpcConnection {
     this.calls.clear();
     this.markClosed();
   }
-}
-
-/** Room for the Request envelope (service and method names, metadata) around the payload. */
-const ENVELOPE_ALLOWANCE_BYTES = 64 * 1024;
-
-/**
- * The largest request frame read: ttrpc's usual 4 MiB, or more when max_message_bytes is
- * larger, so the configured limit holds on both transports.
- */
-export function frameDataLimit(maxMessageBytes: number): number {
-  return Math.max(MAX_FRAME_DATA_BYTES, maxMessageBytes + ENVELOPE_ALLOWANCE_BYTES);
-}
-
-function deadlineFrom(timeoutNano: number): number | undefined {
-  if (!(timeoutNano > 0)) return undefined;
-  const ms = timeoutNano / 1e6;
-  // Beyond what a timer can wait (weeks), a timeout is no limit in practice.
-  if (ms > MAX_TIMER_MS) return undefined;
-  return Date.now() + ms;
-}
-
-function failureStatus(error: CdhError): { code: number; message: string } {
-  const failure = toCallFailure(error);
-  return { code: failure.code, message: failure.message };
-}
-
-/** Client-chosen names go into messages and logs shortened and without control characters. */
-function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  const clean = text.replace(/[\u0000-\u001f\u007f]/g, '?');
-  return clean.length > 200 ? `${clean.slice(0, 200)}…` : clean;
-}
-
-function describeError(error: unknown): unknown {
-  return error instanceof Error ? { type: error.name, stack: error.stack } : String(error);
 }

@@ -1,10 +1,13 @@
 // Command ttrpc-aa serves attestation_agent.AttestationAgentService over ttrpc with containerd's
-// Go ttrpc library: an attestation agent that is not ours, for the REST front's tests. Its
-// answers are deterministic, like a sample attester's: evidence and additional evidence carry
-// the runtime data base64-encoded, the kbs token is fixed, the TEE type is given by -tee.
+// Go ttrpc library: an attestation agent that is not ours, for interop tests of the REST front
+// and of cc_kbc's AA client. Its answers are deterministic, like a sample attester's: evidence
+// and additional evidence carry the runtime data base64-encoded, the TEE type is given by -tee,
+// and the kbs token is a fixed test value, or with -token-file the content of that file, read
+// at each call (a token from a real attestation to the KBS emulator; unreadable: UNAVAILABLE).
 //
-// Usage: ttrpc-aa -socket PATH [-tee sample] [-additional-tees a,b] [-aael ok|not-supported|not-enabled]
-// Prints "ready" once listening; one "aael <domain> <operation> <content>" line per extend call.
+// Usage: ttrpc-aa -socket PATH [-token-file F] [-tee sample] [-additional-tees a,b] [-aael ok|not-supported|not-enabled]
+// Prints "ready" once listening; one "GetToken <type>" line per token call and one
+// "aael <domain> <operation> <content>" line per extend call.
 package main
 
 import (
@@ -101,12 +104,13 @@ const kbsToken = `{"token":"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ0dHJwYy1hYSJ9.c2lnbm
 
 func main() {
 	socket := flag.String("socket", "", "the Unix socket to listen on")
+	tokenFile := flag.String("token-file", "", "answer GetToken with this file's content (read at each call)")
 	tee := flag.String("tee", "sample", "the TEE type GetTeeType answers")
 	additional := flag.String("additional-tees", "", "comma-separated additional TEE types")
 	aael := flag.String("aael", "ok", "ExtendRuntimeMeasurement's result: ok, not-supported or not-enabled")
 	flag.Parse()
 	if *socket == "" {
-		fmt.Fprintln(os.Stderr, "usage: ttrpc-aa -socket PATH [-tee T] [-additional-tees a,b] [-aael R]")
+		fmt.Fprintln(os.Stderr, "usage: ttrpc-aa -socket PATH [-token-file F] [-tee T] [-additional-tees a,b] [-aael R]")
 		os.Exit(2)
 	}
 	results := map[string]int32{"ok": 0, "not-supported": 1, "not-enabled": 2}
@@ -142,10 +146,18 @@ func main() {
 			if err := unmarshal(&req); err != nil {
 				return nil, err
 			}
+			fmt.Printf("GetToken %s\n", req.TokenType)
 			if req.TokenType != "kbs" {
 				return nil, status.Errorf(codes.InvalidArgument, "unsupported token type %q", req.TokenType)
 			}
-			return &tokenResponse{Token: []byte(kbsToken)}, nil
+			if *tokenFile == "" {
+				return &tokenResponse{Token: []byte(kbsToken)}, nil
+			}
+			token, err := os.ReadFile(*tokenFile)
+			if err != nil {
+				return nil, status.Errorf(codes.Unavailable, "no token: %v", err)
+			}
+			return &tokenResponse{Token: token}, nil
 		},
 		"ExtendRuntimeMeasurement": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
 			var req extendRequest
@@ -177,6 +189,7 @@ func main() {
 		os.Exit(1)
 	}
 	server.Register("attestation_agent.AttestationAgentService", methods)
+	os.Remove(*socket)
 	listener, err := net.Listen("unix", *socket)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "listen: %v\n", err)

@@ -10,7 +10,7 @@ const URI = 'kbs:///default/test/file';
 let world: KbsWorld;
 
 before(async () => {
-  world = await startKbsWorld({ resources: { 'default/test/file': 'unit-resource' }, tokenTtlSeconds: 1 });
+  world = await startKbsWorld({ resources: { 'default/test/file': 'unit-resource' }, tokenTtlSeconds: 2 });
 });
 after(async () => world.close());
 
@@ -90,7 +90,7 @@ test('a token is dropped when its exp passes and the next call gets a new one', 
     await kbc.getResource(URI, ctx);
     await kbc.getResource(URI, ctx);
     assert.equal(source.calls, 1, 'reused while valid');
-    await new Promise((resolve) => setTimeout(resolve, 2100));
+    await new Promise((resolve) => setTimeout(resolve, 3100));
     await kbc.getResource(URI, ctx);
     assert.equal(source.calls, 2, 'a new token after exp');
   } finally {

@@ -30,10 +30,12 @@ export async function clientKeyFilesFingerprint(paths: ClientKeyFilePaths): Prom
 /** Reads and opens the client key, its password and the instance CA. Never puts content in errors. */
 export async function loadClientKey(paths: ClientKeyFilePaths): Promise<LoadedClientKey> {
   const fingerprint = await clientKeyFilesFingerprint(paths);
+  const read = (filePath: string, what: string): Promise<Buffer> =>
+    readCredentialFile(filePath, what, paths.confined === true ? path.dirname(filePath) : undefined);
   const [clientKeyBytes, passwordBytes, caBytes] = await Promise.all([
-    readCredentialFile(paths.clientKey, 'client key file'),
-    readCredentialFile(paths.password, 'client key password file'),
-    readCredentialFile(paths.instanceCa, 'KMS instance CA file'),
+    read(paths.clientKey, 'client key file'),
+    read(paths.password, 'client key password file'),
+    read(paths.instanceCa, 'KMS instance CA file'),
   ]);
   try {
     const caPem = parseCaFile(caBytes, paths.instanceCa);

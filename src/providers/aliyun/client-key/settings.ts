@@ -14,6 +14,11 @@ export interface ClientKeyFilePaths {
   readonly clientKey: string;
   readonly password: string;
   readonly instanceCa: string;
+  /**
+   * Files from the credential dir: each must stay inside the directory it is found in, after
+   * links. Unset for files the user names on the `secret seal` command line.
+   */
+  readonly confined?: boolean;
 }
 
 const REQUIRED = 'is required and must be a non-empty string';
@@ -48,6 +53,7 @@ export function clientKeyFilePaths(credentialDir: string, settings: ClientKeySet
     clientKey: locateCredentialFile(credentialDir, `clientKey_${settings.clientKeyId}.json`),
     password: locateCredentialFile(credentialDir, `password_${settings.clientKeyId}.json`),
     instanceCa: locateCredentialFile(credentialDir, `PrivateKmsCA_${settings.kmsInstanceId}.pem`),
+    confined: true,
   };
 }
 

@@ -1,6 +1,10 @@
 import { stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { CdhError } from '../../../errors';
-import { locateCredentialFile, readCredentialFile } from '../credentials';
+import type { AliyunConfig } from '../../../config/types';
+import { credentialDirs, locateCredentialFile, readCredentialFile } from '../credentials';
+import { pathIsInside } from '../../../lib/confined-file';
+import { quoteUntrusted } from '../../../lib/untrusted';
 import { checkRegionId } from './settings';
 import { fileReadProblem } from '../../../lib/errno';
 import { statFingerprint } from '../../../lib/file-fingerprint';
@@ -44,7 +48,11 @@ export function parseStsTokenFile(content: string, path: string): StsCredentials
 export class StsTokenFile {
   private cached?: { readonly fingerprint: string; readonly credentials: StsCredentials };
 
-  constructor(readonly path: string) {}
+  /** `directory`: where the file (after every link) must lie (see stsTokenDirectory). */
+  constructor(
+    readonly path: string,
+    readonly directory: string,
+  ) {}
 
   async current(): Promise<StsCredentials> {
     let fingerprint: string;
@@ -55,7 +63,7 @@ export class StsTokenFile {
     }
     if (this.cached?.fingerprint === fingerprint) return this.cached.credentials;
     // token_path comes from the sealed secret: a device, FIFO or huge file must fail fast.
-    const content = await readCredentialFile(this.path, 'aliyun sts_token: the token file');
+    const content = await readCredentialFile(this.path, 'aliyun sts_token: the token file', this.directory);
     try {
       const credentials = parseStsTokenFile(content.toString('utf8'), this.path);
       this.cached = { fingerprint, credentials };
@@ -64,6 +72,26 @@ export class StsTokenFile {
       content.fill(0);
     }
   }
+}
+
+/**
+ * The directory a sealed secret's `token_path` must lie in: `[aliyun] sts_token_dir`, else the
+ * credential dir(s). The sealed secret comes through the untrusted control plane, so a path
+ * elsewhere (`/etc/...`, another tenant's files) is refused before anything is opened.
+ */
+export function stsTokenDirectory(config: AliyunConfig, tokenPath: string): string {
+  const allowed = config.stsTokenDir !== '' ? [config.stsTokenDir] : credentialDirs(config.credentialDir);
+  const directory = allowed.find(
+    (dir) => pathIsInside(dir, tokenPath) && resolve(dir) !== resolve(tokenPath),
+  );
+  if (directory === undefined) {
+    throw new CdhError(
+      'CREDENTIAL_UNAVAILABLE',
+      `aliyun provider_settings.token_path ${quoteUntrusted(tokenPath)} (client_type sts_token) is outside ` +
+        `${allowed.join(' and ')}, where token files are read from ([aliyun] sts_token_dir)`,
+    );
+  }
+  return directory;
 }
 
 export const ECS_RAM_ROLE_FILE = 'ecsRamRole.json';
@@ -84,7 +112,7 @@ export async function readEcsRamRoleFile(credentialDir: string): Promise<EcsRamR
   } catch (error) {
     throw fileUnavailable(`${path}`, error);
   }
-  const content = await readCredentialFile(path, 'aliyun ecs_ram_role: the role file');
+  const content = await readCredentialFile(path, 'aliyun ecs_ram_role: the role file', dirname(path));
   return parseEcsRamRoleFile(content.toString('utf8'), path);
 }
 

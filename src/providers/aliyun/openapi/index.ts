@@ -9,7 +9,7 @@ import type {
 } from '../../types';
 import type { AliyunSection } from '..';
 import { EcsMetadataClient } from '../metadata/client';
-import { readEcsRamRoleFile, StsTokenFile } from './credential-files';
+import { readEcsRamRoleFile, StsTokenFile, stsTokenDirectory } from './credential-files';
 import { KmsCallError } from './kms-errors';
 import { OpenApiKmsClient, type RetryPolicy } from './kms-client';
 import type { OpenApiSdk } from './kms-sdk';
@@ -35,7 +35,7 @@ export async function createStsTokenProvider(
   const { tokenPath, regionId } = parseStsTokenSettings(settings);
   const endpoint = resolveOpenApiEndpoint(ctx.config.aliyun, regionId);
   assertDialAllowed(endpoint.host, `${label} KMS OpenAPI`);
-  const tokenFile = new StsTokenFile(tokenPath);
+  const tokenFile = new StsTokenFile(tokenPath, stsTokenDirectory(ctx.config.aliyun, tokenPath));
   await tokenFile.current(); // a missing or malformed token file fails the first use, not every call
   const kms = await openKmsClient(label, endpoint, regionId, ctx, options);
   const getter: Getter = {

@@ -75,10 +75,9 @@ test('under CDH_LOOPBACK_ONLY=1, ecs_ram_role with production defaults fails fas
 
 test('building a provider never dials: production defaults build fine when the guard is off', async () => {
   await withLoopbackOnly(undefined, async () => {
-    const provider = await createStsTokenProvider(STS_SETTINGS(), {
-      config: defaultConfig(),
-      logger: silentLogger(),
-    });
+    const config = defaultConfig();
+    config.aliyun.stsTokenDir = dir;
+    const provider = await createStsTokenProvider(STS_SETTINGS(), { config, logger: silentLogger() });
     assert.ok(provider.getter);
     await provider.close?.();
   });
