@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { CdhConfig } from '../../config/types';
 import type { ProviderFactory, ProviderInstance, ProviderSettings, ProviderContext } from '../types';
-import { parseSettings } from '../settings';
+import { parseAliyunSettings } from './settings';
 
 // The client-type modules are loaded on the first create() that needs them: client_key pulls
 // in node-forge and protobufjs, a large part of start-up (docs/performance.md, "Measured costs behind the code").
@@ -42,10 +42,7 @@ export const aliyunProvider: ProviderFactory<AliyunSection> = {
     return identity;
   },
   create(settings: ProviderSettings, ctx: ProviderContext<AliyunSection>): Promise<ProviderInstance> {
-    const { client_type: clientType } = parseSettings(clientTypeSchema, settings, {
-      provider: 'aliyun',
-      section: 'provider_settings',
-    });
+    const { client_type: clientType } = parseAliyunSettings(clientTypeSchema, settings, 'provider_settings');
     switch (clientType) {
       case 'client_key':
         return clientKeyModule().createClientKeyProvider(settings, ctx);

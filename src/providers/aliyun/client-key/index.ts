@@ -30,7 +30,7 @@ import {
   type ClientKeySettings,
 } from './settings';
 import { decodeStandardBase64 } from '../../../lib/base64';
-import { secretVersionSelector } from '../version-selector';
+import { secretVersionSelector } from '../settings';
 
 export { parseClientKeySettings } from './settings';
 

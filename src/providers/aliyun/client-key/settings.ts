@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ID_PATTERN, locateCredentialFile, MAX_ID_LENGTH } from '../credentials';
-import { parseSettings } from '../../settings';
+import { parseAliyunSettings } from '../settings';
 import type { ProviderSettings } from '../../types';
 
 /** provider_settings of `client_type = client_key`, validated. */
@@ -41,11 +41,7 @@ const clientKeySchema = z
 
 /** Validates settings; ids are checked here, before any file is opened. */
 export function parseClientKeySettings(settings: ProviderSettings): ClientKeySettings {
-  return parseSettings(clientKeySchema, settings, {
-    provider: 'aliyun',
-    section: 'provider_settings',
-    clientType: 'client_key',
-  });
+  return parseAliyunSettings(clientKeySchema, settings, 'provider_settings', 'client_key');
 }
 
 export function clientKeyFilePaths(credentialDir: string, settings: ClientKeySettings): ClientKeyFilePaths {

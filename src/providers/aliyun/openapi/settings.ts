@@ -1,6 +1,6 @@
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
-import { parseSettings } from '../../settings';
+import { parseAliyunSettings } from '../settings';
 import { CdhError } from '../../../errors';
 import type { AliyunConfig } from '../../../config/types';
 import type { ProviderSettings } from '../../types';
@@ -29,11 +29,7 @@ const stsTokenSchema = z
 
 /** Validates the `provider_settings` of an `aliyun` sealed secret with `client_type` `sts_token`. */
 export function parseStsTokenSettings(settings: ProviderSettings): StsTokenSettings {
-  return parseSettings(stsTokenSchema, settings, {
-    provider: 'aliyun',
-    section: 'provider_settings',
-    clientType: 'sts_token',
-  });
+  return parseAliyunSettings(stsTokenSchema, settings, 'provider_settings', 'sts_token');
 }
 
 /** Throws PROVIDER_SETTINGS_INVALID unless `value` is a plausible region id; `where` names the field. */
@@ -82,7 +78,7 @@ export function resolveOpenApiEndpoint(config: AliyunConfig, regionId: string): 
   return { host: parsed.hostname, port, authority: parsed.host };
 }
 
-export { secretVersionSelector, type SecretVersionSelector } from '../version-selector';
+export { secretVersionSelector, type SecretVersionSelector } from '../settings';
 
 /** A short description of a bad value for an error message (settings are not secret). */
 export function describeValue(value: unknown): string {

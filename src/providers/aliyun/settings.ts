@@ -1,6 +1,20 @@
 import { z } from 'zod';
-import { parseSettings } from '../settings';
+import { parseSettings, type SettingsOwner } from '../settings';
 import type { Annotations } from '../types';
+
+/** The aliyun provider's settings or annotations checked by `schema` (messages name aliyun and the client type). */
+export function parseAliyunSettings<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  section: SettingsOwner['section'],
+  clientType?: string,
+): z.output<S> {
+  return parseSettings(schema, value, {
+    provider: 'aliyun',
+    section,
+    ...(clientType === undefined ? {} : { clientType }),
+  });
+}
 
 /** Which version of a secret to fetch: `annotations.version_stage` / `version_id` (empty = newest). */
 export interface SecretVersionSelector {
@@ -19,9 +33,5 @@ const versionSchema = z
   }));
 
 export function secretVersionSelector(annotations: Annotations, clientType?: string): SecretVersionSelector {
-  return parseSettings(versionSchema, annotations, {
-    provider: 'aliyun',
-    section: 'annotations',
-    ...(clientType === undefined ? {} : { clientType }),
-  });
+  return parseAliyunSettings(versionSchema, annotations, 'annotations', clientType);
 }
