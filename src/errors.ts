@@ -9,33 +9,9 @@
  * and must never carry plaintext, keys, passwords or tokens.
  */
 
-export type StatusName =
-  | 'INVALID_ARGUMENT'
-  | 'DEADLINE_EXCEEDED'
-  | 'NOT_FOUND'
-  | 'PERMISSION_DENIED'
-  | 'RESOURCE_EXHAUSTED'
-  | 'FAILED_PRECONDITION'
-  | 'UNIMPLEMENTED'
-  | 'INTERNAL'
-  | 'UNAVAILABLE'
-  | 'DATA_LOSS'
-  | 'CANCELLED';
+import type { StatusName } from './status-names';
 
-/** Numeric values of the gRPC canonical status codes (identical for ttrpc). */
-export const STATUS_NUMBER: Readonly<Record<StatusName, number>> = {
-  CANCELLED: 1,
-  INVALID_ARGUMENT: 3,
-  DEADLINE_EXCEEDED: 4,
-  NOT_FOUND: 5,
-  PERMISSION_DENIED: 7,
-  RESOURCE_EXHAUSTED: 8,
-  FAILED_PRECONDITION: 9,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-  DATA_LOSS: 15,
-};
+export { STATUS_NUMBER, type StatusName } from './status-names';
 
 interface CatalogueEntry {
   readonly status: StatusName;
