@@ -183,7 +183,7 @@ async function main(): Promise<void> {
         { nodeFlags: profiling },
       );
     } else if (scenario === 'startup') {
-      const daemon = await profiledDaemon(DAEMON_BIN, setup.uncachedConfig, dir);
+      const daemon = await profiledDaemon(process.env['DAEMON_BIN'] ?? DAEMON_BIN, setup.uncachedConfig, dir);
       await daemon.stop();
     } else if (
       ['uncached', 'cached', 'cached-ttrpc', 'per-call', 'load-generator'].includes(scenario ?? '')

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { optionalFlag, readLevel, requireFlag, UsageError } from '../cli/args';
+import { optionalFlag, readLevel, requireFlag, UsageError, type LevelArgs } from '../cli/args';
 import type { SigningOptions } from '../cli/secret-commands';
+import { CommandFailure, parseKeyproviderArgs, readAliLevel } from '../cli/keyprovider-args';
 import { CdhError } from '../errors';
 import { packageVersion } from '../package-info';
 import { errnoCode } from '../lib/errno';
@@ -28,6 +29,17 @@ The user-side tool for sealed secrets (seal on a trusted machine; the daemon uns
       Print the payload JSON (nothing is decrypted; the signature is not checked).
   secret keygen [--kid KID] [--output-dir DIR]
       A P-256 signing pair: DIR/KID-private.json (mode 0600) and DIR/KID-public.json.
+  secret keyprovider [--listen ADDR] PROVIDER-FLAGS
+      An ocicrypt key provider for encrypting images: wraps each layer's options into an
+      annotation packet the guest's confidential-data-hub unwraps. Without --listen, ocicrypt's
+      "cmd" provider: one keywrap request JSON on stdin, the answer on stdout. With --listen
+      (unix:///abs/path or host:port), keyprovider.KeyProviderService/WrapKey over gRPC until
+      SIGTERM (UnWrapKey is UNIMPLEMENTED: unwrapping happens in the guest). PROVIDER-FLAGS:
+        ali --kms-instance-id ID --key-id KEY --client-key-file-path CK \
+            --password-file-path P --cert-path CA
+            a v2 packet, provider aliyun: the options encrypted by the KMS key KEY (Encrypt).
+        kbs --kid kbs:///REPO/TYPE/TAG --kek-file FILE
+            a v1 packet, A256GCM under the KEK in FILE (32 raw bytes, as the KBS resource KID).
 
 Environment: ALIYUN_DKMS_CONNECT_TO (dial host:port instead of the instance's gateway host),
 ALIYUN_IN_GUEST_KEY_PATH, ALIYUN_OPENAPI_ENDPOINT, ALIYUN_OPENAPI_CA_FILE, ALIYUN_METADATA_ENDPOINT.
@@ -86,8 +98,14 @@ async function main(argv: string[]): Promise<void> {
         optionalFlag(level.flags, 'output-dir') ?? '.',
       );
     }
+    case 'keyprovider': {
+      const request = parseKeyproviderArgs(top.rest);
+      return (await import('../cli/keyprovider.js')).runKeyprovider(request);
+    }
     case undefined:
-      throw new UsageError('a command is required: seal, unseal, inspect or keygen (see --help)');
+      throw new UsageError(
+        'a command is required: seal, unseal, inspect, keygen or keyprovider (see --help)',
+      );
     default:
       throw new UsageError(`unknown command "${top.next}" (see --help)`);
   }
@@ -102,37 +120,7 @@ async function seal(tokens: string[]): Promise<void> {
   const signing: SigningOptions | undefined =
     kid && jwkPath ? { kid, jwk: readJson(jwkPath, '--signing-jwk-path') } : undefined;
 
-  if (outer.next === 'envelope') {
-    const envelope = readLevel(outer.rest, { 'key-id': 'string', 'file-path': 'string' }, 'seal envelope');
-    const filePath = eitherPlace(outer.flags['file-path'], envelope.flags['file-path']);
-    if (envelope.next !== 'ali')
-      throw new UsageError(
-        envelope.next === undefined
-          ? 'seal envelope needs a KMS: "ali ..."'
-          : `unknown KMS "${envelope.next}" (supported: ali)`,
-      );
-    const ali = readLevel(
-      envelope.rest,
-      {
-        'password-file-path': 'string',
-        'cert-path': 'string',
-        'kms-instance-id': 'string',
-        'client-key-file-path': 'string',
-      },
-      'seal envelope ali',
-    );
-    noMore(ali.next, 'seal envelope ali');
-    const request = {
-      keyId: requireFlag(envelope.flags, 'key-id', 'seal envelope'),
-      plaintextPath: filePath,
-      passwordFilePath: requireFlag(ali.flags, 'password-file-path', 'seal envelope ali'),
-      certPath: requireFlag(ali.flags, 'cert-path', 'seal envelope ali'),
-      kmsInstanceId: requireFlag(ali.flags, 'kms-instance-id', 'seal envelope ali'),
-      clientKeyFilePath: requireFlag(ali.flags, 'client-key-file-path', 'seal envelope ali'),
-      signing,
-    };
-    return (await commands()).runSealEnvelopeAli(request);
-  }
+  if (outer.next === 'envelope') return sealEnvelope(outer, signing);
   if (outer.next === 'vault') {
     if (outer.flags['file-path'] !== undefined) throw new UsageError('seal vault takes no --file-path');
     const vault = readLevel(
@@ -155,6 +143,25 @@ async function seal(tokens: string[]): Promise<void> {
       ? 'seal needs a type: envelope or vault'
       : `unknown secret type "${outer.next}" (envelope or vault)`,
   );
+}
+
+async function sealEnvelope(outer: LevelArgs, signing: SigningOptions | undefined): Promise<void> {
+  const envelope = readLevel(outer.rest, { 'key-id': 'string', 'file-path': 'string' }, 'seal envelope');
+  const filePath = eitherPlace(outer.flags['file-path'], envelope.flags['file-path']);
+  if (envelope.next !== 'ali')
+    throw new UsageError(
+      envelope.next === undefined
+        ? 'seal envelope needs a KMS: "ali ..."'
+        : `unknown KMS "${envelope.next}" (supported: ali)`,
+    );
+  const { access } = readAliLevel(envelope.rest, 'seal envelope ali');
+  const request = {
+    keyId: requireFlag(envelope.flags, 'key-id', 'seal envelope'),
+    plaintextPath: filePath,
+    ...access,
+    signing,
+  };
+  return (await commands()).runSealEnvelopeAli(request);
 }
 
 function eitherPlace(outer: string | boolean | undefined, inner: string | boolean | undefined): string {
@@ -205,7 +212,7 @@ function stringMapFlag(flags: Record<string, string | boolean>, name: string): R
 
 main(process.argv.slice(2)).catch((error: unknown) => {
   const message =
-    error instanceof UsageError || error instanceof CdhError
+    error instanceof UsageError || error instanceof CdhError || error instanceof CommandFailure
       ? error instanceof CdhError
         ? `${error.code}: ${error.message}`
         : error.message

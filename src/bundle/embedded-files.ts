@@ -14,8 +14,11 @@ import * as vm from 'node:vm';
  * never exist on disk (ENOTDIR), so nothing real is shadowed; every other path goes to `fs`.
  */
 
-/** A file's bytes: UTF-8 text as it is, anything else as base64. */
-export type EmbeddedFile = string | { readonly utf8: string };
+/**
+ * A file's bytes: UTF-8 text as it is, anything else as base64; large parts brotli-compressed
+ * (base64), so that the bundle's source, which V8 keeps in memory, holds them at a fifth.
+ */
+export type EmbeddedFile = string | { readonly utf8: string } | { readonly brotli: string };
 /** Path inside the package ('protos/api.proto') → the file. */
 export type EmbeddedFileMap = Readonly<Record<string, EmbeddedFile>>;
 /**
@@ -49,12 +52,20 @@ function contents(relative: string): Buffer | undefined {
   const stored = (overlay as Overlay).files.get(relative);
   if (stored === undefined) return undefined;
   if (!Buffer.isBuffer(stored)) {
-    const file = stored();
-    const decoded = typeof file === 'string' ? Buffer.from(file, 'base64') : Buffer.from(file.utf8, 'utf8');
+    const decoded = decode(stored());
     (overlay as Overlay).files.set(relative, decoded);
     return decoded;
   }
   return stored;
+}
+
+function decode(file: EmbeddedFile): Buffer {
+  if (typeof file === 'string') return Buffer.from(file, 'base64');
+  if ('utf8' in file) return Buffer.from(file.utf8, 'utf8');
+  // Loaded only here: zlib is not needed until a compressed part is first read.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const zlib = require('node:zlib') as typeof import('node:zlib');
+  return zlib.brotliDecompressSync(Buffer.from(file.brotli, 'base64'));
 }
 
 function notFound(syscall: string, file: unknown): NodeJS.ErrnoException {
@@ -112,21 +123,56 @@ export function installEmbeddedFiles(bundleFile: string, files: LazyEmbeddedFile
   overlay = current;
   const has = (relative: string): boolean => current.files.has(relative) || current.dirs.has(relative);
 
-  const real = {
+  patchFs(has);
+}
+
+type RealFs = Pick<typeof fs, 'readFileSync' | 'existsSync' | 'accessSync' | 'statSync' | 'readFile'>;
+
+/** Routes the `fs` calls the bundled readers make to the overlay for paths under the bundle. */
+function patchFs(has: (relative: string) => boolean): void {
+  const real: RealFs = {
     readFileSync: fs.readFileSync,
     existsSync: fs.existsSync,
     accessSync: fs.accessSync,
     statSync: fs.statSync,
     readFile: fs.readFile,
   };
-  const patched = fs as unknown as Record<keyof typeof real, unknown>;
+  const patched = fs as unknown as Record<keyof RealFs, unknown>;
+  patchReads(real, patched);
+  patchQueries(real, patched, has);
+}
 
+function patchReads(real: RealFs, patched: Record<keyof RealFs, unknown>): void {
   patched.readFileSync = function readFileSync(file: unknown, options?: unknown): string | Buffer {
     const relative = inside(file);
     if (relative === undefined)
       return (real.readFileSync as (f: unknown, o?: unknown) => string | Buffer)(file, options);
     return read(relative, file, options, 'open');
   };
+  patched.readFile = function readFile(file: unknown, ...rest: unknown[]): void {
+    const relative = inside(file);
+    if (relative === undefined) {
+      (real.readFile as (...args: unknown[]) => void)(file, ...rest);
+      return;
+    }
+    const callback = rest[rest.length - 1] as Callback;
+    const options = rest.length > 1 ? rest[0] : undefined;
+    let result: string | Buffer;
+    try {
+      result = read(relative, file, options, 'open');
+    } catch (error) {
+      process.nextTick(callback, error as NodeJS.ErrnoException);
+      return;
+    }
+    process.nextTick(callback, null, result);
+  };
+}
+
+function patchQueries(
+  real: RealFs,
+  patched: Record<keyof RealFs, unknown>,
+  has: (relative: string) => boolean,
+): void {
   patched.existsSync = function existsSync(file: unknown): boolean {
     const relative = inside(file);
     if (relative === undefined) return real.existsSync(file as fs.PathLike);
@@ -159,23 +205,6 @@ export function installEmbeddedFiles(bundleFile: string, files: LazyEmbeddedFile
         return undefined;
       throw error;
     }
-  };
-  patched.readFile = function readFile(file: unknown, ...rest: unknown[]): void {
-    const relative = inside(file);
-    if (relative === undefined) {
-      (real.readFile as (...args: unknown[]) => void)(file, ...rest);
-      return;
-    }
-    const callback = rest[rest.length - 1] as Callback;
-    const options = rest.length > 1 ? rest[0] : undefined;
-    let result: string | Buffer;
-    try {
-      result = read(relative, file, options, 'open');
-    } catch (error) {
-      process.nextTick(callback, error as NodeJS.ErrnoException);
-      return;
-    }
-    process.nextTick(callback, null, result);
   };
 }
 

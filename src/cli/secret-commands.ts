@@ -6,7 +6,7 @@ import type { CdhConfig } from '../config/types';
 import { CdhError } from '../errors';
 import { silentLogger } from '../log';
 import { openClientKeyProvider } from '../providers/aliyun/client-key';
-import type { CallContext, ProviderContext } from '../providers/types';
+import type { CallContext, Encrypter, ProviderContext } from '../providers/types';
 import {
   generateSigningJwkPair,
   inspectSealedSecret,
@@ -31,7 +31,7 @@ function cliConfig(): CdhConfig {
   return resolveConfig({}, process.env).config;
 }
 
-function noDeadline(): CallContext {
+export function noDeadline(): CallContext {
   return { signal: new AbortController().signal };
 }
 
@@ -57,43 +57,60 @@ function emit(payload: SealedSecretPayload, signing: SigningOptions | undefined)
   process.stdout.write(`${sealed}\n`);
 }
 
-export interface SealEnvelopeAliRequest {
-  readonly keyId: string;
-  readonly plaintextPath: string;
+/** The `ali` flags: client key access to a KMS instance (as `secret seal envelope ali`). */
+export interface AliAccess {
   readonly passwordFilePath: string;
   readonly certPath: string;
   readonly kmsInstanceId: string;
   readonly clientKeyFilePath: string;
+}
+
+export interface SealEnvelopeAliRequest extends AliAccess {
+  readonly keyId: string;
+  readonly plaintextPath: string;
   readonly signing: SigningOptions | undefined;
+}
+
+export interface AliEncrypter {
+  readonly encrypter: Encrypter;
+  /** What the guest's aliyun provider is built from (ids only; the files stay in the guest). */
+  readonly providerSettings: Record<string, string>;
+  close(): Promise<void>;
+}
+
+/** The Alibaba Cloud KMS client_key provider from the `ali` flags' files, for encrypting. */
+export async function openAliEncrypter(access: AliAccess): Promise<AliEncrypter> {
+  const providerSettings = {
+    client_type: 'client_key',
+    client_key_id: clientKeyIdOf(access.clientKeyFilePath),
+    kms_instance_id: access.kmsInstanceId,
+  };
+  const context: ProviderContext<CdhConfig> = { config: cliConfig(), logger: silentLogger() };
+  const instance = await openClientKeyProvider(
+    providerSettings,
+    { clientKey: access.clientKeyFilePath, password: access.passwordFilePath, instanceCa: access.certPath },
+    context,
+  );
+  const close = async (): Promise<void> => void (await instance.close?.());
+  const encrypter = instance.encrypter;
+  if (!encrypter) {
+    await close();
+    throw new CdhError('PROVIDER_CAPABILITY_MISSING', 'the aliyun client key cannot encrypt');
+  }
+  return { encrypter, providerSettings, close };
 }
 
 /** `secret seal envelope ... ali ...`: the data key is wrapped by Alibaba Cloud KMS (client key). */
 export async function runSealEnvelopeAli(request: SealEnvelopeAliRequest): Promise<void> {
   checkSigningKey(request.signing);
   const plaintext = readInput(request.plaintextPath, '--file-path');
-  const clientKeyId = clientKeyIdOf(request.clientKeyFilePath);
-  const providerSettings = {
-    client_type: 'client_key',
-    client_key_id: clientKeyId,
-    kms_instance_id: request.kmsInstanceId,
-  };
-  const context: ProviderContext = { config: cliConfig(), logger: silentLogger() };
-  const instance = await openClientKeyProvider(
-    providerSettings,
-    {
-      clientKey: request.clientKeyFilePath,
-      password: request.passwordFilePath,
-      instanceCa: request.certPath,
-    },
-    context,
-  );
+  let ali: AliEncrypter | undefined;
   try {
-    const encrypter = instance.encrypter;
-    if (!encrypter) throw new CdhError('PROVIDER_CAPABILITY_MISSING', 'the aliyun client key cannot encrypt');
+    ali = await openAliEncrypter(request);
     const payload = await sealEnvelope({
-      encrypter,
+      encrypter: ali.encrypter,
       provider: 'aliyun',
-      providerSettings,
+      providerSettings: ali.providerSettings,
       keyId: request.keyId,
       plaintext,
       ctx: noDeadline(),
@@ -101,7 +118,7 @@ export async function runSealEnvelopeAli(request: SealEnvelopeAliRequest): Promi
     emit(payload, request.signing);
   } finally {
     plaintext.fill(0);
-    await instance.close?.();
+    await ali?.close();
   }
 }
 

@@ -14,6 +14,8 @@ export interface TarEntry {
   gid?: number;
   linkname?: string;
   mtime?: number;
+  /** Extended attributes, written as PAX `SCHILY.xattr.<name>` records (values are raw bytes). */
+  xattrs?: Record<string, string | Buffer>;
 }
 
 const TYPE_FLAG = { file: '0', link: '1', symlink: '2', char: '3', dir: '5', fifo: '6' } as const;
@@ -41,15 +43,15 @@ function header(name: string, e: TarEntry, size: number, flag: string, linkname:
   return h;
 }
 
-function pax(name: string, record: Record<string, string>): Buffer {
-  let body = '';
+function pax(name: string, record: Record<string, string | Buffer>): Buffer {
+  const lines: Buffer[] = [];
   for (const [k, v] of Object.entries(record)) {
-    const line = ` ${k}=${v}\n`;
+    const line = Buffer.concat([Buffer.from(` ${k}=`), Buffer.from(v), Buffer.from('\n')]);
     let len = line.length + 1;
-    while (`${len}${line}`.length !== len) len = `${len}${line}`.length;
-    body += `${len}${line}`;
+    while (`${len}`.length + line.length !== len) len = `${len}`.length + line.length;
+    lines.push(Buffer.from(`${len}`), line);
   }
-  const data = Buffer.from(body);
+  const data = Buffer.concat(lines);
   return Buffer.concat([
     header(`PaxHeaders/${name}`.slice(0, 99), {} as TarEntry, data.length, 'x', ''),
     pad(data),
@@ -67,9 +69,10 @@ export function makeTar(entries: readonly TarEntry[]): Buffer {
   for (const e of entries) {
     const type = e.type ?? 'file';
     const data = type === 'file' ? Buffer.from(e.content ?? '') : Buffer.alloc(0);
-    const long: Record<string, string> = {};
+    const long: Record<string, string | Buffer> = {};
     if (Buffer.byteLength(e.path) > 99) long['path'] = e.path;
     if (e.linkname !== undefined && Buffer.byteLength(e.linkname) > 99) long['linkpath'] = e.linkname;
+    for (const [k, v] of Object.entries(e.xattrs ?? {})) long[`SCHILY.xattr.${k}`] = v;
     if (Object.keys(long).length > 0) parts.push(pax(e.path, long));
     parts.push(header(e.path, e, data.length, TYPE_FLAG[type], e.linkname ?? ''), pad(data));
   }

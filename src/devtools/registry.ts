@@ -30,36 +30,8 @@ export interface TestRegistry {
 /** Debian's docker-registry on 127.0.0.1, ephemeral port, temp storage, access log parsed. */
 export async function startRegistry(options: RegistryOptions = {}): Promise<TestRegistry> {
   const dir = tempDir('cdh-registry-');
-  const lines = [
-    'version: 0.1',
-    'log:',
-    '  level: info',
-    '  accesslog:',
-    '    disabled: false',
-    'storage:',
-    '  filesystem:',
-    `    rootdirectory: ${join(dir.path, 'data')}`,
-    '  delete:',
-    '    enabled: true',
-    'http:',
-    '  addr: 127.0.0.1:0',
-    '  secret: test-secret',
-  ];
-  if (options.tls)
-    lines.push('  tls:', `    certificate: ${options.tls.certificate}`, `    key: ${options.tls.key}`);
-  if (options.htpasswd)
-    lines.push('auth:', '  htpasswd:', '    realm: basic-realm', `    path: ${options.htpasswd}`);
-  if (options.token)
-    lines.push(
-      'auth:',
-      '  token:',
-      `    realm: ${options.token.realm}`,
-      `    service: ${options.token.service}`,
-      `    issuer: ${options.token.issuer}`,
-      `    rootcertbundle: ${options.token.rootCertBundle}`,
-    );
   const config = join(dir.path, 'config.yml');
-  writeFileSync(config, `${lines.join('\n')}\n`);
+  writeFileSync(config, registryConfig(join(dir.path, 'data'), options));
   const child: ChildProcess = spawn('docker-registry', ['serve', config], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -69,19 +41,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
   };
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
-  const host = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`docker-registry did not start:\n${out}`)), 15_000);
-    const check = (): void => {
-      const m = /listening on (127\.0\.0\.1:\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1] as string);
-      }
-    };
-    child.stdout?.on('data', check);
-    child.stderr?.on('data', check);
-    child.once('exit', (code) => reject(new Error(`docker-registry exited ${code}:\n${out}`)));
-  });
+  const host = await listeningOn(child, () => out);
   const requests = (): string[] =>
     [...out.matchAll(/"((?:GET|HEAD|PUT|POST|PATCH|DELETE) \/v2\/[^ "]*)/g)].map((m) => m[1] as string);
   return {
@@ -126,4 +86,54 @@ export async function remoteDigest(ref: string, extra: readonly string[] = []): 
   );
   const { createHash } = await import('node:crypto');
   return `sha256:${createHash('sha256').update(stdout).digest('hex')}`;
+}
+
+/** docker-registry's config.yml for `options`, storage under `dataDir`. */
+function registryConfig(dataDir: string, options: RegistryOptions): string {
+  const lines = [
+    'version: 0.1',
+    'log:',
+    '  level: info',
+    '  accesslog:',
+    '    disabled: false',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${dataDir}`,
+    '  delete:',
+    '    enabled: true',
+    'http:',
+    '  addr: 127.0.0.1:0',
+    '  secret: test-secret',
+  ];
+  if (options.tls)
+    lines.push('  tls:', `    certificate: ${options.tls.certificate}`, `    key: ${options.tls.key}`);
+  if (options.htpasswd)
+    lines.push('auth:', '  htpasswd:', '    realm: basic-realm', `    path: ${options.htpasswd}`);
+  if (options.token)
+    lines.push(
+      'auth:',
+      '  token:',
+      `    realm: ${options.token.realm}`,
+      `    service: ${options.token.service}`,
+      `    issuer: ${options.token.issuer}`,
+      `    rootcertbundle: ${options.token.rootCertBundle}`,
+    );
+  return `${lines.join('\n')}\n`;
+}
+
+/** The `127.0.0.1:<port>` the registry logs it listens on (15 s at most). */
+function listeningOn(child: ChildProcess, output: () => string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`docker-registry did not start:\n${output()}`)), 15_000);
+    const check = (): void => {
+      const m = /listening on (127\.0\.0\.1:\d+)/.exec(output());
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1] as string);
+      }
+    };
+    child.stdout?.on('data', check);
+    child.stderr?.on('data', check);
+    child.once('exit', (code) => reject(new Error(`docker-registry exited ${code}:\n${output()}`)));
+  });
 }

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { CdhError } from '../errors';
 import type { ImageConfig } from './manifest';
 import { quote } from './reference';
+import { resolveUser, type ProcessUser } from './users';
 
 const run = promisify(execFile);
 
@@ -100,7 +101,8 @@ export async function writeRuntimeConfig(
   image: ImageConfig,
   label: string,
 ): Promise<void> {
-  const spec = runtimeSpec(image);
+  const user = await resolveUser(join(bundlePath, 'rootfs'), image.user, label);
+  const spec = runtimeSpec(image, user);
   try {
     await writeFile(join(bundlePath, 'config.json'), `${JSON.stringify(spec, null, 2)}\n`, {
       flag: 'wx',
@@ -137,15 +139,48 @@ const DEFAULT_CAPS = [
   'CAP_AUDIT_WRITE',
 ];
 
-export function runtimeSpec(image: ImageConfig): Record<string, unknown> {
-  const user = numericUser(image.user);
-  const annotations: Record<string, string> = {
-    'org.opencontainers.image.os': image.os,
-    'org.opencontainers.image.architecture': image.architecture,
-  };
-  const created = image.raw['created'];
-  if (typeof created === 'string') annotations['org.opencontainers.image.created'] = created;
-  Object.assign(annotations, image.labels);
+const DEFAULT_MOUNTS = [
+  { destination: '/proc', type: 'proc', source: 'proc' },
+  {
+    destination: '/dev',
+    type: 'tmpfs',
+    source: 'tmpfs',
+    options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+  },
+  {
+    destination: '/dev/pts',
+    type: 'devpts',
+    source: 'devpts',
+    options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+  },
+  {
+    destination: '/dev/shm',
+    type: 'tmpfs',
+    source: 'shm',
+    options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
+  },
+  { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+  { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+];
+
+const DEFAULT_LINUX = {
+  namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+  maskedPaths: [
+    '/proc/acpi',
+    '/proc/kcore',
+    '/proc/keys',
+    '/proc/latency_stats',
+    '/proc/timer_list',
+    '/proc/timer_stats',
+    '/proc/sched_debug',
+    '/sys/firmware',
+    '/proc/scsi',
+  ],
+  readonlyPaths: ['/proc/asound', '/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+};
+
+/** An OCI runtime spec for the image config; `user` is the resolved `User` (users.ts). */
+export function runtimeSpec(image: ImageConfig, user: ProcessUser): Record<string, unknown> {
   const volumes = image.volumes.map((destination) => ({
     destination,
     type: 'tmpfs',
@@ -163,75 +198,24 @@ export function runtimeSpec(image: ImageConfig): Record<string, unknown> {
           ? [...image.env]
           : ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
       cwd: image.workingDir === '' ? '/' : image.workingDir,
-      capabilities: {
-        bounding: DEFAULT_CAPS,
-        effective: DEFAULT_CAPS,
-        permitted: DEFAULT_CAPS,
-      },
+      capabilities: { bounding: DEFAULT_CAPS, effective: DEFAULT_CAPS, permitted: DEFAULT_CAPS },
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
       noNewPrivileges: true,
     },
     root: { path: 'rootfs', readonly: false },
     hostname: 'cdh',
-    mounts: [
-      ...volumes,
-      { destination: '/proc', type: 'proc', source: 'proc' },
-      {
-        destination: '/dev',
-        type: 'tmpfs',
-        source: 'tmpfs',
-        options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
-      },
-      {
-        destination: '/dev/pts',
-        type: 'devpts',
-        source: 'devpts',
-        options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
-      },
-      {
-        destination: '/dev/shm',
-        type: 'tmpfs',
-        source: 'shm',
-        options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
-      },
-      {
-        destination: '/dev/mqueue',
-        type: 'mqueue',
-        source: 'mqueue',
-        options: ['nosuid', 'noexec', 'nodev'],
-      },
-      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-    ],
-    annotations,
-    linux: {
-      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
-      maskedPaths: [
-        '/proc/acpi',
-        '/proc/kcore',
-        '/proc/keys',
-        '/proc/latency_stats',
-        '/proc/timer_list',
-        '/proc/timer_stats',
-        '/proc/sched_debug',
-        '/sys/firmware',
-        '/proc/scsi',
-      ],
-      readonlyPaths: [
-        '/proc/asound',
-        '/proc/bus',
-        '/proc/fs',
-        '/proc/irq',
-        '/proc/sys',
-        '/proc/sysrq-trigger',
-      ],
-    },
+    mounts: [...volumes, ...DEFAULT_MOUNTS],
+    annotations: annotations(image),
+    linux: DEFAULT_LINUX,
   };
 }
 
-/** `User` as `uid[:gid]` when numeric; names need the image's passwd, left to the agent (0:0). */
-function numericUser(user: string): { uid: number; gid: number } {
-  const match = /^(\d+)(?::(\d+))?$/.exec(user);
-  if (!match) return { uid: 0, gid: 0 };
-  const uid = Number(match[1]);
-  return { uid, gid: match[2] === undefined ? 0 : Number(match[2]) };
+function annotations(image: ImageConfig): Record<string, string> {
+  const out: Record<string, string> = {
+    'org.opencontainers.image.os': image.os,
+    'org.opencontainers.image.architecture': image.architecture,
+  };
+  const created = image.raw['created'];
+  if (typeof created === 'string') out['org.opencontainers.image.created'] = created;
+  return Object.assign(out, image.labels);
 }

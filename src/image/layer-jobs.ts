@@ -90,10 +90,10 @@ async function storeLayer(
     async (dir, flightSignal) => {
       const unpacked = await fill(jobs, layer, diffId, dir, flightSignal);
       stats.bytesDownloaded += layer.size;
-      if (unpacked.skippedDevices > 0)
+      if (unpacked.skippedDevices > 0 || unpacked.xattrsDropped > 0)
         jobs.logger.warn(
-          { layer: layer.digest, devices: unpacked.skippedDevices },
-          'device nodes and FIFOs skipped',
+          { layer: layer.digest, devices: unpacked.skippedDevices, xattrs: unpacked.xattrsDropped },
+          'device nodes, FIFOs or extended attributes skipped',
         );
     },
     signal,

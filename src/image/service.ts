@@ -17,10 +17,12 @@ import {
   type ImageManifest,
 } from './manifest';
 import type { LayerKeyUnwrapper } from './ocicrypt';
+import { PullResourceCache } from './pull-resources';
 import { loadPullSetup, type PullSetup } from './pull-setup';
 import { manifestSelector, parseReference, quote, referenceString, type ImageReference } from './reference';
 import { pullTasks, type PullTask } from './registry-config';
 import { readLimited, RegistrySession } from './registry';
+import { registrySignatures } from './sigstore';
 
 export type { PullStats } from './layer-jobs';
 
@@ -43,10 +45,11 @@ type Loaded = PullSetup;
 /**
  * PullImage: reference → registry tasks → manifest (index → platform) → policy (every pull)
  * → config → layers (once each, shared between concurrent pulls) → overlay rootfs + config.json.
- * The [image] resources are read at the first pull (retried until that succeeds) and kept.
+ * The [image] resources are read again when they changed (pull-resources.ts).
  */
 export class ImagePuller {
-  private loading?: Promise<Loaded>;
+  private loading?: Promise<Pick<Loaded, 'transport' | 'store'>>;
+  private readonly resources: PullResourceCache;
   /** Bundles being pulled into right now: a second pull into one is refused, not stacked. */
   private readonly busyBundles = new Set<string>();
   readonly stats: PullStats = { layersDownloaded: 0, layersReused: 0, bytesDownloaded: 0 };
@@ -54,7 +57,9 @@ export class ImagePuller {
   constructor(
     private readonly settings: ImageSettings,
     private readonly deps: ImagePullerDeps,
-  ) {}
+  ) {
+    this.resources = new PullResourceCache(settings, deps.kbc, deps.logger);
+  }
 
   async pull(imageUrl: string, bundlePath: string, ctx: CallContext): Promise<string> {
     const ref = parseReference(imageUrl);
@@ -181,7 +186,7 @@ export class ImagePuller {
           `${label}: the index entry ${entry.digest} is itself an index`,
         );
     }
-    await loaded.policy.check(original, fetched.digest, indexDigest, ctx);
+    await loaded.policy.check(original, fetched.digest, indexDigest, ctx, registrySignatures(session, label));
     const config = parseImageConfig(await this.fetchBlobBytes(session, manifest.config.digest, label), label);
     if (config.diffIds.length !== manifest.layers.length)
       throw new CdhError(
@@ -224,16 +229,13 @@ export class ImagePuller {
     return body;
   }
 
-  private load(ctx: CallContext): Promise<Loaded> {
-    this.loading ??= this.loadOnce(ctx).catch((error: unknown) => {
+  /** The store and transport (once), and the [image] resources as they are now (pull-resources.ts). */
+  private async load(ctx: CallContext): Promise<Loaded> {
+    this.loading ??= loadPullSetup(this.settings, this.deps.logger).catch((error: unknown) => {
       this.loading = undefined;
       throw error;
     });
-    return this.loading;
-  }
-
-  private loadOnce(ctx: CallContext): Promise<Loaded> {
-    return loadPullSetup(this.settings, this.deps.kbc, this.deps.logger, ctx);
+    return { ...(await this.loading), ...(await this.resources.current(ctx)) };
   }
 
   async close(): Promise<void> {
@@ -251,6 +253,7 @@ function retriable(error: CdhError): boolean {
     'IMAGE_REGISTRY_UNAVAILABLE',
     'IMAGE_REGISTRY_FAILED',
     'IMAGE_DIGEST_MISMATCH',
+    'IMAGE_LAYER_AUTH_FAILED',
     'IMAGE_MANIFEST_INVALID',
   ].includes(error.code);
 }

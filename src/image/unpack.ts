@@ -1,13 +1,16 @@
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink, utimes } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { Parser, type ReadEntry } from 'tar';
+import type { ReadEntry } from 'tar';
 import { CdhError } from '../errors';
 import { quote } from './reference';
+import { LayerPaths } from './layer-paths';
+import { parseSequentially } from './tar-stream';
+import { writeXattrs, xattrApplied, type XattrTarget } from './xattr';
+import type { Xattr } from './xattr-scan';
 
 const run = promisify(execFile);
 
@@ -23,16 +26,20 @@ const run = promisify(execFile);
  *   `.wh..wh..opq` sets `trusted.overlay.opaque=y` on its directory; other `.wh..wh.*` entries
  *   (AUFS metadata) are dropped.
  * - character/block devices and FIFOs are skipped (counted): the runtime provides /dev.
- * - PAX xattrs are not applied: the `tar` parser drops SCHILY.xattr records.
+ * - PAX `SCHILY.xattr.*` records (read by xattr-scan.ts: the `tar` parser drops them) of files,
+ *   directories and hard links are written after the layer's entries when `xattrApplied` allows
+ *   the name (user.*, security.capability); others, and any on symlinks, are dropped and counted.
+ *   A filesystem without xattr support loses them (counted too).
  */
 export interface UnpackStats {
   entries: number;
   skippedDevices: number;
   whiteouts: number;
   opaqueDirs: number;
+  xattrsApplied: number;
+  /** Not applied: a namespace not honoured, on a symlink, or a filesystem without xattrs. */
+  xattrsDropped: number;
 }
-
-type EntryHandler = (entry: ReadEntry) => Promise<void>;
 
 export async function unpackLayer(
   tarStream: Readable,
@@ -41,71 +48,9 @@ export async function unpackLayer(
   signal: AbortSignal,
 ): Promise<UnpackStats> {
   const state = new LayerWriter(root, label);
-  await parseSequentially(tarStream, (entry) => state.handle(entry), label, signal);
+  await parseSequentially(tarStream, (entry, xattrs) => state.handle(entry, xattrs), label, signal);
   await state.finish();
   return state.stats;
-}
-
-async function parseSequentially(
-  input: Readable,
-  handler: EntryHandler,
-  label: string,
-  signal: AbortSignal,
-): Promise<void> {
-  let failure: unknown;
-  let chain: Promise<void> = Promise.resolve();
-  let wakeFailure: (() => void) | undefined;
-  const failed = new Promise<void>((resolve) => (wakeFailure = resolve));
-  // Entries whose body is still arriving: a failure ends them, or their writers would wait forever.
-  const unfinished = new Set<ReadEntry>();
-  const fail = (error: unknown): void => {
-    failure ??= error;
-    wakeFailure?.();
-    for (const entry of unfinished) entry.destroy(error instanceof Error ? error : new Error(String(error)));
-    unfinished.clear();
-  };
-  const parser = new Parser({
-    strict: true,
-    onReadEntry: (entry: ReadEntry) => {
-      if (failure !== undefined) return void entry.resume();
-      unfinished.add(entry);
-      const done = (): void => void unfinished.delete(entry);
-      entry.once('end', done);
-      entry.once('close', done);
-      chain = chain.then(async () => {
-        if (failure !== undefined) return void entry.resume();
-        try {
-          await handler(entry);
-        } catch (error) {
-          entry.resume();
-          fail(error);
-        }
-      });
-    },
-  });
-  parser.on('error', (error: Error) =>
-    fail(new CdhError('IMAGE_LAYER_INVALID', `${label}: not a valid tar stream (${error.message})`)),
-  );
-  const ended = new Promise<void>((resolve) => parser.on('end', () => resolve()));
-  try {
-    for await (const chunk of input) {
-      if (failure !== undefined) break;
-      if (signal.aborted) throw signal.reason;
-      if (!parser.write(chunk as Buffer))
-        await Promise.race([new Promise((resolve) => parser.once('drain', resolve)), failed]);
-    }
-  } catch (error) {
-    fail(error);
-  }
-  if (failure === undefined) {
-    parser.end();
-    await Promise.race([ended, failed]);
-  }
-  await chain;
-  if (failure !== undefined) {
-    input.destroy();
-    throw failure;
-  }
 }
 
 interface PendingTime {
@@ -114,20 +59,37 @@ interface PendingTime {
   mtime: Date;
 }
 
-class LayerWriter {
-  readonly stats: UnpackStats = { entries: 0, skippedDevices: 0, whiteouts: 0, opaqueDirs: 0 };
-  private readonly knownDirs = new Set<string>(['']);
+class LayerWriter extends LayerPaths {
+  readonly stats: UnpackStats = {
+    entries: 0,
+    skippedDevices: 0,
+    whiteouts: 0,
+    opaqueDirs: 0,
+    xattrsApplied: 0,
+    xattrsDropped: 0,
+  };
   private readonly whiteouts = new Set<string>();
   private readonly opaque = new Set<string>();
   private readonly dirTimes = new Map<string, PendingTime>();
+  private readonly xattrs = new Map<string, readonly Xattr[]>();
 
-  constructor(
-    private readonly root: string,
-    private readonly label: string,
-  ) {}
-
-  async handle(entry: ReadEntry): Promise<void> {
+  async handle(entry: ReadEntry, xattrs: readonly Xattr[]): Promise<void> {
     this.stats.entries++;
+    await this.entry(entry);
+    if (xattrs.length > 0) this.keepXattrs(entry, xattrs);
+  }
+
+  private keepXattrs(entry: ReadEntry, xattrs: readonly Xattr[]): void {
+    const parts = this.clean(entry.path, 'path');
+    const kept = ['File', 'OldFile', 'ContiguousFile', 'Directory', 'Link'].includes(entry.type)
+      ? xattrs.filter((x) => xattrApplied(x.name))
+      : [];
+    this.stats.xattrsDropped += xattrs.length - kept.length;
+    if (kept.length > 0 && !parts[parts.length - 1]?.startsWith('.wh.'))
+      this.xattrs.set(parts.join('/'), kept);
+  }
+
+  private async entry(entry: ReadEntry): Promise<void> {
     const parts = this.clean(entry.path, 'path');
     const rel = parts.join('/');
     const name = parts[parts.length - 1] ?? '';
@@ -173,53 +135,6 @@ class LayerWriter {
     }
   }
 
-  /** Components of a path inside the layer; `..` anywhere refuses the layer. */
-  private clean(path: string, what: string): string[] {
-    if (path.includes('\0')) throw this.refuse(path, `${what} holds a NUL byte`);
-    const parts = path.split('/').filter((p) => p !== '' && p !== '.');
-    if (parts.includes('..')) throw this.refuse(path, `${what} has a ".." component`);
-    return parts;
-  }
-
-  private refuse(path: string, why: string): CdhError {
-    return new CdhError('IMAGE_LAYER_INVALID', `${this.label}: entry ${quote(path)} refused: ${why}`);
-  }
-
-  private abs(parts: readonly string[]): string {
-    return join(this.root, ...parts);
-  }
-
-  /**
-   * Makes every parent a real directory of this layer (created 0755 root:root if missing).
-   * `entry` names the tar entry in messages; `what` says which of its paths this is.
-   */
-  private async parents(
-    parts: readonly string[],
-    create = true,
-    entry = parts.join('/'),
-    what = '',
-  ): Promise<void> {
-    for (let i = 1; i < parts.length; i++) {
-      const rel = parts.slice(0, i).join('/');
-      if (this.knownDirs.has(rel)) continue;
-      const path = this.abs(parts.slice(0, i));
-      const st = await lstat(path).catch((e: NodeJS.ErrnoException) => {
-        if (e.code === 'ENOENT') return undefined;
-        throw e;
-      });
-      if (st === undefined) {
-        if (!create) throw this.refuse(entry, `${what}parent ${quote(rel)} does not exist in this layer`);
-        await mkdir(path, { mode: 0o755 });
-      } else if (!st.isDirectory()) {
-        throw this.refuse(
-          entry,
-          `${what}parent ${quote(rel)} is a ${st.isSymbolicLink() ? 'symlink' : 'non-directory'} in this layer`,
-        );
-      }
-      this.knownDirs.add(rel);
-    }
-  }
-
   /** Removes what an earlier entry put at `parts` (a later entry replaces it, as tar does). */
   private async replace(parts: readonly string[], keepDir: boolean): Promise<boolean> {
     const path = this.abs(parts);
@@ -232,6 +147,8 @@ class LayerWriter {
       if (known === rel || known.startsWith(`${rel}/`)) this.knownDirs.delete(known);
     for (const known of this.dirTimes.keys())
       if (known === rel || known.startsWith(`${rel}/`)) this.dirTimes.delete(known);
+    for (const set of [this.xattrs, this.opaque, this.whiteouts])
+      for (const known of set.keys()) if (known === rel || known.startsWith(`${rel}/`)) set.delete(known);
     return false;
   }
 
@@ -311,7 +228,20 @@ class LayerWriter {
     await lchown(path, entry.uid ?? 0, entry.gid ?? 0);
   }
 
-  /** Whiteouts and opaque markers, then directory times (deepest first). */
+  /** The image's own xattrs (parents re-checked: a later entry may have replaced one). */
+  private async writeImageXattrs(): Promise<void> {
+    const targets: XattrTarget[] = [];
+    for (const [rel, xattrs] of this.xattrs) {
+      await this.parents(rel === '' ? [] : rel.split('/'), false);
+      targets.push({ rel, xattrs });
+    }
+    const count = targets.reduce((n, t) => n + t.xattrs.length, 0);
+    const options = { label: this.label, code: 'IMAGE_LAYER_INVALID', tolerateUnsupported: true } as const;
+    if (await writeXattrs(this.root, targets, options)) this.stats.xattrsApplied += count;
+    else this.stats.xattrsDropped += count;
+  }
+
+  /** Whiteouts, opaque markers and xattrs, then directory times (deepest first). */
   async finish(): Promise<void> {
     for (const rel of this.whiteouts) {
       const parts = rel.split('/');
@@ -322,17 +252,15 @@ class LayerWriter {
       await runTool('mknod', ['-m', '000', '--', path, 'c', '0', '0'], this.label, rel);
       this.stats.whiteouts++;
     }
+    const opaque: XattrTarget[] = [];
     for (const rel of this.opaque) {
-      const path = this.abs(rel === '' ? [] : rel.split('/'));
-      await mkdir(path, { recursive: true, mode: 0o755 });
-      await runTool(
-        'setfattr',
-        ['-h', '-n', 'trusted.overlay.opaque', '-v', 'y', '--', path],
-        this.label,
-        rel,
-      );
-      this.stats.opaqueDirs++;
+      await this.parents([...(rel === '' ? [] : rel.split('/')), '.wh..wh..opq'], false);
+      opaque.push({ rel, xattrs: [{ name: 'trusted.overlay.opaque', value: Buffer.from('y') }] });
     }
+    const what = { label: `${this.label}: overlay opaque markers`, code: 'IMAGE_MOUNT_FAILED' } as const;
+    await writeXattrs(this.root, opaque, { ...what, tolerateUnsupported: false });
+    this.stats.opaqueDirs += opaque.length;
+    await this.writeImageXattrs();
     const dirs = [...this.dirTimes.values()].sort((a, b) => b.depth - a.depth);
     for (const d of dirs) await utimes(d.path, d.mtime, d.mtime);
   }

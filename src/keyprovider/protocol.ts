@@ -102,32 +102,61 @@ export interface KeyWrapRequest {
 }
 
 /**
+ * Layer options are ~200 bytes; this bound keeps any packet made from them well inside
+ * MAX_PACKET_BYTES (base64 and the KMS's own framing included), so it unwraps in the guest.
+ */
+export const MAX_LAYER_OPTIONS_BYTES = 16 * 1024;
+
+/**
  * A keywrap request. `optsdata` is base64 in Go ocicrypt's requests and the raw JSON text in
- * ocicrypt-rs's: text starting with `{` is taken as the JSON, anything else must be base64.
+ * ocicrypt-rs's: text starting with `{` (or `[`) is taken as JSON, anything else must be
+ * base64 (which never holds either). An integer array is accepted too. The options must be a JSON
+ * object (ocicrypt's private layer options), as UnWrapKey checks after unwrapping.
  */
 export function parseKeyWrapRequest(bytes: Uint8Array): KeyWrapRequest {
   const request = parseRequest(bytes, 'keywrap');
   const params = request['keywrapparams'];
   if (!isJsonObject(params)) throw invalid('field "keywrapparams" is null');
   const parameters = parseConfig(params['ec'], 'keywrapparams.ec');
-  const optsdata = params['optsdata'];
-  if (optsdata === undefined || optsdata === null) throw invalid('field "keywrapparams.optsdata" is missing');
-  let data: Buffer;
-  if (typeof optsdata === 'string') {
-    data = optsdata.trimStart().startsWith('{')
-      ? Buffer.from(optsdata, 'utf8')
-      : decodeStandardBase64(
-          optsdata,
-          'key-provider request: field "keywrapparams.optsdata"',
-          'KEYPROVIDER_REQUEST_INVALID',
-        );
-  } else if (Array.isArray(optsdata) && optsdata.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) {
-    data = Buffer.from(optsdata as number[]);
-  } else {
-    throw invalid(`field "keywrapparams.optsdata" is ${jsonTypeOf(optsdata)}, not base64 or JSON text`);
+  const data = optionsBytes(params['optsdata']);
+  try {
+    checkLayerOptions(data);
+  } catch (error) {
+    data.fill(0);
+    throw error;
   }
-  if (data.length === 0) throw invalid('field "keywrapparams.optsdata" is empty');
   return { optsdata: data, parameters };
+}
+
+function optionsBytes(optsdata: unknown): Buffer {
+  const field = 'field "keywrapparams.optsdata"';
+  if (optsdata === undefined || optsdata === null) throw invalid(`${field} is missing`);
+  if (typeof optsdata === 'string') {
+    if (optsdata.length > Math.ceil(MAX_LAYER_OPTIONS_BYTES / 3) * 4 + 4)
+      throw invalid(`${field} is longer than ${MAX_LAYER_OPTIONS_BYTES} bytes of layer options`);
+    return /^\s*[[{]/.test(optsdata)
+      ? Buffer.from(optsdata, 'utf8')
+      : decodeStandardBase64(optsdata, `key-provider request: ${field}`, 'KEYPROVIDER_REQUEST_INVALID');
+  }
+  if (Array.isArray(optsdata) && optsdata.every((b) => Number.isInteger(b) && b >= 0 && b <= 255))
+    return Buffer.from(optsdata as number[]);
+  throw invalid(`${field} is ${jsonTypeOf(optsdata)}, not base64 or JSON text`);
+}
+
+/** The message names the field, never a byte of it: the options hold the layer key. */
+function checkLayerOptions(data: Buffer): void {
+  const field = 'field "keywrapparams.optsdata"';
+  if (data.length === 0) throw invalid(`${field} is empty`);
+  if (data.length > MAX_LAYER_OPTIONS_BYTES)
+    throw invalid(`${field} is ${data.length} bytes, more than the ${MAX_LAYER_OPTIONS_BYTES} accepted`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data)) as unknown;
+  } catch {
+    throw invalid(`${field} is not layer options JSON (neither base64 of JSON nor JSON text)`);
+  }
+  if (!isJsonObject(parsed))
+    throw invalid(`${field} is ${jsonTypeOf(parsed)} in JSON, not the layer options object`);
 }
 
 /** `{"keywrapresults":{"annotation":[<bytes>]}}` (integers: Go and Rust ocicrypt both accept them). */

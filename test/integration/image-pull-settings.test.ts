@@ -76,7 +76,7 @@ describe('[image] settings read from resources', () => {
     }
   });
 
-  test('a policy named kbs:///… comes through the KBC (offline_fs), and rejects', async () => {
+  test('a policy named kbs:///… comes through the KBC (offline_fs) at every pull: it rejects, then a new one accepts', async () => {
     const resources = join(work.path, 'offline-fs.json');
     const policy = { default: [{ type: 'reject' }] };
     writeFileSync(
@@ -104,6 +104,14 @@ describe('[image] settings read from resources', () => {
           return true;
         },
       );
+      const accept = { default: [{ type: 'insecureAcceptAnything' }] };
+      writeFileSync(
+        resources,
+        JSON.stringify({
+          'default/security-policy/test': Buffer.from(JSON.stringify(accept)).toString('base64'),
+        }),
+      );
+      await pullOk(daemon, `${registry.host}/settings/img:v1`);
     } finally {
       await daemon.stop();
       daemon.cleanup();

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CdhTtrpcClient } from '../../src/client/cdh-ttrpc-client';
 import { buildKeyUnwrapRequest, parseKeyUnwrapResults } from '../../src/keyprovider/protocol';
+import { PACKAGE_ROOT } from '../../src/package-info';
 import { CDH_TOOL_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
 import { writeResourceFile } from '../support/kbs';
 import { runCli } from '../support/cli';
@@ -27,6 +28,10 @@ const SAMPLE_KEK = Buffer.from([
 const SAMPLE_OPTIONS =
   '{"symkey":"1jL2jJV0Oyz2nmPkLtqulW6cKcpIUN5FpILcVnP5Uqs=","digest":"sha256:18be1897f9402f27c8c0eba7c86e0c00f5656db62961b5949d55f9565c42c6e7","cipheroptions":{"nonce":"r10F9oaCu+nWFXfod3l83g=="}}';
 const OTHER_KEK = randomBytes(32);
+/** Upstream ocicrypt-rs's own packet file (data/sample_kbc_annotation.json), byte for byte. */
+const UPSTREAM_SAMPLE_PACKET = readFileSync(
+  join(PACKAGE_ROOT, 'test/fixtures/vectors/sample_kbc_annotation.json'),
+);
 
 function v1Packet(
   kek: Buffer,
@@ -96,6 +101,11 @@ describe('UnWrapKey with KEKs from offline_fs', () => {
       const json = JSON.parse(answer.toString()) as { keyunwrapresults: { optsdata: number[] } };
       assert.ok(Array.isArray(json.keyunwrapresults.optsdata));
       assert.equal(Buffer.from(json.keyunwrapresults.optsdata).toString(), SAMPLE_OPTIONS);
+    });
+
+    test(`${name}: upstream's decryptable sample packet file gives the options upstream documents`, async () => {
+      const answer = await call(buildKeyUnwrapRequest(UPSTREAM_SAMPLE_PACKET));
+      assert.equal(parseKeyUnwrapResults(answer).toString(), SAMPLE_OPTIONS);
     });
 
     test(`${name}: a v1 A256CTR packet and a v2 kbs packet unwrap too`, async () => {

@@ -65,3 +65,22 @@ export async function umociUnpack(layout: string, tag: string, bundle: string): 
 export async function unmount(path: string): Promise<void> {
   await run('umount', [path]).catch(() => undefined);
 }
+
+/** Every extended attribute under `root` (getfattr -R, symlinks not followed): path → name → hex value. */
+export async function xattrTree(root: string): Promise<Map<string, Record<string, string>>> {
+  const { stdout } = await run('getfattr', ['-R', '-h', '-d', '-m', '-', '-e', 'hex', '.'], {
+    cwd: root,
+    maxBuffer: 1 << 26,
+  });
+  const out = new Map<string, Record<string, string>>();
+  let current: Record<string, string> | undefined;
+  for (const line of stdout.split('\n')) {
+    const file = /^# file: (?:\.\/)?(.*)$/.exec(line);
+    if (file) out.set(file[1] as string, (current = {}));
+    else if (current && line.includes('=')) {
+      const at = line.indexOf('=');
+      current[line.slice(0, at)] = line.slice(at + 1);
+    }
+  }
+  return out;
+}

@@ -171,7 +171,14 @@ describe('layer unpacking rules', () => {
     assert.equal(xattr, 'y');
     assert.equal(existsSync(join(root, 'opaque/.wh..wh..opq')), false);
     assert.deepEqual(readdirSync(join(root, 'dev')), []);
-    assert.deepEqual(stats, { entries: 8, skippedDevices: 2, whiteouts: 1, opaqueDirs: 1 });
+    assert.deepEqual(stats, {
+      entries: 8,
+      skippedDevices: 2,
+      whiteouts: 1,
+      opaqueDirs: 1,
+      xattrsApplied: 0,
+      xattrsDropped: 0,
+    });
   });
 
   test('a later entry replaces an earlier one of the same path (file over dir, dir over file)', async () => {
