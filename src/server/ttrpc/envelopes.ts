@@ -1,0 +1,84 @@
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { StatusSchema } from '../../gen/google/rpc/status_pb';
+import { RequestSchema, ResponseSchema, type Request } from '../../gen/ttrpc_pb';
+
+/**
+ * The ttrpc framing messages (protos/ttrpc/ttrpc.proto: Request and Response), encoded and
+ * decoded with the types generated into src/gen. Decoding is bounds-checked: a length that runs
+ * past the end throws.
+ */
+
+/** A ttrpc Request envelope, decoded: the generated Request, payload as a Buffer view, timeout as a number. */
+export type TtrpcRequest = Readonly<Pick<Request, 'service' | 'method'>> & {
+  readonly payload: Buffer;
+  readonly metadata: ReadonlyArray<{ readonly key: string; readonly value: string }>;
+  /** Nanoseconds; 0 when the caller set no deadline. */
+  readonly timeoutNano: number;
+};
+
+/** What encoding a Request takes: the same fields, any left out (proto3 default). */
+export interface TtrpcRequestInit {
+  readonly service?: string;
+  readonly method?: string;
+  readonly payload?: Uint8Array;
+  readonly timeoutNano?: number;
+  readonly metadata?: ReadonlyArray<{ readonly key: string; readonly value: string }>;
+}
+
+export interface TtrpcStatus {
+  readonly code: number;
+  readonly message: string;
+}
+
+/** A ttrpc Response envelope. */
+export interface TtrpcResponse {
+  readonly status: TtrpcStatus;
+  readonly payload: Uint8Array;
+}
+
+/** A Buffer over the same memory. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Throws when `data` is not a Request message. */
+export function decodeRequestEnvelope(data: Uint8Array): TtrpcRequest {
+  const request = fromBinary(RequestSchema, data);
+  return {
+    service: request.service,
+    method: request.method,
+    payload: asBuffer(request.payload),
+    timeoutNano: Number(request.timeoutNano),
+    metadata: request.metadata.map(({ key, value }) => ({ key, value })),
+  };
+}
+
+export function encodeRequestEnvelope(request: TtrpcRequestInit): Uint8Array {
+  return toBinary(
+    RequestSchema,
+    create(RequestSchema, {
+      service: request.service ?? '',
+      method: request.method ?? '',
+      payload: request.payload ?? new Uint8Array(),
+      timeoutNano: BigInt(request.timeoutNano ?? 0),
+      metadata: (request.metadata ?? []).map(({ key, value }) => ({ key, value })),
+    }),
+  );
+}
+
+/** The status is always written (an empty one on success), as ttrpc peers expect. */
+export function encodeResponseEnvelope(response: TtrpcResponse): Uint8Array {
+  const status =
+    response.status.code === 0
+      ? create(StatusSchema)
+      : create(StatusSchema, { code: response.status.code, message: response.status.message });
+  return toBinary(ResponseSchema, create(ResponseSchema, { status, payload: response.payload }));
+}
+
+export function decodeResponseEnvelope(data: Uint8Array): TtrpcResponse {
+  const response = fromBinary(ResponseSchema, data);
+  return {
+    status: { code: response.status?.code ?? 0, message: response.status?.message ?? '' },
+    payload: asBuffer(response.payload),
+  };
+}
