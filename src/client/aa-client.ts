@@ -1,13 +1,16 @@
-import * as protobuf from 'protobufjs';
-import { PROTOS_DIR } from '../package-info';
-import { loadProtos } from '../server/ttrpc/protos';
+import { create, fromBinary, toBinary, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import {
+  AttestationAgentService,
+  RuntimeMeasurementResult as MeasurementResult,
+} from '../gen/attestation-agent_pb';
 import { TtrpcClient, type TtrpcCallOptions } from './ttrpc-client';
 
 /**
  * A client of the attestation agent's ttrpc socket (protos/attestation-agent.proto): what the
  * cc_kbc KBC (GetToken), the image pull (ExtendRuntimeMeasurement) and the REST front (evidence,
  * token, TEE type) ask of it. Failures are TtrpcCallErrors; callers turn them into their own
- * catalogued errors (they know which resource or image the call was for).
+ * catalogued errors (they know which resource or image the call was for). Messages are the types
+ * generated from the proto into src/gen.
  */
 
 export const DEFAULT_AA_SOCKET =
@@ -23,29 +26,12 @@ export interface RuntimeMeasurementEvent {
   readonly registerIndex?: number;
 }
 
-let aaRoot: protobuf.Root | undefined;
+type AaMethods = (typeof AttestationAgentService)['method'];
+export type AaMethodName = keyof AaMethods;
 
-/** The attestation_agent protobuf types, loaded at first use. */
-export function attestationAgentType(name: string): protobuf.Type {
-  aaRoot ??= loadProtos(['attestation-agent.proto'], [PROTOS_DIR]);
-  return aaRoot.lookupType(`attestation_agent.${name}`);
-}
-
-function encode(typeName: string, message: Record<string, unknown>): Uint8Array {
-  const type = attestationAgentType(typeName);
-  return type.encode(type.fromObject(message)).finish();
-}
-
-function decode(typeName: string, bytes: Uint8Array): Record<string, unknown> {
-  const type = attestationAgentType(typeName);
-  return type.toObject(type.decode(bytes), { defaults: true, enums: String, longs: Number });
-}
-
-function bytesField(message: Record<string, unknown>, field: string): Buffer {
-  const value = message[field];
-  return value instanceof Uint8Array
-    ? Buffer.from(value.buffer, value.byteOffset, value.length)
-    : Buffer.alloc(0);
+/** A Buffer over the same memory. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 export class AttestationAgentClient {
@@ -57,88 +43,64 @@ export class AttestationAgentClient {
 
   /** GetToken: for "kbs", UTF-8 JSON `{"token", "tee_keypair"}` (secret: never log it). */
   async getToken(tokenType: string, options?: TtrpcCallOptions): Promise<Buffer> {
-    const answer = await this.invoke(
-      'GetToken',
-      'GetTokenRequest',
-      { TokenType: tokenType },
-      'GetTokenResponse',
-      options,
-    );
-    return bytesField(answer, 'Token');
+    const answer = await this.invoke('getToken', { TokenType: tokenType }, options);
+    return asBuffer(answer.Token);
   }
 
   async getEvidence(runtimeData: Uint8Array, options?: TtrpcCallOptions): Promise<Buffer> {
-    const answer = await this.invoke(
-      'GetEvidence',
-      'GetEvidenceRequest',
-      { RuntimeData: runtimeData },
-      'GetEvidenceResponse',
-      options,
-    );
-    return bytesField(answer, 'Evidence');
+    const answer = await this.invoke('getEvidence', { RuntimeData: runtimeData }, options);
+    return asBuffer(answer.Evidence);
   }
 
   async getAdditionalEvidence(runtimeData: Uint8Array, options?: TtrpcCallOptions): Promise<Buffer> {
-    const answer = await this.invoke(
-      'GetAdditionalEvidence',
-      'GetAdditionalEvidenceRequest',
-      { RuntimeData: runtimeData },
-      'GetEvidenceResponse',
-      options,
-    );
-    return bytesField(answer, 'Evidence');
+    const answer = await this.invoke('getAdditionalEvidence', { RuntimeData: runtimeData }, options);
+    return asBuffer(answer.Evidence);
   }
 
   async getTeeType(options?: TtrpcCallOptions): Promise<string> {
-    const answer = await this.invoke('GetTeeType', 'GetTeeTypeRequest', {}, 'GetTeeTypeResponse', options);
-    return String(answer.tee ?? '');
+    const answer = await this.invoke('getTeeType', {}, options);
+    return answer.tee;
   }
 
   async getAdditionalTees(options?: TtrpcCallOptions): Promise<string[]> {
-    const answer = await this.invoke(
-      'GetAdditionalTees',
-      'GetAdditionalTeesRequest',
-      {},
-      'GetAdditionalTeesResponse',
-      options,
-    );
-    const tees = answer.additional_tees;
-    return Array.isArray(tees) ? tees.map(String) : [];
+    const answer = await this.invoke('getAdditionalTees', {}, options);
+    return answer.additionalTees;
   }
 
   async extendRuntimeMeasurement(
     event: RuntimeMeasurementEvent,
     options?: TtrpcCallOptions,
   ): Promise<RuntimeMeasurementResult> {
-    const request: Record<string, unknown> = {
-      Domain: event.domain,
-      Operation: event.operation,
-      Content: event.content,
-    };
-    if (event.registerIndex !== undefined) request.RegisterIndex = event.registerIndex;
     const answer = await this.invoke(
-      'ExtendRuntimeMeasurement',
-      'ExtendRuntimeMeasurementRequest',
-      request,
-      'ExtendRuntimeMeasurementResponse',
+      'extendRuntimeMeasurement',
+      {
+        Domain: event.domain,
+        Operation: event.operation,
+        Content: event.content,
+        ...(event.registerIndex === undefined ? {} : { RegisterIndex: BigInt(event.registerIndex) }),
+      },
       options,
     );
-    const result = answer.Result;
-    return result === 'NOT_SUPPORTED' || result === 'NOT_ENABLED' ? result : 'OK';
+    if (answer.Result === MeasurementResult.NOT_SUPPORTED) return 'NOT_SUPPORTED';
+    if (answer.Result === MeasurementResult.NOT_ENABLED) return 'NOT_ENABLED';
+    return 'OK';
   }
 
   close(): void {
     this.ttrpc.close();
   }
 
-  private async invoke(
-    method: string,
-    requestType: string,
-    request: Record<string, unknown>,
-    responseType: string,
+  private async invoke<M extends AaMethodName>(
+    name: M,
+    request: MessageInitShape<AaMethods[M]['input']>,
     options?: TtrpcCallOptions,
-  ): Promise<Record<string, unknown>> {
-    const payload = await this.ttrpc.call(AA_SERVICE, method, encode(requestType, request), options);
-    return decode(responseType, payload);
+  ): Promise<MessageShape<AaMethods[M]['output']>> {
+    const method: AaMethods[AaMethodName] = AttestationAgentService.method[name];
+    const input = toBinary(
+      method.input,
+      create(method.input, request as MessageInitShape<typeof method.input>),
+    );
+    const payload = await this.ttrpc.call(AA_SERVICE, method.name, input, options);
+    return fromBinary(method.output, payload) as MessageShape<AaMethods[M]['output']>;
   }
 }

@@ -1,7 +1,17 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { chmodSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
-import { attestationAgentType, AA_SERVICE } from '../../client/aa-client';
+import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape } from '@bufbuild/protobuf';
+import { AA_SERVICE } from '../../client/aa-client';
+import {
+  ExtendRuntimeMeasurementResponseSchema,
+  GetEvidenceRequestSchema,
+  GetEvidenceResponseSchema,
+  GetTeeTypeResponseSchema,
+  GetTokenRequestSchema,
+  GetTokenResponseSchema,
+  RuntimeMeasurementResult,
+} from '../../gen/attestation-agent_pb';
 import { ttrpcSocketPath } from '../../client/ttrpc-client';
 import { KbsHttpClient } from '../../kbc/kbs-http';
 import { encodeFrame, FrameDecoder, MessageType } from '../../server/ttrpc/frame';
@@ -160,19 +170,15 @@ export class AaEmulator {
       return fail(3, 'not a ttrpc Request');
     }
     if (request.service !== AA_SERVICE) return fail(12, `unknown service ${request.service}`);
-    const reply = (type: string, message: Record<string, unknown>): Uint8Array => {
-      const t = attestationAgentType(type);
-      return encodeResponseEnvelope({
+    const reply = <S extends DescMessage>(schema: S, message: MessageInitShape<S>): Uint8Array =>
+      encodeResponseEnvelope({
         status: { code: 0, message: '' },
-        payload: t.encode(t.fromObject(message)).finish(),
+        payload: toBinary(schema, create(schema, message)),
       });
-    };
     switch (request.method) {
       case 'GetToken': {
         this.counters.getToken++;
-        const { TokenType } = attestationAgentType('GetTokenRequest').decode(request.payload) as unknown as {
-          TokenType: string;
-        };
+        const { TokenType } = fromBinary(GetTokenRequestSchema, request.payload);
         if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
         if (this.failNext && this.failNext.count > 0) {
           this.failNext.count--;
@@ -181,7 +187,7 @@ export class AaEmulator {
         }
         if (TokenType !== 'kbs') return fail(3, `token type ${TokenType} is not supported (kbs only)`);
         try {
-          return reply('GetTokenResponse', { Token: await this.attest() });
+          return reply(GetTokenResponseSchema, { Token: await this.attest() });
         } catch (error) {
           this.counters.getTokenFailed++;
           return fail(13, `attestation failed: ${(error as Error).message}`);
@@ -189,20 +195,18 @@ export class AaEmulator {
       }
       case 'GetTeeType':
         this.counters.otherCalls++;
-        return reply('GetTeeTypeResponse', { tee: SAMPLE_TEE });
+        return reply(GetTeeTypeResponseSchema, { tee: SAMPLE_TEE });
       case 'GetEvidence': {
         this.counters.otherCalls++;
-        const { RuntimeData } = attestationAgentType('GetEvidenceRequest').decode(
-          request.payload,
-        ) as unknown as {
-          RuntimeData: Uint8Array;
-        };
+        const { RuntimeData } = fromBinary(GetEvidenceRequestSchema, request.payload);
         const evidence = { svn: '1', report_data: Buffer.from(RuntimeData).toString('base64') };
-        return reply('GetEvidenceResponse', { Evidence: Buffer.from(JSON.stringify(evidence)) });
+        return reply(GetEvidenceResponseSchema, { Evidence: Buffer.from(JSON.stringify(evidence)) });
       }
       case 'ExtendRuntimeMeasurement':
         this.counters.otherCalls++;
-        return reply('ExtendRuntimeMeasurementResponse', { Result: 1 });
+        return reply(ExtendRuntimeMeasurementResponseSchema, {
+          Result: RuntimeMeasurementResult.NOT_SUPPORTED,
+        });
       default:
         return fail(12, `method ${request.method} is not implemented by the emulator`);
     }

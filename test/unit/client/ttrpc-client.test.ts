@@ -2,7 +2,19 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { AA_SERVICE, AttestationAgentClient, attestationAgentType } from '../../../src/client/aa-client';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { AA_SERVICE, AttestationAgentClient } from '../../../src/client/aa-client';
+import {
+  ExtendRuntimeMeasurementRequestSchema,
+  ExtendRuntimeMeasurementResponseSchema,
+  GetAdditionalTeesResponseSchema,
+  GetEvidenceRequestSchema,
+  GetEvidenceResponseSchema,
+  GetTeeTypeResponseSchema,
+  GetTokenRequestSchema,
+  GetTokenResponseSchema,
+  RuntimeMeasurementResult,
+} from '../../../src/gen/attestation-agent_pb';
 import { TtrpcCallError, TtrpcClient, ttrpcSocketPath } from '../../../src/client/ttrpc-client';
 import { encodeFrame, FrameDecoder, MessageType } from '../../../src/server/ttrpc/frame';
 import {
@@ -43,16 +55,6 @@ function startServer(
     );
   });
   return new Promise((resolve) => server.listen(socketPath, () => resolve({ server, requests })));
-}
-
-function encodeAa(name: string, message: Record<string, unknown>): Uint8Array {
-  const type = attestationAgentType(name);
-  return type.encode(type.fromObject(message)).finish();
-}
-
-function decodeAa(name: string, bytes: Uint8Array): Record<string, unknown> {
-  const type = attestationAgentType(name);
-  return type.toObject(type.decode(bytes), { enums: String, longs: Number });
 }
 
 describe('ttrpc client', () => {
@@ -174,29 +176,47 @@ describe('attestation agent client', () => {
       if (request.service !== AA_SERVICE) return { code: 12, message: 'unknown service' };
       switch (request.method) {
         case 'GetToken': {
-          const { TokenType } = decodeAa('GetTokenRequest', request.payload);
+          const { TokenType } = fromBinary(GetTokenRequestSchema, request.payload);
+          const token = Buffer.from(`token-for-${TokenType}`);
           return {
             code: 0,
-            payload: encodeAa('GetTokenResponse', { Token: Buffer.from(`token-for-${String(TokenType)}`) }),
+            payload: toBinary(GetTokenResponseSchema, create(GetTokenResponseSchema, { Token: token })),
           };
         }
         case 'GetEvidence':
         case 'GetAdditionalEvidence': {
-          const { RuntimeData } = decodeAa(`${request.method}Request`, request.payload);
-          const evidence = Buffer.concat([Buffer.from(`${request.method}:`), RuntimeData as Uint8Array]);
-          return { code: 0, payload: encodeAa('GetEvidenceResponse', { Evidence: evidence }) };
+          // GetAdditionalEvidenceRequest has the same one field (RuntimeData = 1).
+          const { RuntimeData } = fromBinary(GetEvidenceRequestSchema, request.payload);
+          const evidence = Buffer.concat([Buffer.from(`${request.method}:`), RuntimeData]);
+          return {
+            code: 0,
+            payload: toBinary(
+              GetEvidenceResponseSchema,
+              create(GetEvidenceResponseSchema, { Evidence: evidence }),
+            ),
+          };
         }
         case 'GetTeeType':
-          return { code: 0, payload: encodeAa('GetTeeTypeResponse', { tee: 'sample' }) };
+          return {
+            code: 0,
+            payload: toBinary(GetTeeTypeResponseSchema, create(GetTeeTypeResponseSchema, { tee: 'sample' })),
+          };
         case 'GetAdditionalTees':
           return {
             code: 0,
-            payload: encodeAa('GetAdditionalTeesResponse', { additional_tees: ['tdx', 'cca'] }),
+            payload: toBinary(
+              GetAdditionalTeesResponseSchema,
+              create(GetAdditionalTeesResponseSchema, { additionalTees: ['tdx', 'cca'] }),
+            ),
           };
         case 'ExtendRuntimeMeasurement': {
-          const event = decodeAa('ExtendRuntimeMeasurementRequest', request.payload);
-          const result = event.Domain === 'unsupported' ? 'NOT_SUPPORTED' : 'OK';
-          return { code: 0, payload: encodeAa('ExtendRuntimeMeasurementResponse', { Result: result }) };
+          const event = fromBinary(ExtendRuntimeMeasurementRequestSchema, request.payload);
+          const Result =
+            event.Domain === 'unsupported'
+              ? RuntimeMeasurementResult.NOT_SUPPORTED
+              : RuntimeMeasurementResult.OK;
+          const answer = create(ExtendRuntimeMeasurementResponseSchema, { Result });
+          return { code: 0, payload: toBinary(ExtendRuntimeMeasurementResponseSchema, answer) };
         }
         default:
           return { code: 12, message: `unknown method ${request.method}` };
@@ -234,7 +254,7 @@ describe('attestation agent client', () => {
     );
     const extend = peer.requests.filter((r) => r.method === 'ExtendRuntimeMeasurement').at(-1);
     assert.ok(extend);
-    assert.equal(decodeAa('ExtendRuntimeMeasurementRequest', extend.payload).RegisterIndex, 17);
+    assert.equal(fromBinary(ExtendRuntimeMeasurementRequestSchema, extend.payload).RegisterIndex, 17n);
     aa.close();
   });
 });
