@@ -1,7 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { protoPath as healthProtoPath } from 'grpc-health-check';
-import { API_PROTO, KEYPROVIDER_PROTO } from '../package-info';
+import { service as healthService } from 'grpc-health-check';
+import { GetResourceService, ImagePullService, SealedSecretService } from '../gen/api_pb';
+import { KeyProviderService } from '../gen/keyprovider_pb';
+import { grpcServiceDefinition } from '../server/grpc-services';
+import type { DescService } from '@bufbuild/protobuf';
 
 type UnaryMethod<Req, Res> = (
   request: Req,
@@ -29,23 +31,20 @@ export class CdhClient {
   private readonly timeoutMs: number;
 
   constructor(address: string, options: CdhClientOptions = {}) {
-    const definition = protoLoader.loadSync([API_PROTO, KEYPROVIDER_PROTO, healthProtoPath], {
-      keepCase: true,
-      longs: String,
-      enums: String,
-      defaults: true,
-    });
     const credentials = grpc.credentials.createInsecure();
     const channelOptions = { 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 };
-    const make = (name: string): ServiceClient => {
-      const Ctor = grpc.makeGenericClientConstructor(definition[name] as grpc.ServiceDefinition, name);
+    const make = (definition: grpc.ServiceDefinition, name: string): ServiceClient => {
+      const Ctor = grpc.makeGenericClientConstructor(definition, name);
       return new Ctor(address, credentials, channelOptions) as unknown as ServiceClient;
     };
-    this.sealed = make('api.SealedSecretService');
-    this.resources = make('api.GetResourceService');
-    this.images = make('api.ImagePullService');
-    this.keyProvider = make('keyprovider.KeyProviderService');
-    this.health = make('grpc.health.v1.Health');
+    const generated = (service: DescService): ServiceClient =>
+      make(grpcServiceDefinition(service, false), service.typeName);
+    this.sealed = generated(SealedSecretService);
+    this.resources = generated(GetResourceService);
+    this.images = generated(ImagePullService);
+    this.keyProvider = generated(KeyProviderService);
+    // grpc-health-check's own definition of grpc.health.v1 (status as its enum name).
+    this.health = make(healthService as grpc.ServiceDefinition, 'grpc.health.v1.Health');
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 
@@ -71,13 +70,13 @@ export class CdhClient {
 
   /** PullImage: answers the platform manifest's digest. */
   async pullImage(imageUrl: string, bundlePath: string, timeoutMs?: number): Promise<string> {
-    const response = await this.call<{ manifest_digest: string }>(
+    const response = await this.call<{ manifestDigest: string }>(
       this.images,
       'PullImage',
-      { image_url: imageUrl, bundle_path: bundlePath },
+      { imageUrl, bundlePath },
       timeoutMs,
     );
-    return response.manifest_digest;
+    return response.manifestDigest;
   }
 
   /** KeyProviderService.UnWrapKey (or WrapKey): the request JSON in, the answer JSON out. */

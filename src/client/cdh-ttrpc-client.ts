@@ -1,4 +1,4 @@
-import { apiMessageType, decodeApiMessage, encodeApiMessage } from '../server/ttrpc/messages';
+import { apiMessageType, decodeApiMessage, encodeApiMessage } from '../server/api-codec';
 import { TtrpcClient, type TtrpcCallOptions } from './ttrpc-client';
 
 /**
@@ -42,11 +42,11 @@ export class CdhTtrpcClient {
       'api.ImagePullService',
       'PullImage',
       'api.ImagePullRequest',
-      { image_url: imageUrl, bundle_path: bundlePath },
+      { imageUrl, bundlePath },
       'api.ImagePullResponse',
       options,
     );
-    return typeof answer['manifest_digest'] === 'string' ? answer['manifest_digest'] : '';
+    return typeof answer['manifestDigest'] === 'string' ? answer['manifestDigest'] : '';
   }
 
   /** KeyProviderService.UnWrapKey (or WrapKey): the request JSON in, the answer JSON out. */

@@ -73,11 +73,11 @@ export function apiHandlers(backend: ApiBackend): ApiHandlers {
         ? refused('PullImage is not configured in this daemon')
         : {
             parse: (request) => ({
-              image_url: stringField(request, 'image_url', 'IMAGE_REFERENCE_INVALID'),
-              bundle_path: stringField(request, 'bundle_path', 'IMAGE_REFERENCE_INVALID'),
+              imageUrl: stringField(request, 'imageUrl', 'IMAGE_REFERENCE_INVALID'),
+              bundlePath: stringField(request, 'bundlePath', 'IMAGE_REFERENCE_INVALID'),
             }),
             handle: async (r, ctx) => ({
-              manifest_digest: await pullImage.call(backend, r.image_url, r.bundle_path, ctx),
+              manifestDigest: await pullImage.call(backend, r.imageUrl, r.bundlePath, ctx),
             }),
           },
     'keyprovider.KeyProviderService/UnWrapKey':

@@ -1,5 +1,18 @@
 import type { Logger } from 'pino';
 import type { CallContext } from '../providers/types';
+import type {
+  GetResourceRequestSchema,
+  GetResourceResponseSchema,
+  ImagePullRequestSchema,
+  ImagePullResponseSchema,
+  UnsealSecretInputSchema,
+  UnsealSecretOutputSchema,
+} from '../gen/api_pb';
+import type {
+  KeyProviderKeyWrapProtocolInputSchema,
+  KeyProviderKeyWrapProtocolOutputSchema,
+} from '../gen/keyprovider_pb';
+import type { MessageFields } from './api-codec';
 import {
   CallScope,
   deadline,
@@ -14,8 +27,8 @@ import { apiHandlers, runHandler } from './api-handlers';
 import type { CallFailure } from './status';
 
 /**
- * The transport-neutral API: gRPC and ttrpc both decode a request into the plain object of
- * protos/api.proto (field names as in the proto, bytes as Uint8Array), call
+ * The transport-neutral API: gRPC and ttrpc both decode a request into the generated message
+ * of protos/api.proto (src/server/api-codec.ts: generated field names, bytes as Buffers), call
  * ApiDispatcher.invoke, and encode what comes back.
  */
 export const API_METHODS = [
@@ -31,31 +44,15 @@ export type ApiMethod = (typeof API_METHODS)[number];
 
 export { SHARED_CALLS_PER_SLOT } from './api-concerns';
 
-export interface UnsealSecretInput {
-  secret: Uint8Array;
-}
-export interface UnsealSecretOutput {
-  plaintext: Uint8Array;
-}
-export interface GetResourceRequest {
-  ResourcePath: string;
-}
-export interface GetResourceResponse {
-  Resource: Uint8Array;
-}
-export interface ImagePullRequest {
-  image_url: string;
-  bundle_path: string;
-}
-export interface ImagePullResponse {
-  manifest_digest: string;
-}
-export interface KeyProviderKeyWrapProtocolInput {
-  KeyProviderKeyWrapProtocolInput: Uint8Array;
-}
-export interface KeyProviderKeyWrapProtocolOutput {
-  KeyProviderKeyWrapProtocolOutput: Uint8Array;
-}
+/** Each method's messages: the fields of the types generated from the protos (src/gen). */
+export type UnsealSecretInput = MessageFields<typeof UnsealSecretInputSchema>;
+export type UnsealSecretOutput = MessageFields<typeof UnsealSecretOutputSchema>;
+export type GetResourceRequest = MessageFields<typeof GetResourceRequestSchema>;
+export type GetResourceResponse = MessageFields<typeof GetResourceResponseSchema>;
+export type ImagePullRequest = MessageFields<typeof ImagePullRequestSchema>;
+export type ImagePullResponse = MessageFields<typeof ImagePullResponseSchema>;
+export type KeyProviderKeyWrapProtocolInput = MessageFields<typeof KeyProviderKeyWrapProtocolInputSchema>;
+export type KeyProviderKeyWrapProtocolOutput = MessageFields<typeof KeyProviderKeyWrapProtocolOutputSchema>;
 
 /** The domain operations the API exposes. */
 export interface ApiBackend {

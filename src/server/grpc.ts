@@ -1,16 +1,14 @@
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import { HealthImplementation } from 'grpc-health-check';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { API_METHODS, type ApiDispatcher, type ApiMethod } from './api';
-import { API_PROTO, KEYPROVIDER_PROTO } from '../package-info';
 import { CdhError } from '../errors';
 import { LazyReflection } from './reflection-service';
 import { toCallFailure } from './status';
 import { receiveDeadlineInterceptor } from './receive-deadline';
-
-const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true };
+import { API_SERVICES } from './api-codec';
+import { grpcServiceDefinition, UNDECODABLE, type UndecodableRequest } from './grpc-services';
 
 export interface GrpcFrontOptions {
   readonly maxMessageBytes: number;
@@ -26,12 +24,6 @@ export interface GrpcFrontOptions {
 
 /** Keepalive PING interval when connections are never closed for idleness. */
 const DEFAULT_KEEPALIVE_MS = 300_000;
-
-/** What an undecodable request becomes, so the handler answers INVALID_ARGUMENT (as ttrpc does). */
-const UNDECODABLE = Symbol('undecodable request');
-interface UndecodableRequest {
-  readonly [UNDECODABLE]: string;
-}
 
 /**
  * gRPC over connections handed in by the listener (no port of its own): the API services,
@@ -61,9 +53,10 @@ export class GrpcFront {
       'grpc.keepalive_timeout_ms': options.pingTimeoutMs ?? 10_000,
       interceptors: options.receiveTimeoutMs ? [receiveDeadlineInterceptor(options.receiveTimeoutMs)] : [],
     });
-    const definition = protoLoader.loadSync([API_PROTO, KEYPROVIDER_PROTO, healthProtoPath], LOADER_OPTIONS);
-    for (const serviceName of new Set(API_METHODS.map((m) => m.split('/')[0] as string))) {
-      const service = tolerantService(definition[serviceName] as grpc.ServiceDefinition);
+    const served = new Set(API_METHODS.map((m) => m.split('/')[0] as string));
+    for (const generated of API_SERVICES.filter((s) => served.has(s.typeName))) {
+      const serviceName = generated.typeName;
+      const service = grpcServiceDefinition(generated, true);
       const implementation: grpc.UntypedServiceImplementation = {};
       for (const [methodName] of Object.entries(service)) {
         const method = `${serviceName}/${methodName}` as ApiMethod;
@@ -148,36 +141,6 @@ export class GrpcFront {
     this.injector.destroy();
     this.server.forceShutdown();
   }
-}
-
-/**
- * The service with request decoders that do not throw: grpc-js would answer INTERNAL "Error
- * deserializing request"; a request that is not a valid message is the caller's error.
- */
-function tolerantService(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
-  const out: Record<string, grpc.MethodDefinition<object, object>> = {};
-  for (const [name, method] of Object.entries(service) as Array<
-    [string, grpc.MethodDefinition<object, object>]
-  >) {
-    const typeName = requestTypeName(method);
-    out[name] = {
-      ...method,
-      requestDeserialize: (bytes: Buffer): object => {
-        try {
-          return method.requestDeserialize(bytes);
-        } catch {
-          return { [UNDECODABLE]: `the payload is not a valid ${typeName}` } satisfies UndecodableRequest;
-        }
-      },
-    };
-  }
-  return out as grpc.ServiceDefinition;
-}
-
-function requestTypeName(method: grpc.MethodDefinition<object, object>): string {
-  const type = (method as { requestType?: { type?: { name?: unknown } } }).requestType?.type?.name;
-  const pkg = method.path.split('/')[1]?.split('.').slice(0, -1).join('.') ?? '';
-  return typeof type === 'string' ? (pkg === '' ? type : `${pkg}.${type}`) : 'request message';
 }
 
 function apiServiceNames(): string[] {

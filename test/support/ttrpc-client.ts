@@ -124,7 +124,7 @@ export function encodeApi(typeName: string, message: object): Buffer {
   return Buffer.from(encodeApiMessage(apiMessageType(typeName), message));
 }
 
-/** Decodes an api.* message into a plain object (fields as in the proto, bytes as Buffers). */
+/** Decodes an api.* message (generated field names, bytes as Buffers). */
 export function decodeApi(typeName: string, bytes: Uint8Array): Record<string, unknown> {
   return decodeApiMessage(apiMessageType(typeName), bytes);
 }

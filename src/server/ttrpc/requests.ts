@@ -73,7 +73,7 @@ export function decideRequest(
     const request = decodeApiMessage(route.requestType, envelope.payload);
     return { kind: 'call', route, request, timeoutNano: envelope.timeoutNano };
   } catch {
-    return refuse('REQUEST_MALFORMED', `the payload is not a valid ${route.requestType.fullName.slice(1)}`);
+    return refuse('REQUEST_MALFORMED', `the payload is not a valid ${route.requestType.typeName}`);
   }
 }
 

@@ -123,14 +123,14 @@ describe('ttrpc server', { timeout: 15_000 }, () => {
     const secureMount = await client.call(
       'api.SecureMountService',
       'SecureMount',
-      encodeApi('api.SecureMountRequest', { volume_type: 'BlockDevice', options: { a: 'b' }, flags: ['ro'] }),
+      encodeApi('api.SecureMountRequest', { volumeType: 'BlockDevice', options: { a: 'b' }, flags: ['ro'] }),
     );
     assert.equal(secureMount.status.code, 12);
     assert.match(secureMount.status.message, /SecureMount is not part of this daemon/);
     const pullImage = await client.call(
       'api.ImagePullService',
       'PullImage',
-      encodeApi('api.ImagePullRequest', { image_url: 'docker.io/library/busybox' }),
+      encodeApi('api.ImagePullRequest', { imageUrl: 'docker.io/library/busybox' }),
     );
     assert.equal(pullImage.status.code, 12);
     for (const [service, method] of [
