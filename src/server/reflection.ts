@@ -1,3 +1,12 @@
+import { fromBinary } from '@bufbuild/protobuf';
+import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
+import {
+  FileDescriptorProtoSchema,
+  type DescriptorProto,
+  type EnumDescriptorProto,
+  type FieldDescriptorProto,
+  type FileDescriptorProto,
+} from '@bufbuild/protobuf/wkt';
 import * as protobuf from 'protobufjs';
 import * as descriptor from 'protobufjs/ext/descriptor';
 
@@ -38,40 +47,14 @@ interface ServedFile {
   readonly dependencies: readonly string[];
 }
 
-interface Named {
-  name?: string | null;
-}
-interface MessageShape extends Named {
-  field?: Named[] | null;
-  nestedType?: MessageShape[] | null;
-  enumType?: EnumShape[] | null;
-  extension?: ExtensionShape[] | null;
-  oneofDecl?: Named[] | null;
-}
-interface EnumShape extends Named {
-  value?: Named[] | null;
-}
-interface ExtensionShape extends Named {
-  extendee?: string | null;
-  number?: number | null;
-}
-interface FileShape extends Named {
-  package?: string | null;
-  dependency?: string[] | null;
-  messageType?: MessageShape[] | null;
-  enumType?: EnumShape[] | null;
-  service?: Array<Named & { method?: Named[] | null }> | null;
-  extension?: ExtensionShape[] | null;
-}
-
 /** The FileDescriptorProtos of a FileDescriptorSet, each as the exact bytes it was written with. */
 export function splitDescriptorSet(set: Uint8Array): Uint8Array[] {
-  const reader = protobuf.Reader.create(set);
+  const reader = new BinaryReader(set);
   const files: Uint8Array[] = [];
   while (reader.pos < reader.len) {
-    const tag = reader.uint32();
-    if (tag === ((1 << 3) | 2)) files.push(reader.bytes());
-    else reader.skipType(tag & 7);
+    const [fieldNo, wireType] = reader.tag();
+    if (fieldNo === 1 && wireType === WireType.LengthDelimited) files.push(reader.bytes());
+    else reader.skip(wireType, fieldNo);
   }
   return files;
 }
@@ -88,16 +71,16 @@ export class DescriptorSetReflection {
    * declare them and every file those import, transitively. Other files of the set are not served.
    */
   constructor(set: Uint8Array, serviceNames: readonly string[]) {
-    const all = new Map<string, { file: ServedFile; shape: FileShape }>();
+    const all = new Map<string, { file: ServedFile; shape: FileDescriptorProto }>();
     for (const bytes of splitDescriptorSet(set)) {
-      const shape = descriptor.FileDescriptorProto.decode(bytes) as unknown as FileShape;
-      const name = shape.name ?? '';
-      all.set(name, { file: { name, bytes, dependencies: shape.dependency ?? [] }, shape });
+      const shape = fromBinary(FileDescriptorProtoSchema, bytes);
+      const name = shape.name;
+      all.set(name, { file: { name, bytes, dependencies: shape.dependency }, shape });
     }
     const declaring = new Map<string, string>();
     for (const [name, { shape }] of all) {
       const prefix = shape.package ? `${shape.package}.` : '';
-      for (const service of shape.service ?? []) declaring.set(prefix + (service.name ?? ''), name);
+      for (const service of shape.service) declaring.set(prefix + service.name, name);
     }
     const pending: string[] = [];
     for (const service of serviceNames) {
@@ -182,47 +165,46 @@ export class DescriptorSetReflection {
   }
 
   /** Every name a reflection client may ask for: types, fields, oneofs, enum values, services, methods. */
-  private index(file: ServedFile, shape: FileShape): void {
+  private index(file: ServedFile, shape: FileDescriptorProto): void {
     const add = (name: string): void => {
       this.symbols.set(name, file);
     };
-    const join = (scope: string, name: string | null | undefined): string =>
-      scope ? `${scope}.${name ?? ''}` : (name ?? '');
-    const addExtensions = (scope: string, extensions: ExtensionShape[] | null | undefined): void => {
-      for (const extension of extensions ?? []) {
+    const join = (scope: string, name: string): string => (scope ? `${scope}.${name}` : name);
+    const addExtensions = (scope: string, extensions: readonly FieldDescriptorProto[]): void => {
+      for (const extension of extensions) {
         add(join(scope, extension.name));
-        const extendee = (extension.extendee ?? '').replace(/^\./, '');
+        const extendee = extension.extendee.replace(/^\./, '');
         let numbers = this.extensions.get(extendee);
         if (numbers === undefined) this.extensions.set(extendee, (numbers = new Map()));
-        numbers.set(extension.number ?? 0, file);
+        numbers.set(extension.number, file);
       }
     };
     // Enum values are scoped to the enum's parent, as in C++.
-    const addEnums = (scope: string, enums: EnumShape[] | null | undefined): void => {
-      for (const enumType of enums ?? []) {
+    const addEnums = (scope: string, enums: readonly EnumDescriptorProto[]): void => {
+      for (const enumType of enums) {
         add(join(scope, enumType.name));
-        for (const value of enumType.value ?? []) add(join(scope, value.name));
+        for (const value of enumType.value) add(join(scope, value.name));
       }
     };
-    const addMessages = (scope: string, messages: MessageShape[] | null | undefined): void => {
-      for (const message of messages ?? []) {
+    const addMessages = (scope: string, messages: readonly DescriptorProto[]): void => {
+      for (const message of messages) {
         const name = join(scope, message.name);
         add(name);
-        for (const field of message.field ?? []) add(join(name, field.name));
-        for (const oneof of message.oneofDecl ?? []) add(join(name, oneof.name));
+        for (const field of message.field) add(join(name, field.name));
+        for (const oneof of message.oneofDecl) add(join(name, oneof.name));
         addMessages(name, message.nestedType);
         addEnums(name, message.enumType);
         addExtensions(name, message.extension);
       }
     };
-    const scope = shape.package ?? '';
+    const scope = shape.package;
     addMessages(scope, shape.messageType);
     addEnums(scope, shape.enumType);
     addExtensions(scope, shape.extension);
-    for (const service of shape.service ?? []) {
+    for (const service of shape.service) {
       const name = join(scope, service.name);
       add(name);
-      for (const method of service.method ?? []) add(join(name, method.name));
+      for (const method of service.method) add(join(name, method.name));
     }
   }
 }
@@ -236,7 +218,10 @@ function notFound(message: string): ReflectionAnswer {
   return { error_response: { error_code: NOT_FOUND, error_message: message } };
 }
 
-/** The reflection messages, decoded and encoded with the types of the same compiled set. */
+/**
+ * The reflection messages, decoded and encoded with the types of the same compiled set (still
+ * protobufjs: its snake_case plain objects with a oneof discriminant are what answer() takes).
+ */
 export class ReflectionCodec {
   private readonly request: protobuf.Type;
   private readonly response: protobuf.Type;
