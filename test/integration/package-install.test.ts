@@ -218,7 +218,8 @@ describe('installed package (npm pack, deploy/install-locked.sh into a prefix)',
         ...clientKeyDaemonConfig(chain.emulator, chain.creds.dir),
         sealed_secret: { signing_key_dir: keyDir },
       },
-      env: { NODE_DEBUG: 'module' },
+      // No preload from the caller's NODE_OPTIONS: only what the program itself loads is listed.
+      env: { NODE_DEBUG: 'module', NODE_OPTIONS: '' },
     });
     try {
       assert.equal(await daemon.client().check(''), 'SERVING');
