@@ -9,33 +9,9 @@
  * and must never carry plaintext, keys, passwords or tokens.
  */
 
-export type StatusName =
-  | 'INVALID_ARGUMENT'
-  | 'DEADLINE_EXCEEDED'
-  | 'NOT_FOUND'
-  | 'PERMISSION_DENIED'
-  | 'RESOURCE_EXHAUSTED'
-  | 'FAILED_PRECONDITION'
-  | 'UNIMPLEMENTED'
-  | 'INTERNAL'
-  | 'UNAVAILABLE'
-  | 'DATA_LOSS'
-  | 'CANCELLED';
+import type { StatusName } from './status-names';
 
-/** Numeric values of the gRPC canonical status codes (identical for ttrpc). */
-export const STATUS_NUMBER: Readonly<Record<StatusName, number>> = {
-  CANCELLED: 1,
-  INVALID_ARGUMENT: 3,
-  DEADLINE_EXCEEDED: 4,
-  NOT_FOUND: 5,
-  PERMISSION_DENIED: 7,
-  RESOURCE_EXHAUSTED: 8,
-  FAILED_PRECONDITION: 9,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-  DATA_LOSS: 15,
-};
+export { STATUS_NUMBER, type StatusName } from './status-names';
 
 interface CatalogueEntry {
   readonly status: StatusName;
@@ -200,18 +176,15 @@ export const ERROR_CATALOGUE = {
   },
   IMAGE_LAYER_AUTH_FAILED: {
     status: 'DATA_LOSS',
-    meaning:
-      "an encrypted layer's HMAC (ocicrypt AES_256_CTR_HMAC_SHA256) does not match its ciphertext, or its decrypted blob not the digest in its options: tampered layer or wrong key",
+    meaning: "an encrypted layer's HMAC does not match its ciphertext (tampered layer or wrong key)",
   },
   IMAGE_LAYER_KEY_UNAVAILABLE: {
     status: 'FAILED_PRECONDITION',
-    meaning:
-      'an encrypted layer carries no key for this daemon (no org.opencontainers.image.enc.keys.provider.attestation-agent packet), or layer decryption is not set up',
+    meaning: 'an encrypted layer has no provider.attestation-agent key packet (or no unwrapper)',
   },
   IMAGE_LAYER_OPTIONS_INVALID: {
     status: 'DATA_LOSS',
-    meaning:
-      "an encrypted layer's options (pubopts annotation, packet list, or the unwrapped private options) are malformed or name an unsupported cipher",
+    meaning: "an encrypted layer's pubopts, packet list or unwrapped options are malformed",
   },
   IMAGE_UNSUPPORTED: {
     status: 'FAILED_PRECONDITION',

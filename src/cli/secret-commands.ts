@@ -85,7 +85,7 @@ export async function openAliEncrypter(access: AliAccess): Promise<AliEncrypter>
     client_key_id: clientKeyIdOf(access.clientKeyFilePath),
     kms_instance_id: access.kmsInstanceId,
   };
-  const context: ProviderContext = { config: cliConfig(), logger: silentLogger() };
+  const context: ProviderContext<CdhConfig> = { config: cliConfig(), logger: silentLogger() };
   const instance = await openClientKeyProvider(
     providerSettings,
     { clientKey: access.clientKeyFilePath, password: access.passwordFilePath, instanceCa: access.certPath },

@@ -90,30 +90,20 @@ export async function spawnDaemon(options: SpawnDaemonOptions = {}): Promise<Dae
   const ownDir = options.dir === undefined ? tempDir() : undefined;
   const dir = options.dir ?? (ownDir as { path: string }).path;
   const socketPath = options.socketPath ?? join(dir, 'cdh.sock');
-  const args = [options.bin ?? DAEMON_BIN, '--socket', `unix://${socketPath}`, ...(options.args ?? [])];
-  if (options.configToml !== undefined) {
-    const file = join(dir, 'cdh.toml');
-    writeFileSync(file, options.configToml);
-    args.push('-c', file);
-  } else if (options.config !== undefined) {
-    const file = join(dir, 'cdh.json');
-    writeFileSync(file, JSON.stringify(options.config));
-    args.push('-c', file);
-  }
+  const args = [
+    options.bin ?? DAEMON_BIN,
+    '--socket',
+    `unix://${socketPath}`,
+    ...(options.args ?? []),
+    ...configArgs(options, dir),
+  ];
   const command = options.wrap ? options.wrap(process.execPath, args) : { file: process.execPath, args };
   const child = spawn(command.file, command.args, {
     env: childEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const logLines: string[] = [];
-  let stdoutRest = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    const parts = (stdoutRest + chunk).split('\n');
-    stdoutRest = parts.pop() ?? '';
-    logLines.push(...parts.filter(Boolean));
-  });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const output = collectOutput(child);
+  const { logLines } = output;
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const clients: CdhClient[] = [];
 
@@ -123,7 +113,7 @@ export async function spawnDaemon(options: SpawnDaemonOptions = {}): Promise<Dae
     target: `unix://${socketPath}`,
     dir,
     logLines,
-    stderr: () => stderr,
+    stderr: () => output.stderr,
     client() {
       const client = new CdhClient(`unix://${socketPath}`, { timeoutMs: 10_000 });
       clients.push(client);
@@ -133,7 +123,7 @@ export async function spawnDaemon(options: SpawnDaemonOptions = {}): Promise<Dae
       for (const c of clients.splice(0)) c.close();
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       const code = await exit;
-      if (stdoutRest) logLines.push(stdoutRest);
+      output.flush();
       return code;
     },
     exited: () => exit,
@@ -153,6 +143,42 @@ export async function spawnDaemon(options: SpawnDaemonOptions = {}): Promise<Dae
     }
   }
   return handle;
+}
+
+/** `-c FILE` for the config given as TOML text or as an object (written as JSON), or nothing. */
+function configArgs(options: SpawnDaemonOptions, dir: string): string[] {
+  if (options.configToml !== undefined) {
+    const file = join(dir, 'cdh.toml');
+    writeFileSync(file, options.configToml);
+    return ['-c', file];
+  }
+  if (options.config === undefined) return [];
+  const file = join(dir, 'cdh.json');
+  writeFileSync(file, JSON.stringify(options.config));
+  return ['-c', file];
+}
+
+/** The child's stdout as log lines (a partial last line kept until flush) and its stderr. */
+function collectOutput(child: ChildProcess): { logLines: string[]; readonly stderr: string; flush(): void } {
+  const logLines: string[] = [];
+  let stdoutRest = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    const parts = (stdoutRest + chunk).split('\n');
+    stdoutRest = parts.pop() ?? '';
+    logLines.push(...parts.filter(Boolean));
+  });
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  return {
+    logLines,
+    get stderr() {
+      return stderr;
+    },
+    flush() {
+      if (stdoutRest) logLines.push(stdoutRest);
+      stdoutRest = '';
+    },
+  };
 }
 
 async function waitUntilServing(daemon: DaemonProcess, exit: Promise<number | null>): Promise<void> {

@@ -116,25 +116,33 @@ async function stageCiphertext(
 }
 
 /** The authenticated ciphertext, decrypted as it is read, into the decompressor and the unpacker. */
-function unpackStaged(job: EncryptedLayerJob, cipher: LayerCipher, layerLabel: string): Promise<UnpackStats> {
+async function unpackStaged(
+  job: EncryptedLayerJob,
+  cipher: LayerCipher,
+  layerLabel: string,
+): Promise<UnpackStats> {
   const decipher = createDecipheriv('aes-256-ctr', cipher.symkey, cipher.nonce);
   const file = createReadStream(job.stagingFile);
   file.on('error', (error) => decipher.destroy(error));
   const plain = file.pipe(decipher);
   // Digest and HMAC were checked on the ciphertext; the diff_id check covers the tar.
-  return unpackCompressed(
-    {
-      stream: plain,
-      inputError: (error) =>
-        new CdhError(
-          'IMAGE_MOUNT_FAILED',
-          `${layerLabel}: cannot read the staged ciphertext (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-        ),
-    },
-    job.layer.compression,
-    job.diffId,
-    job.dir,
-    layerLabel,
-    job.signal,
-  );
+  try {
+    return await unpackCompressed(
+      {
+        stream: plain,
+        inputError: (error) =>
+          new CdhError(
+            'IMAGE_MOUNT_FAILED',
+            `${layerLabel}: cannot read the staged ciphertext (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+          ),
+      },
+      job.layer.compression,
+      job.diffId,
+      job.dir,
+      layerLabel,
+      job.signal,
+    );
+  } finally {
+    file.destroy();
+  }
 }

@@ -51,10 +51,19 @@ function jsonObject(bytes: Uint8Array, what: string, bad: Bad): Record<string, u
   return parsed as Record<string, unknown>;
 }
 
+/** Strict base64; a failure is reported through `bad` (so it names the layer). */
+function decode(text: string, what: string, bad: Bad): Buffer {
+  try {
+    return decodeStandardBase64(text, what, 'IMAGE_LAYER_OPTIONS_INVALID');
+  } catch (error) {
+    return bad(isCdhError(error) ? error.message : `${what} is not base64`);
+  }
+}
+
 function base64Field(object: Record<string, unknown>, field: string, what: string, bad: Bad): Buffer {
   const value = object[field];
   if (typeof value !== 'string') return bad(`${what} field "${field}" is missing or not a string`);
-  return decodeStandardBase64(value, `${what} field "${field}"`, 'IMAGE_LAYER_OPTIONS_INVALID');
+  return decode(value, `${what} field "${field}"`, bad);
 }
 
 function cipherOptions(object: Record<string, unknown>, what: string, bad: Bad): Record<string, unknown> {
@@ -75,7 +84,7 @@ export function parsePublicOptions(encryption: LayerEncryption, layerLabel: stri
   if (encryption.pubopts === undefined)
     bad('the encrypted layer has no pubopts annotation (no cipher named)');
   const what = 'pubopts';
-  const bytes = decodeStandardBase64(encryption.pubopts as string, what, 'IMAGE_LAYER_OPTIONS_INVALID');
+  const bytes = decode(encryption.pubopts as string, what, bad);
   const options = jsonObject(bytes, what, bad);
   const cipher = options['cipher'];
   if (cipher !== LAYER_CIPHER)

@@ -253,6 +253,7 @@ function retriable(error: CdhError): boolean {
     'IMAGE_REGISTRY_UNAVAILABLE',
     'IMAGE_REGISTRY_FAILED',
     'IMAGE_DIGEST_MISMATCH',
+    'IMAGE_LAYER_AUTH_FAILED',
     'IMAGE_MANIFEST_INVALID',
   ].includes(error.code);
 }

@@ -5,7 +5,8 @@ import { sleep } from '../lib/abort';
 import { JweError, type TeeKey } from './jwe';
 import { throwIfAborted } from './kbc-abort';
 import { KbsTokens, type TokenSource } from './kbs-token';
-import { HttpFailure, type KbsHttpClient } from './kbs-http';
+import { HttpRequestError } from '../net/http-client';
+import type { KbsHttpClient } from './kbs-http';
 import type { Kbc } from './types';
 import { formatResourceUri, kbsRequestPath, parseResourceUri, type ResourceUri } from './uri';
 
@@ -131,7 +132,8 @@ export class CcKbc implements Kbc {
     } catch (error) {
       throwIfAborted(ctx.signal, shown, 'waiting for the KBS');
       if (error instanceof CdhError) throw error;
-      const failure = error instanceof HttpFailure ? error : undefined;
+      const failure = error instanceof HttpRequestError ? error : undefined;
+      const tls = failure?.networkKind === 'tls';
       if (failure?.kind === 'too-large') {
         throw new CdhError(
           'KBS_ANSWER_UNDECRYPTABLE',
@@ -144,9 +146,10 @@ export class CcKbc implements Kbc {
           `KBS ${this.kbsUrl} did not answer within ${KBS_REQUEST_TIMEOUT_MS} ms for resource ${shown}`,
         );
       }
-      const reason = failure?.message ?? 'network error';
-      if (failure?.kind !== 'tls' && attempt < MAX_ATTEMPTS && (await this.pause(ctx, attempt)))
-        return 'retry';
+      const reason = tls
+        ? `TLS handshake failed (${failure?.code ?? 'error'})`
+        : (failure?.code ?? failure?.message ?? 'network error');
+      if (!tls && attempt < MAX_ATTEMPTS && (await this.pause(ctx, attempt))) return 'retry';
       throw new CdhError(
         'KBS_UNAVAILABLE',
         `KBS ${this.kbsUrl} unreachable for resource ${shown}: ${reason}`,

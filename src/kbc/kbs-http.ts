@@ -1,13 +1,15 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { rootCertificates } from 'node:tls';
 import { parseHostPort } from '../config/load';
-import { HttpClient, HttpRequestError } from '../net/http-client';
+import { HttpClient } from '../net/http-client';
 
 /**
  * The KBS over the project's one HTTP(S) client (net/http-client.ts). TLS trusts the system
  * roots plus `kbs_cert` and verifies the URL's host name. `connectTo` ("host:port") dials
  * another address while the Host header and the TLS server name stay the URL's host (tests,
- * split-horizon DNS).
+ * split-horizon DNS). Failures are the client's HttpRequestError (kind, errno, TLS or not).
+ * The KBS handshake's session cookie is the attestation agent's concern (it attests and hands
+ * cc_kbc a token); resources are fetched with `Authorization: Bearer`, so no cookie is kept here.
  */
 export interface KbsHttpOptions {
   /** PEM certificates trusted besides the system roots. */
@@ -23,17 +25,6 @@ export interface HttpAnswer {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
   readonly body: Buffer;
-}
-
-/** Why a request got no answer: a network or TLS failure, a timeout, the body too large, aborted. */
-export class HttpFailure extends Error {
-  constructor(
-    message: string,
-    readonly kind: 'network' | 'tls' | 'too-large' | 'aborted' | 'timeout',
-  ) {
-    super(message);
-    this.name = 'HttpFailure';
-  }
 }
 
 export class KbsHttpClient {
@@ -67,7 +58,7 @@ export class KbsHttpClient {
   }
 
   /** `path` is appended to the base URL's path (e.g. `/kbs/v0/resource/a/b/c?x=1`). */
-  async request(
+  request(
     method: 'GET' | 'POST',
     path: string,
     headers: Record<string, string>,
@@ -75,30 +66,18 @@ export class KbsHttpClient {
     body?: Buffer,
   ): Promise<HttpAnswer> {
     const basePath = this.base.pathname.replace(/\/+$/, '');
-    try {
-      return await this.client.request({
-        method,
-        path: `${basePath}${path}`,
-        headers: {
-          host: this.base.host,
-          ...headers,
-          ...(body === undefined ? {} : { 'content-length': String(body.length) }),
-        },
-        ...(body === undefined ? {} : { body }),
-        signal,
-        timeoutMs: this.options.timeoutMs ?? 30_000,
-      });
-    } catch (error) {
-      if (!(error instanceof HttpRequestError)) throw error;
-      if (error.kind === 'network') {
-        const tls = error.networkKind === 'tls';
-        throw new HttpFailure(
-          tls ? `TLS handshake failed (${error.code ?? 'error'})` : (error.code ?? error.message),
-          tls ? 'tls' : 'network',
-        );
-      }
-      throw new HttpFailure(error.message, error.kind);
-    }
+    return this.client.request({
+      method,
+      path: `${basePath}${path}`,
+      headers: {
+        host: this.base.host,
+        ...headers,
+        ...(body === undefined ? {} : { 'content-length': String(body.length) }),
+      },
+      ...(body === undefined ? {} : { body }),
+      signal,
+      timeoutMs: this.options.timeoutMs ?? 30_000,
+    });
   }
 
   close(): void {

@@ -4,11 +4,12 @@ import type {
   Decrypter,
   Encrypter,
   Getter,
-  ProviderContext,
+  RegistryContext,
   ProviderFactory,
   ProviderInstance,
   ProviderSettings,
 } from './types';
+import { contextFor } from './types';
 import { LRUCache } from 'lru-cache';
 
 const CAPABILITY_PURPOSE: Record<Capability, string> = {
@@ -50,7 +51,7 @@ export class ProviderRegistry {
 
   constructor(
     factories: readonly ProviderFactory[],
-    private readonly context: ProviderContext,
+    private readonly context: RegistryContext,
     options: RegistryOptions = {},
   ) {
     for (const factory of factories) this.factories.set(factory.name.toLowerCase(), factory);
@@ -142,7 +143,7 @@ export class ProviderRegistry {
 
   private build(key: string, factory: ProviderFactory, identity: ProviderSettings): CachedInstance {
     const entry: CachedInstance = {
-      pending: Promise.resolve().then(() => factory.create(identity, this.context)),
+      pending: Promise.resolve().then(() => factory.create(identity, contextFor(factory, this.context))),
       inUse: 0,
       evicted: false,
       wrapped: {},

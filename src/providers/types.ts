@@ -56,14 +56,22 @@ export interface ProviderInstance {
 
 export type Capability = 'decrypter' | 'encrypter' | 'getter';
 
-/** What a provider factory may use: configuration, logger, the KBC's resources. */
-export interface ProviderContext {
+/** What a provider factory may use: its own section of the configuration, a logger, the KBC's resources. */
+export interface ProviderContext<Section = unknown> {
+  /** What the factory's `configSection` picks of the configuration; nothing else of it. */
+  readonly config: Section;
+  readonly logger: Logger;
+  readonly resources?: ResourceReader;
+}
+
+/** What the registry is built with: the whole configuration, of which each factory gets its section. */
+export interface RegistryContext {
   readonly config: CdhConfig;
   readonly logger: Logger;
   readonly resources?: ResourceReader;
 }
 
-export interface ProviderFactory {
+export interface ProviderFactory<Section = unknown> {
   /** Lower-case provider name as it appears in `provider` (matched case-insensitively). */
   readonly name: string;
   /**
@@ -76,6 +84,20 @@ export interface ProviderFactory {
    * are cached by it and built from it, so fields a provider ignores cannot mint new ones.
    */
   identity?(settings: ProviderSettings): ProviderSettings;
+  /** Picks the part of the configuration this provider reads (default: none of it). */
+  configSection?(config: CdhConfig): Section;
   /** Validates settings (throws PROVIDER_SETTINGS_INVALID) and builds an instance. May be async (file reads). */
-  create(settings: ProviderSettings, ctx: ProviderContext): ProviderInstance | Promise<ProviderInstance>;
+  create(
+    settings: ProviderSettings,
+    ctx: ProviderContext<Section>,
+  ): ProviderInstance | Promise<ProviderInstance>;
+}
+
+/** The context `factory` builds its instances with: its own config section, nothing else of the config. */
+export function contextFor<Section>(
+  factory: ProviderFactory<Section>,
+  context: RegistryContext,
+): ProviderContext<Section> {
+  const config = (factory.configSection?.(context.config) ?? {}) as Section;
+  return { ...context, config };
 }

@@ -1,3 +1,4 @@
+import * as http from 'node:http';
 import { TtrpcCallError } from '../client/ttrpc-client';
 
 /**
@@ -93,4 +94,25 @@ export function peerFailure(peer: string, error: unknown): RestAnswer {
     case 'aborted':
       return failure(503, `${peer} unavailable: ${error.message}`);
   }
+}
+
+export function writeAnswer(res: http.ServerResponse, answer: RestAnswer, close: boolean): void {
+  const body = typeof answer.body === 'string' ? Buffer.from(answer.body) : answer.body;
+  const headers: Record<string, string | number> = {
+    'Content-Type': answer.contentType,
+    'Content-Length': body.length,
+    ...answer.headers,
+  };
+  if (close) headers.Connection = 'close';
+  res.writeHead(answer.status, headers);
+  res.end(body);
+}
+
+/** An answer written straight to a socket (no request parsed), closing the connection. */
+export function closingAnswer(answer: RestAnswer): Buffer {
+  const body = typeof answer.body === 'string' ? Buffer.from(answer.body) : answer.body;
+  const head =
+    `HTTP/1.1 ${answer.status} ${http.STATUS_CODES[answer.status] ?? ''}\r\n` +
+    `Content-Type: ${answer.contentType}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+  return Buffer.concat([Buffer.from(head, 'latin1'), body]);
 }

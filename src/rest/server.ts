@@ -4,8 +4,9 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { isLoopbackHost } from '../net-guard';
-import { failure, FORBIDDEN_TEXT, oneLine, type RestAnswer } from './answers';
-import { originForm, RestRequestError, splitTarget, type RestRouter } from './router';
+import { closingAnswer, failure, FORBIDDEN_TEXT, oneLine, writeAnswer, type RestAnswer } from './answers';
+import { hasBody, readBounded } from './body';
+import { originForm, splitTarget, type RestRouter } from './router';
 
 /**
  * The HTTP side of api-server-rest. It faces the pod's workloads, the least trusted callers in
@@ -198,11 +199,7 @@ export class RestServer {
     }
     this.lingering++;
     socket.once('close', () => this.lingering--);
-    const body = Buffer.from(answer.body);
-    const head =
-      `HTTP/1.1 ${answer.status} ${http.STATUS_CODES[answer.status] ?? ''}\r\n` +
-      `Content-Type: ${answer.contentType}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
-    socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]));
+    socket.end(closingAnswer(answer));
     // Reading (and dropping) what the peer sent lets the kernel close with FIN rather than RST,
     // which would lose the answer before the peer reads it.
     let discarded = 0;
@@ -228,12 +225,7 @@ export class RestServer {
         : status === 408
           ? 'the request did not arrive in time'
           : `the request is not valid HTTP/1.1 (${error.code ?? 'parse error'})`;
-    const answer = failure(status, reason);
-    const body = Buffer.from(answer.body);
-    socket.end(
-      `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\nContent-Type: ${answer.contentType}\r\n` +
-        `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${answer.body}`,
-    );
+    socket.end(closingAnswer(failure(status, reason)));
     // A connection that never sent a request timing out is routine, not worth a line at info.
     this.logger[status === 408 ? 'debug' : 'info']({ status, reason }, 'request');
   }
@@ -258,20 +250,7 @@ export class RestServer {
           this.armIdleTimer(req.socket, tracked, this.limits.keepAliveTimeoutMs);
       }
       if (!res.writableFinished) caller.abort();
-      const { path, query } = splitTarget(originForm(target) ?? target);
-      this.logger.info(
-        {
-          method: req.method,
-          path: path.length > MAX_LOGGED_PATH_CHARS ? `${path.slice(0, MAX_LOGGED_PATH_CHARS)}…` : path,
-          ...(query.size > 0 ? { query: [...query.keys()].slice(0, 16) } : {}),
-          // No status when the caller left before the answer was written.
-          status: res.headersSent ? res.statusCode : null,
-          ms: Math.round((performance.now() - started) * 100) / 100,
-          ...(reason === undefined ? {} : { reason }),
-          ...(res.writableFinished ? {} : { aborted: true }),
-        },
-        'request',
-      );
+      this.logRequest(req, res, target, performance.now() - started, reason);
     });
 
     const readBody = (): Promise<Buffer> => {
@@ -287,68 +266,32 @@ export class RestServer {
       })
       .then((answer) => {
         reason = answer.reason;
-        if (res.destroyed) return;
-        const body = typeof answer.body === 'string' ? Buffer.from(answer.body) : answer.body;
-        const headers: Record<string, string | number> = {
-          'Content-Type': answer.contentType,
-          'Content-Length': body.length,
-          ...answer.headers,
-        };
         // A body nobody read would have to be read to the end to keep the connection: close it instead.
-        if ((!bodyRead && hasBody(req)) || this.closing || answer.status === 413)
-          headers.Connection = 'close';
-        res.writeHead(answer.status, headers);
-        res.end(body);
+        const close = (!bodyRead && hasBody(req)) || this.closing || answer.status === 413;
+        if (!res.destroyed) writeAnswer(res, answer, close);
       });
   }
-}
 
-function hasBody(req: http.IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
-}
-
-/** The request body, or a 413 answer once it passes `limit` (a declared length is checked first). */
-function readBounded(req: http.IncomingMessage, limit: number, withinMs: number): Promise<Buffer> {
-  const tooLarge = (): RestRequestError =>
-    new RestRequestError(failure(413, `Payload Too Large: the request body exceeds ${limit} bytes`));
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) return Promise.reject(tooLarge());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const give = (outcome: () => void): void => {
-      clearTimeout(timer);
-      req.off('data', onData);
-      outcome();
-    };
-    const timer = setTimeout(
-      () =>
-        give(() => {
-          req.pause();
-          reject(
-            new RestRequestError(
-              failure(408, `Request Timeout: the body did not arrive within ${withinMs} ms`),
-            ),
-          );
-        }),
-      withinMs,
+  /** One line per request: path (cut), query keys only, status (none when the caller left), time. */
+  private logRequest(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    target: string,
+    ms: number,
+    reason: string | undefined,
+  ): void {
+    const { path, query } = splitTarget(originForm(target) ?? target);
+    this.logger.info(
+      {
+        method: req.method,
+        path: path.length > MAX_LOGGED_PATH_CHARS ? `${path.slice(0, MAX_LOGGED_PATH_CHARS)}…` : path,
+        ...(query.size > 0 ? { query: [...query.keys()].slice(0, 16) } : {}),
+        status: res.headersSent ? res.statusCode : null,
+        ms: Math.round(ms * 100) / 100,
+        ...(reason === undefined ? {} : { reason }),
+        ...(res.writableFinished ? {} : { aborted: true }),
+      },
+      'request',
     );
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        give(() => {
-          req.pause();
-          reject(tooLarge());
-        });
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.once('end', () => give(() => resolve(Buffer.concat(chunks))));
-    req.once('error', () =>
-      give(() => reject(new RestRequestError(failure(400, 'the request body did not arrive')))),
-    );
-  });
+  }
 }

@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
-import { createCipheriv, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
 import { startAliyunScenario, type AliyunScenario } from '../../src/emulators/aliyun/scenario';
-import { createClientKeyProvider } from '../../src/providers/aliyun/client-key';
-import type { ProviderInstance } from '../../src/providers/types';
-import { clientKeyConfig, providerContext } from '../support/aliyun-credentials';
 import { runCli } from '../support/cli';
-import { CDH_TOOL_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
+import { CDH_TOOL_BIN, programPath, spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
 import {
   replaceDiffId,
   rewrapLayout,
   rsaRecipient,
+  secretKeyprovider,
   skopeoEncrypt,
   tamperLayer,
   type PacketWrapper,
@@ -25,9 +23,10 @@ import { pushImage, startRegistry, type TestRegistry } from '../support/registry
 import { diffTrees, snapshotTree, umociUnpack, unmount, type TreeNode } from '../support/tree';
 
 /**
- * PullImage of images encrypted by Debian's skopeo (`jwe:`), their layer keys re-wrapped into
- * `provider.attestation-agent` packets: v1 with a KEK served by the KBS emulator (cc_kbc) and
- * v2 with the Alibaba Cloud KMS (dkms gateway emulator). The daemon runs as a process.
+ * PullImage of images encrypted by Debian's skopeo (`jwe:`), their layer keys re-wrapped by
+ * `secret keyprovider` (ocicrypt's cmd provider) into `provider.attestation-agent` packets: v1
+ * with a KEK served by the KBS emulator (cc_kbc) and v2 with the Alibaba Cloud KMS (dkms gateway
+ * emulator). The daemon runs as a process.
  */
 
 const DATA_LOSS = 15;
@@ -59,40 +58,31 @@ const UPPER: TarEntry[] = [
   { path: 'data/x', content: randomBytes(300_000), uid: 1000, gid: 1000 },
 ];
 
-/** A v1 packet: the options AES-256-GCM-wrapped under the KEK (what `secret keyprovider kbs` makes). */
-function kbsWrapper(kek: Buffer, kid: string): PacketWrapper {
-  return (optsdata) => {
-    const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', kek, iv);
-    const wrapped = Buffer.concat([cipher.update(optsdata), cipher.final(), cipher.getAuthTag()]);
-    const packet = {
-      kid,
-      wrapped_data: wrapped.toString('base64'),
-      iv: iv.toString('base64'),
-      wrap_type: 'A256GCM',
-    };
-    return Promise.resolve([Buffer.from(JSON.stringify(packet))]);
-  };
+/** `secret keyprovider kbs` (Go-style request): a v1 packet, A256GCM under the KEK in `kekFile`. */
+function kbsWrapper(kekFile: string, kid = KEK_ID): PacketWrapper {
+  return secretKeyprovider(['kbs', '--kid', kid, '--kek-file', kekFile], 'go');
 }
 
-/** A v2 packet with provider aliyun: the options encrypted by the KMS (through the gateway). */
-function aliyunWrapper(kms: AliyunScenario, sealing: ProviderInstance): PacketWrapper {
-  return async (optsdata) => {
-    const encrypter = sealing.encrypter;
-    assert.ok(encrypter);
-    const { ciphertext, annotations } = await encrypter.encrypt(optsdata, kms.keyId, {
-      signal: new AbortController().signal,
-    });
-    const packet = {
-      version: '0.1.0',
-      kid: kms.keyId,
-      wrapped_data: ciphertext.toString('base64'),
-      provider: 'aliyun',
-      provider_settings: kms.credentials.providerSettings,
-      annotations,
-    };
-    return [Buffer.from(JSON.stringify(packet))];
-  };
+/** `secret keyprovider ali` (Rust-style request): a v2 packet, the options encrypted by the KMS. */
+function aliyunWrapper(kms: AliyunScenario): PacketWrapper {
+  const { paths, kmsInstanceId } = kms.credentials;
+  return secretKeyprovider(
+    [
+      'ali',
+      '--kms-instance-id',
+      kmsInstanceId,
+      '--key-id',
+      kms.keyId,
+      '--client-key-file-path',
+      paths.clientKey,
+      '--password-file-path',
+      paths.password,
+      '--cert-path',
+      paths.instanceCa,
+    ],
+    'rust',
+    { ALIYUN_DKMS_CONNECT_TO: kms.emulator.connectTo },
+  );
 }
 
 interface Failure {
@@ -104,13 +94,13 @@ describe('PullImage of skopeo-encrypted layers with keys in provider.attestation
   const work = tempDir('cdh-enc-image-');
   const plain = join(work.path, 'plain');
   const store = join(work.path, 'store');
+  const kekFile = join(work.path, 'kek.bin');
   const mounts: string[] = [];
   const secrets: string[] = [KEK.toString('base64'), KEK.toString('hex')];
   const encrypted = new Map<string, string[]>();
   let registry: TestRegistry;
   let world: KbsWorld;
   let kms: AliyunScenario;
-  let sealing: ProviderInstance;
   let daemon: DaemonProcess;
   let recipient: RsaRecipient;
   let expected: Map<string, TreeNode>;
@@ -157,12 +147,9 @@ describe('PullImage of skopeo-encrypted layers with keys in provider.attestation
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
     });
     expected = snapshotTree(await umociUnpack(plain, 'v1', join(work.path, 'umoci')));
+    writeFileSync(kekFile, KEK, { mode: 0o600 });
     world = await startKbsWorld({ resources: { 'default/image-kek/1': KEK } });
     kms = await startAliyunScenario();
-    sealing = await createClientKeyProvider(
-      kms.credentials.providerSettings,
-      providerContext(clientKeyConfig(kms.emulator, kms.credentials.dir)),
-    );
     daemon = await spawnDaemon({
       config: {
         log: { level: 'trace' },
@@ -181,7 +168,6 @@ describe('PullImage of skopeo-encrypted layers with keys in provider.attestation
     await daemon?.stop();
     const logs = daemon?.logLines.join('\n') ?? '';
     daemon?.cleanup();
-    await sealing?.close?.();
     await kms?.close();
     await world?.close();
     await registry?.stop();
@@ -233,21 +219,21 @@ describe('PullImage of skopeo-encrypted layers with keys in provider.attestation
   }
 
   test('v1 packets with the KEK from the KBS (cc_kbc): rootfs identical to the plaintext image under umoci', async () => {
-    const ref = await publish('kbs', kbsWrapper(KEK, KEK_ID));
+    const ref = await publish('kbs', kbsWrapper(kekFile));
     assert.equal(encrypted.get('kbs')?.length, 2);
     const rootfs = await pull(ref, 'kbs');
     assert.deepEqual(diffTrees(snapshotTree(rootfs), expected), []);
   });
 
   test('v2 packets with provider aliyun (the KMS through the dkms gateway): the same rootfs', async () => {
-    const ref = await publish('aliyun', aliyunWrapper(kms, sealing));
+    const ref = await publish('aliyun', aliyunWrapper(kms));
     const rootfs = await pull(ref, 'aliyun');
     assert.deepEqual(diffTrees(snapshotTree(rootfs), expected), []);
   });
 
   test('one layer left plaintext (--encrypt-layer), the first packet of the list not unwrappable: the next one is used', async () => {
-    const unknownKid = await kbsWrapper(KEK, 'kbs:///default/image-kek/absent')(Buffer.from('{}'));
-    const ref = await publish('one-layer', kbsWrapper(KEK, KEK_ID), {
+    const unknownKid = await kbsWrapper(kekFile, 'kbs:///default/image-kek/absent')(Buffer.from('{}'));
+    const ref = await publish('one-layer', kbsWrapper(kekFile), {
       layers: [1],
       extraPackets: unknownKid,
     });
@@ -257,13 +243,42 @@ describe('PullImage of skopeo-encrypted layers with keys in provider.attestation
   });
 
   test('tar+zstd+encrypted layers over ttrpc (cdh-tool --ttrpc, as the Kata agent calls): the same rootfs', async () => {
-    const ref = await publish('zstd', kbsWrapper(KEK, KEK_ID), { zstd: true });
+    const ref = await publish('zstd', kbsWrapper(kekFile), { zstd: true });
     const rootfs = await pull(ref, 'zstd', true);
     assert.deepEqual(diffTrees(snapshotTree(rootfs), expected), []);
   });
 
+  test('cdh-oneshot pull-image (no daemon, its own work_dir) decrypts the same image', async () => {
+    const config = join(work.path, 'oneshot.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        ...ccKbcConfig(world),
+        image: {
+          work_dir: join(work.path, 'oneshot-store'),
+          registry_config: { registry: [{ location: registry.host, insecure: true }] },
+        },
+      }),
+    );
+    const bundle = join(work.path, 'bundles', 'oneshot');
+    mounts.push(join(bundle, 'rootfs'));
+    const args = [
+      '-c',
+      config,
+      'pull-image',
+      '--image-url',
+      `${registry.host}/test/kbs:v1`,
+      '--bundle-path',
+      bundle,
+    ];
+    const result = await runCli(programPath('cdh-oneshot'), args, { timeoutMs: 120_000 });
+    assert.equal(result.code, 0, result.stderr);
+    assertNoSecret(result.stdout + result.stderr);
+    assert.deepEqual(diffTrees(snapshotTree(join(bundle, 'rootfs')), expected), []);
+  });
+
   test('a flipped byte in an encrypted layer (digest re-published to match): DATA_LOSS naming the layer, nothing of it stored', async () => {
-    const ref = await publish('tampered', kbsWrapper(KEK, KEK_ID), { tamper: true });
+    const ref = await publish('tampered', kbsWrapper(kekFile), { tamper: true });
     const [tampered] = encrypted.get('tampered') as string[];
     const bundle = join(work.path, 'bundles', 'tampered');
     await assert.rejects(daemon.client().pullImage(ref, bundle, 120_000), (error: Failure) => {
@@ -280,9 +295,30 @@ describe('PullImage of skopeo-encrypted layers with keys in provider.attestation
     assert.equal(await daemon.client().check(), 'SERVING');
   });
 
+  test('an encrypted blob altered in the registry (digest no longer matching): DATA_LOSS naming the layer, nothing of it stored', async () => {
+    const ref = await publish('altered', kbsWrapper(kekFile));
+    const layer = (encrypted.get('altered') as string[])[1] as string;
+    const hex = layer.slice('sha256:'.length);
+    const blobFile = join(registry.dataDir, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
+    const bytes = Buffer.from(readFileSync(blobFile));
+    bytes[10] = (bytes[10] as number) ^ 0xff;
+    writeFileSync(blobFile, bytes);
+    await assert.rejects(
+      daemon.client().pullImage(ref, join(work.path, 'bundles', 'altered'), 120_000),
+      (error: Failure) => {
+        assert.equal(error.code, DATA_LOSS, error.details);
+        assert.match(error.details, /IMAGE_DIGEST_MISMATCH/);
+        assert.ok(error.details.includes(`layer ${layer}`), error.details);
+        assertNoSecret(error.details);
+        return true;
+      },
+    );
+    assertNotStored([layer]);
+  });
+
   test('an encrypted layer whose decrypted tar is not the config diff_id: DATA_LOSS naming the layer, nothing of it stored', async () => {
     const wrong = `sha256:${'ab'.repeat(32)}`;
-    const ref = await publish('diff-id', kbsWrapper(KEK, KEK_ID), { wrongDiffId: wrong });
+    const ref = await publish('diff-id', kbsWrapper(kekFile), { wrongDiffId: wrong });
     const [layer] = encrypted.get('diff-id') as string[];
     await assert.rejects(
       daemon.client().pullImage(ref, join(work.path, 'bundles', 'diff-id'), 120_000),
@@ -299,7 +335,7 @@ describe('PullImage of skopeo-encrypted layers with keys in provider.attestation
   });
 
   test('the KMS refusing the key: its status (PERMISSION_DENIED) naming the layer, nothing of it stored', async () => {
-    const ref = await publish('refused', aliyunWrapper(kms, sealing));
+    const ref = await publish('refused', aliyunWrapper(kms));
     const layers = encrypted.get('refused') as string[];
     kms.emulator.failNext(20, 403, 'Forbidden.NoPermission');
     try {

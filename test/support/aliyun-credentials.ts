@@ -47,6 +47,6 @@ export function clientKeyConfig(
   return config;
 }
 
-export function providerContext(config: CdhConfig): ProviderContext {
+export function providerContext(config: CdhConfig): ProviderContext<CdhConfig> {
   return { config, logger: silentLogger() };
 }

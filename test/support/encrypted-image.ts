@@ -4,6 +4,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadJose } from '../../src/kbc/jwe';
+import { runCli } from './cli';
+import { SECRET_BIN } from './daemon';
 import { sha256 } from './oci-image';
 
 /**
@@ -97,6 +99,47 @@ export async function openJweAnnotation(value: string, recipient: RsaRecipient):
 
 /** Wraps one layer's options into annotation packets (their JSON bytes), as a sealing tool would. */
 export type PacketWrapper = (optsdata: Buffer) => Promise<Buffer[]>;
+
+/**
+ * The keywrap request an image-encryption tool sends its key provider: Go ocicrypt puts the
+ * options in base64, ocicrypt-rs as the raw JSON text.
+ */
+export function keywrapRequest(optsdata: Buffer, style: 'go' | 'rust'): string {
+  return JSON.stringify({
+    op: 'keywrap',
+    keywrapparams: {
+      ec: {
+        Parameters: { 'attestation-agent': [Buffer.from('enc').toString('base64')] },
+        DecryptConfig: { Parameters: {} },
+      },
+      optsdata: style === 'go' ? optsdata.toString('base64') : optsdata.toString('utf8'),
+    },
+    keyunwrapparams: { dc: null, annotation: null },
+  });
+}
+
+/**
+ * `secret keyprovider PROVIDER-FLAGS` as ocicrypt's `cmd` provider: the request on stdin, the
+ * `{"keywrapresults":{"annotation":[…]}}` answer on stdout.
+ */
+export function secretKeyprovider(
+  flags: readonly string[],
+  style: 'go' | 'rust',
+  env: Record<string, string> = {},
+): PacketWrapper {
+  return async (optsdata) => {
+    const result = await runCli(SECRET_BIN, ['keyprovider', ...flags], {
+      input: keywrapRequest(optsdata, style),
+      env,
+      timeoutMs: 60_000,
+    });
+    if (result.code !== 0) throw new Error(`secret keyprovider exited ${result.code}: ${result.stderr}`);
+    const answer = JSON.parse(result.stdout) as { keywrapresults?: { annotation?: unknown } };
+    const annotation = answer.keywrapresults?.annotation;
+    if (!Array.isArray(annotation)) throw new Error('secret keyprovider answered no annotation bytes');
+    return [Buffer.from(annotation as number[])];
+  };
+}
 
 export interface Rewrapped {
   /** The options JSON of every encrypted layer (to look for in logs: must never appear). */

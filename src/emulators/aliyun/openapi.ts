@@ -1,10 +1,13 @@
-import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createTestCa, type ServerCert, type TestCa } from '../pki';
 import { listenOnLoopback } from '../listen';
 import { DelayedActions } from '../delayed-actions';
+import { apiError, isApiError, RpcAuthenticator, type EmulatorCredential } from './openapi-auth';
+
+export { percentEncode, rpcStringToSign, type EmulatorCredential } from './openapi-auth';
 
 /**
  * An Alibaba Cloud KMS OpenAPI (RPC style, version 2016-01-20) for tests: HTTPS on 127.0.0.1,
@@ -12,15 +15,6 @@ import { DelayedActions } from '../delayed-actions';
  * known AccessKeyId, SecurityToken, timestamp skew, nonce reuse) and serves GetSecretValue.
  * Written from the public protocol description, not from the SDK.
  */
-
-export interface EmulatorCredential {
-  readonly accessKeyId: string;
-  readonly accessKeySecret: string;
-  /** Required on every request signed with this key when set (STS credentials). */
-  readonly securityToken?: string;
-  /** ms since epoch; later requests get InvalidSecurityToken.Expired. */
-  readonly expiresAt?: number;
-}
 
 export interface SecretVersionSpec {
   readonly versionId: string;
@@ -59,24 +53,6 @@ export interface OpenApiCounters {
   abandoned: number;
 }
 
-interface ApiError {
-  readonly status: number;
-  readonly code: string;
-  readonly message: string;
-}
-
-const API_VERSION = '2016-01-20';
-const COMMON_PARAMETERS = [
-  'Action',
-  'Version',
-  'Format',
-  'AccessKeyId',
-  'SignatureMethod',
-  'SignatureVersion',
-  'SignatureNonce',
-  'Timestamp',
-  'Signature',
-] as const;
 const HIDDEN_PARAMETERS = new Set(['Signature', 'SecurityToken', 'AccessKeyId']);
 
 export class OpenApiEmulator {
@@ -97,9 +73,8 @@ export class OpenApiEmulator {
 
   private readonly credentials = new Map<string, EmulatorCredential>();
   private readonly secrets = new Map<string, SecretVersionSpec[]>();
-  private readonly usedNonces = new Map<string, number>();
   private readonly delayed = new DelayedActions();
-  private readonly maxClockSkewMs: number;
+  private readonly auth: RpcAuthenticator;
   private faults: { remaining: number; status: number } = { remaining: 0, status: 503 };
 
   private constructor(
@@ -108,7 +83,9 @@ export class OpenApiEmulator {
     options: OpenApiEmulatorOptions,
   ) {
     this.ca = ca;
-    this.maxClockSkewMs = options.maxClockSkewMs ?? 15 * 60 * 1000;
+    this.auth = new RpcAuthenticator(this.credentials, options.maxClockSkewMs ?? 15 * 60 * 1000, () =>
+      this.now(),
+    );
     for (const credential of options.credentials ?? []) this.addCredential(credential);
   }
 
@@ -230,59 +207,7 @@ export class OpenApiEmulator {
             'The request has failed due to a temporary failure of the server.',
           );
     }
-    for (const name of COMMON_PARAMETERS) {
-      if (params[name] === undefined || params[name] === '') {
-        throw apiError(400, `Missing${name}`, `${name} is mandatory for this action.`);
-      }
-    }
-    if (params['Version'] !== API_VERSION) {
-      throw apiError(400, 'InvalidVersion', 'Specified parameter Version is not valid.');
-    }
-    if (params['SignatureMethod'] !== 'HMAC-SHA1' || params['SignatureVersion'] !== '1.0') {
-      throw apiError(
-        400,
-        'InvalidSignatureMethod',
-        'Specified signature method or version is not supported.',
-      );
-    }
-    this.checkTimestamp(params['Timestamp'] ?? '');
-
-    const credential = this.credentials.get(params['AccessKeyId'] ?? '');
-    if (credential === undefined) {
-      throw apiError(404, 'InvalidAccessKeyId.NotFound', 'Specified access key is not found.');
-    }
-    const stringToSign = rpcStringToSign(method, params);
-    const expected = createHmac('sha1', `${credential.accessKeySecret}&`).update(stringToSign).digest();
-    const given = Buffer.from(params['Signature'] ?? '', 'base64');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      // The real service echoes its string to sign; clients must not pass this on verbatim.
-      throw apiError(
-        400,
-        'SignatureDoesNotMatch',
-        `Specified signature is not matched with our calculation. server string to sign is:${stringToSign}`,
-      );
-    }
-    if (credential.securityToken !== undefined) {
-      const token = params['SecurityToken'];
-      if (token === undefined || token === '') {
-        throw apiError(
-          400,
-          'InvalidSecurityToken.MissingParameter',
-          'SecurityToken is mandatory for STS keys.',
-        );
-      }
-      if (token !== credential.securityToken) {
-        throw apiError(
-          400,
-          'InvalidSecurityToken.MismatchWithAccessKey',
-          'The security token does not match.',
-        );
-      }
-      if (credential.expiresAt !== undefined && this.now() >= credential.expiresAt) {
-        throw apiError(400, 'InvalidSecurityToken.Expired', 'Specified SecurityToken is expired.');
-      }
-    }
-    this.checkNonce(params['SignatureNonce'] ?? '');
+    this.auth.authenticate(method, params);
 
     switch (params['Action']) {
       case 'GetSecretValue':
@@ -326,59 +251,11 @@ export class OpenApiEmulator {
     };
   }
 
-  private checkTimestamp(timestamp: string): void {
-    if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(timestamp)) {
-      throw apiError(
-        400,
-        'InvalidTimeStamp.Format',
-        'Specified time stamp or date value is not well formatted.',
-      );
-    }
-    if (Math.abs(this.now() - Date.parse(timestamp)) > this.maxClockSkewMs) {
-      throw apiError(400, 'InvalidTimeStamp.Expired', 'Specified time stamp or date value is expired.');
-    }
-  }
-
-  private checkNonce(nonce: string): void {
-    const now = this.now();
-    for (const [seen, expiresAt] of this.usedNonces) if (expiresAt < now) this.usedNonces.delete(seen);
-    if (this.usedNonces.has(nonce)) {
-      throw apiError(400, 'SignatureNonceUsed', 'Specified signature nonce was used already.');
-    }
-    this.usedNonces.set(nonce, now + 2 * this.maxClockSkewMs);
-  }
-
   private now(): number {
     return Date.now() + this.clockOffsetMs;
   }
 }
 
-/** RFC 3986 percent-encoding as the RPC signature wants it (unreserved A-Za-z0-9-_.~ kept). */
-export function percentEncode(value: string): string {
-  return encodeURIComponent(value).replace(
-    /[!'()*]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
-}
-
-/** `METHOD&%2F&enc(sorted k=v pairs)`, every parameter but Signature. */
-export function rpcStringToSign(method: string, params: Readonly<Record<string, string>>): string {
-  const canonical = Object.keys(params)
-    .filter((key) => key !== 'Signature')
-    .sort()
-    .map((key) => `${percentEncode(key)}=${percentEncode(params[key] ?? '')}`)
-    .join('&');
-  return `${method.toUpperCase()}&${percentEncode('/')}&${percentEncode(canonical)}`;
-}
-
 function requestId(): string {
   return randomUUID().toUpperCase();
-}
-
-function apiError(status: number, code: string, message: string): ApiError & Error {
-  return Object.assign(new Error(message), { status, code });
-}
-
-function isApiError(value: unknown): value is ApiError {
-  return value instanceof Error && typeof (value as Partial<ApiError>).code === 'string';
 }

@@ -13,8 +13,8 @@ import { openInsideDirectory, OutsideDirectoryError } from '../../lib/confined-f
 
 /** Credential files are small; anything larger is not one of ours. */
 const MAX_CREDENTIAL_FILE_BYTES = 1024 * 1024;
-const MAX_ID_LENGTH = 256;
-const ID_PATTERN = /^[A-Za-z0-9._*-]+$/;
+export const MAX_ID_LENGTH = 256;
+export const ID_PATTERN = /^[A-Za-z0-9._*-]+$/;
 
 /** Upstream's current credential directory (since early 2026), tried first. */
 export const UPSTREAM_CREDENTIAL_DIR = '/run/confidential-containers/cdh/kbs/kms-credential/aliyun';

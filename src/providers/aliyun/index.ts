@@ -1,6 +1,7 @@
-import { CdhError } from '../../errors';
+import { z } from 'zod';
+import type { CdhConfig } from '../../config/types';
 import type { ProviderFactory, ProviderInstance, ProviderSettings, ProviderContext } from '../types';
-import { quoteUntrusted } from '../../lib/untrusted';
+import { parseAliyunSettings } from './settings';
 
 // The client-type modules are loaded on the first create() that needs them: client_key pulls
 // in node-forge and protobufjs, a large part of start-up (docs/performance.md, "Measured costs behind the code").
@@ -9,6 +10,9 @@ const clientKeyModule = (): typeof import('./client-key') =>
   require('./client-key') as typeof import('./client-key');
 const openApiModule = (): typeof import('./openapi') => require('./openapi') as typeof import('./openapi');
 /* eslint-enable @typescript-eslint/no-require-imports */
+
+/** All the aliyun provider is given of the configuration: `[aliyun]`. */
+export type AliyunSection = Pick<CdhConfig, 'aliyun'>;
 
 export const CLIENT_TYPES = ['client_key', 'ecs_ram_role', 'sts_token'] as const;
 export type ClientType = (typeof CLIENT_TYPES)[number];
@@ -20,9 +24,14 @@ const SETTINGS_FIELDS: Record<ClientType, readonly string[]> = {
   ecs_ram_role: [],
 };
 
+const clientTypeSchema = z.object({
+  client_type: z.enum(CLIENT_TYPES, { error: `must be one of ${CLIENT_TYPES.join(', ')}` }),
+});
+
 /** The `aliyun` provider: one of three ways of reaching Alibaba Cloud KMS, chosen by client_type. */
-export const aliyunProvider: ProviderFactory = {
+export const aliyunProvider: ProviderFactory<AliyunSection> = {
   name: 'aliyun',
+  configSection: (config) => ({ aliyun: config.aliyun }),
   identity(settings: ProviderSettings): ProviderSettings {
     const clientType = settings['client_type'];
     if (typeof clientType !== 'string' || !(CLIENT_TYPES as readonly string[]).includes(clientType))
@@ -32,8 +41,8 @@ export const aliyunProvider: ProviderFactory = {
       if (Object.hasOwn(settings, field)) identity[field] = settings[field];
     return identity;
   },
-  create(settings: ProviderSettings, ctx: ProviderContext): Promise<ProviderInstance> {
-    const clientType = settings['client_type'];
+  create(settings: ProviderSettings, ctx: ProviderContext<AliyunSection>): Promise<ProviderInstance> {
+    const { client_type: clientType } = parseAliyunSettings(clientTypeSchema, settings, 'provider_settings');
     switch (clientType) {
       case 'client_key':
         return clientKeyModule().createClientKeyProvider(settings, ctx);
@@ -41,12 +50,6 @@ export const aliyunProvider: ProviderFactory = {
         return openApiModule().createStsTokenProvider(settings, ctx);
       case 'ecs_ram_role':
         return openApiModule().createEcsRamRoleProvider(settings, ctx);
-      default:
-        throw new CdhError(
-          'PROVIDER_SETTINGS_INVALID',
-          `aliyun provider_settings.client_type must be one of ${CLIENT_TYPES.join(', ')}` +
-            (clientType === undefined ? ' (it is missing)' : ` (got ${quoteUntrusted(clientType)})`),
-        );
     }
   },
 };

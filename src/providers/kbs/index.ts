@@ -1,3 +1,4 @@
+import type { CdhConfig } from '../../config/types';
 import { CdhError } from '../../errors';
 import type { ProviderContext, ProviderFactory, ProviderInstance, ProviderSettings } from '../types';
 
@@ -6,13 +7,17 @@ import type { ProviderContext, ProviderFactory, ProviderInstance, ProviderSettin
  * configured KBC (offline_fs_kbc or cc_kbc). provider_settings carry nothing for it (upstream
  * ignores them too).
  */
-export const kbsProvider: ProviderFactory = {
+/** All the kbs provider is given of the configuration: which KBC serves it (for its label). */
+type KbsSection = { readonly kbc: Pick<CdhConfig['kbc'], 'name'> };
+
+export const kbsProvider: ProviderFactory<KbsSection> = {
   name: 'kbs',
+  configSection: (config) => ({ kbc: { name: config.kbc.name } }),
   // offline_fs re-reads edited files; cc_kbc's KBS authorises every request: nothing to cache.
   cacheable: false,
   // provider_settings carry nothing for kbs: one instance serves them all.
   identity: () => ({}),
-  create(_settings: ProviderSettings, ctx: ProviderContext): ProviderInstance {
+  create(_settings: ProviderSettings, ctx: ProviderContext<KbsSection>): ProviderInstance {
     const resources = ctx.resources;
     if (resources === undefined) {
       throw new CdhError('PROVIDER_NOT_CONFIGURED', 'provider kbs: this daemon has no KBC');

@@ -14,7 +14,7 @@ import {
   unwrapLayerCipher,
   type LayerKeyUnwrapper,
 } from '../../../src/image/ocicrypt';
-import { buildLayer, makeTar } from '../../support/oci-image';
+import { buildLayer, makeTar, type LayerCompression } from '../../support/oci-image';
 
 const AA = 'org.opencontainers.image.enc.keys.provider.attestation-agent';
 const PUBOPTS = 'org.opencontainers.image.enc.pubopts';
@@ -28,8 +28,8 @@ function b64json(value: unknown): string {
 }
 
 /** A layer encrypted as ocicrypt does: AES-256-CTR (nonce = counter block), HMAC-SHA256 over the ciphertext. */
-function encryptedLayer(packets: string[], tamper = false) {
-  const plain = buildLayer(makeTar([{ path: 'secret-file', content: 'top secret\n' }]), 'gzip');
+function encryptedLayer(packets: string[], tamper = false, compression: LayerCompression = 'gzip') {
+  const plain = buildLayer(makeTar([{ path: 'secret-file', content: 'top secret\n' }]), compression);
   const symkey = randomBytes(32);
   const nonce = randomBytes(16);
   const cipher = createCipheriv('aes-256-ctr', symkey, nonce);
@@ -49,7 +49,7 @@ function encryptedLayer(packets: string[], tamper = false) {
         config: { mediaType: 'x', digest: plain.digest, size: 1 },
         layers: [
           {
-            mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip+encrypted',
+            mediaType: `${plain.mediaType}+encrypted`,
             digest,
             size: blob.length,
             annotations: {
@@ -151,7 +151,7 @@ test('pubopts: missing, another cipher, an empty or short hmac are refused befor
   assert.match(bad(b64json({ cipher: 'AES_128_GCM', hmac: 'AA==' })), /IMAGE_UNSUPPORTED .*AES_128_GCM/);
   assert.match(bad(b64json({ cipher: 'AES_256_CTR_HMAC_SHA256', hmac: '' })), /empty hmac/);
   assert.match(bad(b64json({ cipher: 'AES_256_CTR_HMAC_SHA256', hmac: 'AAAA' })), /3-byte hmac/);
-  assert.match(bad('not base64!'), /IMAGE_LAYER_OPTIONS_INVALID/);
+  assert.match(bad('not base64!'), /IMAGE_LAYER_OPTIONS_INVALID L: pubopts/);
 });
 
 test('private options: a short symkey or nonce is refused without quoting them, and the buffers are wiped', () => {
@@ -178,26 +178,28 @@ function workDirs(): { dir: string; staging: string } {
   return { dir: join(root, 'layer'), staging: join(root, 'staging') };
 }
 
-test('an authentic layer is decrypted and unpacked; the staged ciphertext is removed', async () => {
-  const { layer, blob, options, diffId } = encryptedLayer([packet('good')]);
-  const { dir, staging } = workDirs();
-  const signal = new AbortController().signal;
-  await unpackEncrypted(
-    {
-      layer,
-      diffId,
-      dir,
-      stagingFile: join(staging, 'x.blob'),
-      label: 'image "t"',
-      signal,
-      ctx,
-      fetch: () => Promise.resolve(Readable.from([blob])),
-    },
-    fakeUnwrapper(options).unwrapper,
-  );
-  assert.equal(readFileSync(join(dir, 'secret-file'), 'utf8'), 'top secret\n');
-  assert.deepEqual(readdirSync(staging), []);
-});
+for (const compression of ['gzip', 'zstd', 'none'] as const)
+  test(`an authentic tar${compression === 'none' ? '' : `+${compression}`}+encrypted layer is decrypted and unpacked; the staged ciphertext is removed`, async () => {
+    const { layer, blob, options, diffId } = encryptedLayer([packet('good')], false, compression);
+    assert.equal(layer.compression, compression);
+    const { dir, staging } = workDirs();
+    const signal = new AbortController().signal;
+    await unpackEncrypted(
+      {
+        layer,
+        diffId,
+        dir,
+        stagingFile: join(staging, 'x.blob'),
+        label: 'image "t"',
+        signal,
+        ctx,
+        fetch: () => Promise.resolve(Readable.from([blob])),
+      },
+      fakeUnwrapper(options).unwrapper,
+    );
+    assert.equal(readFileSync(join(dir, 'secret-file'), 'utf8'), 'top secret\n');
+    assert.deepEqual(readdirSync(staging), []);
+  });
 
 test('a flipped ciphertext byte fails the HMAC before anything is unpacked (no file ever in the layer dir)', async () => {
   const { layer, blob, options, diffId } = encryptedLayer([packet('good')], true);
@@ -233,4 +235,30 @@ test('a flipped ciphertext byte fails the HMAC before anything is unpacked (no f
   assert.deepEqual(seen, []);
   assert.deepEqual(readdirSync(dir), []);
   assert.equal(existsSync(join(staging, 'x.blob')), false);
+});
+
+test('media types: the nondistributable +encrypted variants are accepted, a docker type with +encrypted is not; other key schemes are named', () => {
+  const manifest = (mediaType: string, annotations: Record<string, string>) =>
+    parseManifest(
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          config: { mediaType: 'x', digest: `sha256:${'0'.repeat(64)}`, size: 1 },
+          layers: [{ mediaType, digest: `sha256:${'1'.repeat(64)}`, size: 1, annotations }],
+        }),
+      ),
+      'image "t"',
+    );
+  const nd = manifest('application/vnd.oci.image.layer.nondistributable.v1.tar+zstd+encrypted', {
+    'org.opencontainers.image.enc.keys.jwe': 'x',
+    'org.opencontainers.image.enc.keys.pgp': 'y',
+  });
+  assert.equal(nd.kind, 'manifest');
+  const layer = nd.kind === 'manifest' ? nd.layers[0] : undefined;
+  assert.equal(layer?.compression, 'zstd');
+  assert.deepEqual(layer?.encryption, { otherSchemes: ['jwe', 'pgp'] });
+  assert.throws(
+    () => manifest('application/vnd.docker.image.rootfs.diff.tar.gzip+encrypted', {}),
+    (error: unknown) => isCdhError(error) && error.code === 'IMAGE_UNSUPPORTED',
+  );
 });

@@ -10,6 +10,7 @@ import type {
   ProviderInstance,
   ProviderSettings,
 } from '../../types';
+import type { AliyunSection } from '..';
 import { quoteUntrusted } from '../../../lib/untrusted';
 import { clientKeyFilesFingerprint, loadClientKey, type LoadedClientKey } from './credential-files';
 import {
@@ -29,6 +30,7 @@ import {
   type ClientKeySettings,
 } from './settings';
 import { decodeStandardBase64 } from '../../../lib/base64';
+import { secretVersionSelector } from '../settings';
 
 export { parseClientKeySettings } from './settings';
 
@@ -49,7 +51,7 @@ export interface ClientKeyProviderOptions {
  */
 export async function createClientKeyProvider(
   settings: ProviderSettings,
-  ctx: ProviderContext,
+  ctx: ProviderContext<AliyunSection>,
   options: ClientKeyProviderOptions = {},
 ): Promise<ProviderInstance> {
   const parsed = parseClientKeySettings(settings);
@@ -63,7 +65,7 @@ export async function createClientKeyProvider(
 export async function openClientKeyProvider(
   settings: ProviderSettings,
   paths: ClientKeyFilePaths,
-  ctx: ProviderContext,
+  ctx: ProviderContext<AliyunSection>,
   options: ClientKeyProviderOptions = {},
 ): Promise<ProviderInstance> {
   return openSession(parseClientKeySettings(settings), paths, ctx, options);
@@ -72,7 +74,7 @@ export async function openClientKeyProvider(
 async function openSession(
   settings: ClientKeySettings,
   paths: ClientKeyFilePaths,
-  ctx: ProviderContext,
+  ctx: ProviderContext<AliyunSection>,
   options: ClientKeyProviderOptions,
 ): Promise<ProviderInstance> {
   const session = new ClientKeySession(settings, paths, ctx, options);
@@ -95,7 +97,7 @@ class ClientKeySession implements Decrypter, Encrypter, Getter {
   constructor(
     private readonly settings: ClientKeySettings,
     private readonly paths: ClientKeyFilePaths,
-    private readonly ctx: ProviderContext,
+    private readonly ctx: ProviderContext<AliyunSection>,
     private readonly options: ClientKeyProviderOptions,
   ) {
     this.label =
@@ -166,8 +168,7 @@ class ClientKeySession implements Decrypter, Encrypter, Getter {
   }
 
   async getSecret(name: string, annotations: Annotations, ctx: CallContext): Promise<Buffer> {
-    const versionStage = optionalAnnotation(annotations, 'version_stage');
-    const versionId = optionalAnnotation(annotations, 'version_id');
+    const { versionStage = '', versionId = '' } = secretVersionSelector(annotations, 'client_key');
     const response = await this.exchange(
       'GetSecretValue',
       'GetSecretValueRequest',
@@ -258,15 +259,6 @@ class ClientKeySession implements Decrypter, Encrypter, Getter {
     });
     return { loaded, gateway };
   }
-}
-
-function optionalAnnotation(annotations: Annotations, name: string): string {
-  const value: unknown = annotations[name];
-  if (value === undefined || value === null) return '';
-  if (typeof value !== 'string') {
-    throw new CdhError('PROVIDER_SETTINGS_INVALID', `aliyun annotations.${name} must be a string`);
-  }
-  return value;
 }
 
 /** `annotations.iv`: standard base64 (padded), decoded strictly. */

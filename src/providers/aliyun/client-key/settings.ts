@@ -1,4 +1,6 @@
-import { checkCredentialId, locateCredentialFile, requireStringSetting } from '../credentials';
+import { z } from 'zod';
+import { ID_PATTERN, locateCredentialFile, MAX_ID_LENGTH } from '../credentials';
+import { parseAliyunSettings } from '../settings';
 import type { ProviderSettings } from '../../types';
 
 /** provider_settings of `client_type = client_key`, validated. */
@@ -19,17 +21,27 @@ export interface ClientKeyFilePaths {
   readonly confined?: boolean;
 }
 
+const REQUIRED = 'is required and must be a non-empty string';
+const ID_RULE = `is not a valid id: only letters, digits and . _ * - are allowed (at most ${MAX_ID_LENGTH}), and ".." is refused`;
+
+/**
+ * An id that becomes part of a credential file name. The ids come from the sealed secret, which
+ * the untrusted control plane carries, so anything that could leave the credential dir is refused.
+ */
+const credentialId = z
+  .string({ error: REQUIRED })
+  .min(1, REQUIRED)
+  .max(MAX_ID_LENGTH, ID_RULE)
+  .regex(ID_PATTERN, ID_RULE)
+  .refine((id) => !id.includes('..'), ID_RULE);
+
+const clientKeySchema = z
+  .object({ client_key_id: credentialId, kms_instance_id: credentialId })
+  .transform((s): ClientKeySettings => ({ clientKeyId: s.client_key_id, kmsInstanceId: s.kms_instance_id }));
+
 /** Validates settings; ids are checked here, before any file is opened. */
 export function parseClientKeySettings(settings: ProviderSettings): ClientKeySettings {
-  const clientKeyId = checkCredentialId(
-    requireStringSetting(settings, 'client_key_id', 'client_key'),
-    'client_key_id',
-  );
-  const kmsInstanceId = checkCredentialId(
-    requireStringSetting(settings, 'kms_instance_id', 'client_key'),
-    'kms_instance_id',
-  );
-  return { clientKeyId, kmsInstanceId };
+  return parseAliyunSettings(clientKeySchema, settings, 'provider_settings', 'client_key');
 }
 
 export function clientKeyFilePaths(credentialDir: string, settings: ClientKeySettings): ClientKeyFilePaths {

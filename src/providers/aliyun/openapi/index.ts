@@ -7,6 +7,7 @@ import type {
   ProviderInstance,
   ProviderSettings,
 } from '../../types';
+import type { AliyunSection } from '..';
 import { EcsMetadataClient } from '../metadata/client';
 import { readEcsRamRoleFile, StsTokenFile, stsTokenDirectory } from './credential-files';
 import { KmsCallError } from './kms-errors';
@@ -27,7 +28,7 @@ export interface OpenApiProviderOptions {
 /** `client_type` `sts_token`: vault secrets with the `AK:SK:STS` held in `provider_settings.token_path`. */
 export async function createStsTokenProvider(
   settings: ProviderSettings,
-  ctx: ProviderContext,
+  ctx: ProviderContext<AliyunSection>,
   options: OpenApiProviderOptions = {},
 ): Promise<ProviderInstance> {
   const label = 'aliyun (client_type sts_token)';
@@ -39,7 +40,7 @@ export async function createStsTokenProvider(
   const kms = await openKmsClient(label, endpoint, regionId, ctx, options);
   const getter: Getter = {
     async getSecret(name: string, annotations: Annotations, call: CallContext): Promise<Buffer> {
-      const selector = secretVersionSelector(annotations);
+      const selector = secretVersionSelector(annotations, 'sts_token');
       return kms.getSecretValue(await tokenFile.current(), name, selector, call.signal);
     },
   };
@@ -52,7 +53,7 @@ export async function createStsTokenProvider(
  */
 export async function createEcsRamRoleProvider(
   _settings: ProviderSettings,
-  ctx: ProviderContext,
+  ctx: ProviderContext<AliyunSection>,
   options: OpenApiProviderOptions = {},
 ): Promise<ProviderInstance> {
   const label = 'aliyun (client_type ecs_ram_role)';
@@ -69,7 +70,7 @@ export async function createEcsRamRoleProvider(
   const kms = await openKmsClient(label, endpoint, role.regionId, ctx, options);
   const getter: Getter = {
     async getSecret(name: string, annotations: Annotations, call: CallContext): Promise<Buffer> {
-      const selector = secretVersionSelector(annotations);
+      const selector = secretVersionSelector(annotations, 'ecs_ram_role');
       const credentials = await metadata.credentials(call.signal);
       try {
         return await kms.getSecretValue(credentials, name, selector, call.signal);
@@ -102,7 +103,7 @@ async function openKmsClient(
   label: string,
   endpoint: ReturnType<typeof resolveOpenApiEndpoint>,
   regionId: string,
-  ctx: ProviderContext,
+  ctx: ProviderContext<AliyunSection>,
   options: OpenApiProviderOptions,
 ): Promise<OpenApiKmsClient> {
   return new OpenApiKmsClient({

@@ -101,21 +101,35 @@ export interface FailureContext {
 /** The catalogued error for a failure that will not be retried (any more). */
 export function kmsFailureError(failure: KmsFailure, context: FailureContext): KmsCallError {
   const prefix = `${context.label}: ${context.operation}`;
-  if (failure.kind === 'transport') {
-    if (failure.tls) {
-      return new KmsCallError(
-        'KMS_TLS_FAILED',
-        `${prefix}: TLS handshake with the KMS OpenAPI at ${context.endpoint} failed (${failure.reason}); ` +
-          'is openapi_ca_file right?',
-        undefined,
-      );
-    }
-    const what = failure.timeout
-      ? `no answer from the KMS OpenAPI at ${context.endpoint} within ${context.timeoutMs} ms`
-      : `the KMS OpenAPI at ${context.endpoint} is unreachable (${failure.reason})`;
-    return new KmsCallError('KMS_UNAVAILABLE', `${prefix}: ${what}${attemptsNote(context)}`, undefined);
-  }
+  if (failure.kind === 'transport') return transportFailureError(failure, context, prefix);
+  return answerFailureError(failure, context, prefix);
+}
 
+function transportFailureError(
+  failure: KmsTransportFailure,
+  context: FailureContext,
+  prefix: string,
+): KmsCallError {
+  if (failure.tls) {
+    return new KmsCallError(
+      'KMS_TLS_FAILED',
+      `${prefix}: TLS handshake with the KMS OpenAPI at ${context.endpoint} failed (${failure.reason}); ` +
+        'is openapi_ca_file right?',
+      undefined,
+    );
+  }
+  const what = failure.timeout
+    ? `no answer from the KMS OpenAPI at ${context.endpoint} within ${context.timeoutMs} ms`
+    : `the KMS OpenAPI at ${context.endpoint} is unreachable (${failure.reason})`;
+  return new KmsCallError('KMS_UNAVAILABLE', `${prefix}: ${what}${attemptsNote(context)}`, undefined);
+}
+
+/** An answer with an error: the KMS's code decides the catalogued error; the message names code, status and request id. */
+function answerFailureError(
+  failure: KmsAnswerFailure,
+  context: FailureContext,
+  prefix: string,
+): KmsCallError {
   const code = failure.code;
   const status = failure.httpStatus;
   const details = [
@@ -124,47 +138,20 @@ export function kmsFailureError(failure: KmsFailure, context: FailureContext): K
     ...(failure.requestId === undefined ? [] : [`RequestId ${failure.requestId}`]),
   ].join(', ');
   const kmsMessage = safeKmsMessage(failure, context.secrets);
+  const error = (catalogued: KmsCallError['code'], what: string, suffix: string): KmsCallError =>
+    new KmsCallError(catalogued, `${prefix}: ${what} (${details})${suffix}`, code);
 
-  if (code !== undefined && CREDENTIAL_CODES.test(code)) {
-    return new KmsCallError(
-      'KMS_ACCESS_DENIED',
-      `${prefix}: the KMS refused the credentials (${details})`,
-      code,
-    );
-  }
-  if (code !== undefined && (code === 'Forbidden.ResourceNotFound' || code.endsWith('NotFound'))) {
-    return new KmsCallError(
-      'KMS_NOT_FOUND',
-      `${prefix}: the secret or secret version does not exist (${details})${kmsMessage}`,
-      code,
-    );
-  }
-  if ((code !== undefined && code.startsWith('Forbidden')) || status === 401 || status === 403) {
-    return new KmsCallError(
-      'KMS_ACCESS_DENIED',
-      `${prefix}: the KMS denied access (${details})${kmsMessage}`,
-      code,
-    );
-  }
-  if (isRetryable(failure)) {
-    return new KmsCallError(
-      'KMS_UNAVAILABLE',
-      `${prefix}: the KMS is unavailable or throttling (${details})${attemptsNote(context)}`,
-      code,
-    );
-  }
-  if (code !== undefined && /^(Invalid|Missing)/.test(code)) {
-    return new KmsCallError(
-      'KMS_REQUEST_REJECTED',
-      `${prefix}: the KMS rejected the request (${details})${kmsMessage}`,
-      code,
-    );
-  }
-  return new KmsCallError(
-    'KMS_FAILED',
-    `${prefix}: the KMS answered with an error (${details})${kmsMessage}`,
-    code,
-  );
+  if (code !== undefined && CREDENTIAL_CODES.test(code))
+    return error('KMS_ACCESS_DENIED', 'the KMS refused the credentials', '');
+  if (code !== undefined && (code === 'Forbidden.ResourceNotFound' || code.endsWith('NotFound')))
+    return error('KMS_NOT_FOUND', 'the secret or secret version does not exist', kmsMessage);
+  if ((code !== undefined && code.startsWith('Forbidden')) || status === 401 || status === 403)
+    return error('KMS_ACCESS_DENIED', 'the KMS denied access', kmsMessage);
+  if (isRetryable(failure))
+    return error('KMS_UNAVAILABLE', 'the KMS is unavailable or throttling', attemptsNote(context));
+  if (code !== undefined && /^(Invalid|Missing)/.test(code))
+    return error('KMS_REQUEST_REJECTED', 'the KMS rejected the request', kmsMessage);
+  return error('KMS_FAILED', 'the KMS answered with an error', kmsMessage);
 }
 
 function attemptsNote(context: FailureContext): string {

@@ -1,7 +1,9 @@
 import { isAbsolute } from 'node:path';
+import { z } from 'zod';
+import { parseAliyunSettings } from '../settings';
 import { CdhError } from '../../../errors';
 import type { AliyunConfig } from '../../../config/types';
-import type { Annotations, ProviderSettings } from '../../types';
+import type { ProviderSettings } from '../../types';
 import { quoteUntrusted } from '../../../lib/untrusted';
 
 /** Region ids as Alibaba Cloud spells them (`cn-beijing`, `ap-southeast-1`); they become a host name. */
@@ -13,27 +15,21 @@ export interface StsTokenSettings {
   readonly regionId: string;
 }
 
+const REGION_RULE = 'must be a region id such as "cn-beijing" (lower-case letters, digits and "-")';
+
+const stsTokenSchema = z
+  .object({
+    token_path: z
+      .string({ error: 'must be a non-empty string' })
+      .min(1, 'must be a non-empty string')
+      .refine((path) => isAbsolute(path) && !path.includes('\0'), 'must be an absolute file path'),
+    region_id: z.string({ error: REGION_RULE }).regex(REGION_ID, REGION_RULE),
+  })
+  .transform((s): StsTokenSettings => ({ tokenPath: s.token_path, regionId: s.region_id }));
+
 /** Validates the `provider_settings` of an `aliyun` sealed secret with `client_type` `sts_token`. */
 export function parseStsTokenSettings(settings: ProviderSettings): StsTokenSettings {
-  const tokenPath = settings['token_path'];
-  if (typeof tokenPath !== 'string' || tokenPath === '') {
-    throw new CdhError(
-      'PROVIDER_SETTINGS_INVALID',
-      'aliyun provider_settings.token_path (client_type sts_token) must be a non-empty string ' +
-        `(${describeValue(tokenPath)})`,
-    );
-  }
-  if (!isAbsolute(tokenPath) || tokenPath.includes('\0')) {
-    throw new CdhError(
-      'PROVIDER_SETTINGS_INVALID',
-      'aliyun provider_settings.token_path (client_type sts_token) must be an absolute file path',
-    );
-  }
-  const regionId = checkRegionId(
-    settings['region_id'],
-    'provider_settings.region_id (client_type sts_token)',
-  );
-  return { tokenPath, regionId };
+  return parseAliyunSettings(stsTokenSchema, settings, 'provider_settings', 'sts_token');
 }
 
 /** Throws PROVIDER_SETTINGS_INVALID unless `value` is a plausible region id; `where` names the field. */
@@ -41,8 +37,7 @@ export function checkRegionId(value: unknown, where: string): string {
   if (typeof value !== 'string' || !REGION_ID.test(value)) {
     throw new CdhError(
       'PROVIDER_SETTINGS_INVALID',
-      `aliyun ${where} must be a region id such as "cn-beijing" (lower-case letters, digits and "-"; ` +
-        `${describeValue(value)})`,
+      `aliyun ${where} ${REGION_RULE.slice(0, -1)}; ${describeValue(value)})`,
     );
   }
   return value;
@@ -83,29 +78,7 @@ export function resolveOpenApiEndpoint(config: AliyunConfig, regionId: string): 
   return { host: parsed.hostname, port, authority: parsed.host };
 }
 
-/** Which version of a secret to fetch: `annotations.version_stage` / `version_id` (empty = newest). */
-export interface SecretVersionSelector {
-  readonly versionStage?: string;
-  readonly versionId?: string;
-}
-
-export function secretVersionSelector(annotations: Annotations): SecretVersionSelector {
-  const selector: { versionStage?: string; versionId?: string } = {};
-  const stage = annotationString(annotations, 'version_stage');
-  const id = annotationString(annotations, 'version_id');
-  if (stage !== '') selector.versionStage = stage;
-  if (id !== '') selector.versionId = id;
-  return selector;
-}
-
-function annotationString(annotations: Annotations, name: string): string {
-  const value: unknown = annotations[name];
-  if (value === undefined || value === null) return '';
-  if (typeof value !== 'string') {
-    throw new CdhError('PROVIDER_SETTINGS_INVALID', `aliyun annotations.${name} must be a string`);
-  }
-  return value;
-}
+export { secretVersionSelector, type SecretVersionSelector } from '../settings';
 
 /** A short description of a bad value for an error message (settings are not secret). */
 export function describeValue(value: unknown): string {

@@ -1,0 +1,37 @@
+import { z } from 'zod';
+import { parseSettings, type SettingsOwner } from '../settings';
+import type { Annotations } from '../types';
+
+/** The aliyun provider's settings or annotations checked by `schema` (messages name aliyun and the client type). */
+export function parseAliyunSettings<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  section: SettingsOwner['section'],
+  clientType?: string,
+): z.output<S> {
+  return parseSettings(schema, value, {
+    provider: 'aliyun',
+    section,
+    ...(clientType === undefined ? {} : { clientType }),
+  });
+}
+
+/** Which version of a secret to fetch: `annotations.version_stage` / `version_id` (empty = newest). */
+export interface SecretVersionSelector {
+  readonly versionStage?: string;
+  readonly versionId?: string;
+}
+
+const versionSchema = z
+  .object({
+    version_stage: z.string({ error: 'must be a string' }).nullish(),
+    version_id: z.string({ error: 'must be a string' }).nullish(),
+  })
+  .transform(({ version_stage: stage, version_id: id }): SecretVersionSelector => ({
+    ...(stage ? { versionStage: stage } : {}),
+    ...(id ? { versionId: id } : {}),
+  }));
+
+export function secretVersionSelector(annotations: Annotations, clientType?: string): SecretVersionSelector {
+  return parseAliyunSettings(versionSchema, annotations, 'annotations', clientType);
+}
