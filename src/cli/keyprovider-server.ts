@@ -1,12 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { lstatSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { parseListenAddress } from '../config/address';
 import { CdhError } from '../errors';
 import { MAX_REQUEST_BYTES } from '../keyprovider/protocol';
 import { answerKeyWrap, type PacketSealer } from '../keyprovider/wrap';
-import { KEYPROVIDER_PROTO } from '../package-info';
+import { KeyProviderService } from '../gen/keyprovider_pb';
+import { grpcServiceDefinition } from '../server/grpc-services';
 import { toCallFailure } from '../server/status';
 import { CommandFailure } from './keyprovider-args';
 import { UsageError } from './args';
@@ -77,25 +77,12 @@ export async function serveKeyProvider(address: string, sealer: PacketSealer): P
   });
 }
 
+/**
+ * keyprovider.KeyProviderService from the generated types; a request that is not a protobuf
+ * message decodes to one without input, answered INVALID_ARGUMENT by the handler, not INTERNAL.
+ */
 function keyProviderService(): grpc.ServiceDefinition {
-  const definition = protoLoader.loadSync(KEYPROVIDER_PROTO, { keepCase: true, defaults: true });
-  const service = definition['keyprovider.KeyProviderService'] as grpc.ServiceDefinition;
-  const out: Record<string, grpc.MethodDefinition<object, object>> = {};
-  for (const [name, method] of Object.entries(service) as Array<
-    [string, grpc.MethodDefinition<object, object>]
-  >)
-    out[name] = {
-      ...method,
-      // Not a protobuf message: answered INVALID_ARGUMENT by the handler (an empty input), not INTERNAL.
-      requestDeserialize: (bytes: Buffer): object => {
-        try {
-          return method.requestDeserialize(bytes);
-        } catch {
-          return {};
-        }
-      },
-    };
-  return out as grpc.ServiceDefinition;
+  return grpcServiceDefinition(KeyProviderService, true);
 }
 
 function wrapKeyHandler(
