@@ -7,7 +7,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
 import { buildLayer, makeTar, tagInLayout, writeImage } from '../support/oci-image';
 import { pushImage, remoteDigest, startRegistry, type TestRegistry } from '../support/registry';
-import { unmount } from '../support/tree';
+import { Bundles, closeImagePullWorld, registryImageConfig } from '../support/image-bundles';
 
 const sha256 = (data: Buffer): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
@@ -89,10 +89,9 @@ async function pushBlob(host: string, repo: string, blob: Buffer): Promise<void>
 describe('image security policy: sigstoreSigned (cosign signatures with a public key)', () => {
   const work = tempDir('cdh-image-cosign-');
   const layout = join(work.path, 'layout');
-  const mounts: string[] = [];
+  const bundles = new Bundles(work.path);
   let registry: TestRegistry;
   let daemon: DaemonProcess;
-  let n = 0;
 
   before(async () => {
     registry = await startRegistry();
@@ -143,28 +142,16 @@ describe('image security policy: sigstoreSigned (cosign signatures with a public
     writeFileSync(policyFile, JSON.stringify(policy));
     daemon = await spawnDaemon({
       config: {
-        image: {
-          work_dir: join(work.path, 'store'),
+        image: registryImageConfig(work.path, registry.host, {
           image_security_policy_uri: policyFile,
-          registry_config: { registry: [{ location: registry.host, insecure: true }] },
-        },
+        }),
       },
     });
   });
 
-  after(async () => {
-    for (const m of mounts.reverse()) await unmount(m);
-    await daemon?.stop();
-    daemon?.cleanup();
-    await registry?.stop();
-    work.cleanup();
-  });
+  after(() => closeImagePullWorld({ bundles, work, daemon, registry }));
 
-  function bundle(): string {
-    const path = join(work.path, 'bundles', `b${++n}`);
-    mounts.push(join(path, 'rootfs'));
-    return path;
-  }
+  const bundle = (): string => bundles.dir();
 
   async function refused(repo: string, code: number, pattern: RegExp): Promise<void> {
     const target = bundle();

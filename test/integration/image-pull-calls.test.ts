@@ -12,21 +12,19 @@ import { runCli } from '../support/cli';
 import { CDH_TOOL_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
 import { buildLayer, makeTar, tagInLayout, writeImage } from '../support/oci-image';
 import { pushImage, remoteDigest, startRegistry, type TestRegistry } from '../support/registry';
+import { Bundles } from '../support/image-bundles';
 import { buildGoAttestationAgent, spawnGoAttestationAgent, type LinedProcess } from '../support/rest';
 import { until } from '../support/wait';
-import { unmount } from '../support/tree';
 
 const work = tempDir('cdh-image-calls-');
 const layout = join(work.path, 'layout');
-const mounts: string[] = [];
+const bundles = new Bundles(work.path);
 let registry: TestRegistry;
 let seq = 0;
 const big = buildLayer(makeTar([{ path: 'big', content: randomBytes(8 << 20) }]), 'none');
 
 function bundle(): string {
-  const path = join(work.path, 'bundles', `b${++seq}`);
-  mounts.push(join(path, 'rootfs'));
-  return path;
+  return bundles.dir();
 }
 
 function imageConfig(registryHost: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -58,7 +56,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const m of mounts.reverse()) await unmount(m);
+  await bundles.unmountAll();
   await registry?.stop();
   work.cleanup();
 });

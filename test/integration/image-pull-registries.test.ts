@@ -17,12 +17,12 @@ import {
 } from '../support/oci-image';
 import { createTestCa } from '../../src/emulators/pki';
 import { pushImage, startRegistry, type TestRegistry } from '../support/registry';
+import { Bundles } from '../support/image-bundles';
 import { startTokenServer, type TokenServer } from '../support/token-server';
-import { unmount } from '../support/tree';
 
 const work = tempDir('cdh-image-reg-');
 const layout = join(work.path, 'layout');
-const mounts: string[] = [];
+const bundles = new Bundles(work.path);
 
 function image(tag: string, layers: readonly BuiltLayer[]): void {
   const built = writeImage(layout, { layers });
@@ -47,9 +47,7 @@ const tamper = layerOf([{ path: 'tamper', content: randomBytes(4096) }]);
 
 let seq = 0;
 function bundle(): string {
-  const path = join(work.path, 'bundles', `b${++seq}`);
-  mounts.push(join(path, 'rootfs'));
-  return path;
+  return bundles.dir();
 }
 
 async function startDaemonFor(image: Record<string, unknown>): Promise<DaemonProcess> {
@@ -90,7 +88,7 @@ before(() => {
 });
 
 after(async () => {
-  for (const m of mounts.reverse()) await unmount(m);
+  await bundles.unmountAll();
   work.cleanup();
 });
 

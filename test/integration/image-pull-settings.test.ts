@@ -8,18 +8,16 @@ import type * as grpc from '@grpc/grpc-js';
 import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
 import { buildLayer, makeTar, tagInLayout, writeImage } from '../support/oci-image';
 import { pushImage, startRegistry, type TestRegistry } from '../support/registry';
-import { unmount } from '../support/tree';
+import { Bundles } from '../support/image-bundles';
 
 const work = tempDir('cdh-image-settings-');
-const mounts: string[] = [];
+const bundles = new Bundles(work.path);
 let registry: TestRegistry;
 let seq = 0;
 const layer = buildLayer(makeTar([{ path: 'settings', content: 'from a resource' }]));
 
 function bundle(): string {
-  const path = join(work.path, 'bundles', `b${++seq}`);
-  mounts.push(join(path, 'rootfs'));
-  return path;
+  return bundles.dir();
 }
 
 async function pullOk(daemon: DaemonProcess, ref: string): Promise<void> {
@@ -41,7 +39,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const m of mounts.reverse()) await unmount(m);
+  await bundles.unmountAll();
   await registry?.stop();
   work.cleanup();
 });
