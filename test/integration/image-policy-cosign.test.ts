@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
 import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
-import { buildLayer, makeTar, tagInLayout, writeImage } from '../support/oci-image';
+import { buildLayer, makeTar, tagImage, writeImage } from '../support/oci-image';
 import { pushImage, remoteDigest, startRegistry, type TestRegistry } from '../support/registry';
 import { Bundles, closeImagePullWorld, registryImageConfig } from '../support/image-bundles';
 
@@ -98,11 +98,7 @@ describe('image security policy: sigstoreSigned (cosign signatures with a public
     const built = writeImage(layout, {
       layers: [buildLayer(makeTar([{ path: 'hello', content: 'cosign world' }]))],
     });
-    tagInLayout(layout, 'img', {
-      digest: built.digest,
-      size: built.manifest.length,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    });
+    tagImage(layout, 'img', built);
     const trusted = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const repos = ['signed', 'unsigned', 'badkey', 'otherdigest', 'copied', 'keyless'];

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
 import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
-import { buildLayer, makeTar, tagInLayout, writeImage } from '../support/oci-image';
+import { buildLayer, makeTar, tagImage, writeImage } from '../support/oci-image';
 import { pushImage, remoteDigest, startRegistry, type TestRegistry } from '../support/registry';
 import { Bundles, closeImagePullWorld, registryImageConfig } from '../support/image-bundles';
 
@@ -49,11 +49,7 @@ describe('image security policy: reject by default, one repository accepted, sig
     const built = writeImage(layout, {
       layers: [buildLayer(makeTar([{ path: 'hello', content: 'signed world' }]))],
     });
-    tagInLayout(layout, 'img', {
-      digest: built.digest,
-      size: built.manifest.length,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    });
+    tagImage(layout, 'img', built);
     const trusted = join(work.path, 'gpg-trusted');
     const other = join(work.path, 'gpg-other');
     const [trustedFpr, otherFpr] = await Promise.all([gpgKey(trusted, 'trusted'), gpgKey(other, 'other')]);

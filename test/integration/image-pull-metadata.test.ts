@@ -7,7 +7,7 @@ import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/dae
 import {
   buildLayer,
   makeTar,
-  tagInLayout,
+  tagImage,
   writeImage,
   type BuiltLayer,
   type TarEntry,
@@ -67,8 +67,7 @@ describe('PullImage metadata: xattrs as umoci applies them, User by name from th
 
   function tag(name: string, layers: readonly BuiltLayer[], config: Record<string, unknown> = {}): void {
     const image = writeImage(layout, { layers, config: { Cmd: ['/bin/sh'], ...config } });
-    const target = { digest: image.digest, size: image.manifest.length };
-    tagInLayout(layout, name, { ...target, mediaType: 'application/vnd.oci.image.manifest.v1+json' });
+    tagImage(layout, name, image);
   }
 
   before(async () => {

@@ -10,7 +10,7 @@ import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/dae
 import {
   buildLayer,
   makeTar,
-  tagInLayout,
+  tagImage,
   writeImage,
   type BuiltLayer,
   type TarEntry,
@@ -26,11 +26,7 @@ const bundles = new Bundles(work.path);
 
 function image(tag: string, layers: readonly BuiltLayer[]): void {
   const built = writeImage(layout, { layers });
-  tagInLayout(layout, tag, {
-    digest: built.digest,
-    size: built.manifest.length,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-  });
+  tagImage(layout, tag, built);
 }
 
 function layerOf(entries: TarEntry[]): BuiltLayer {

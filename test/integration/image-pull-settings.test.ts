@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
 import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
-import { buildLayer, makeTar, tagInLayout, writeImage } from '../support/oci-image';
+import { buildLayer, makeTar, tagImage, writeImage } from '../support/oci-image';
 import { pushImage, startRegistry, type TestRegistry } from '../support/registry';
 import { Bundles } from '../support/image-bundles';
 
@@ -30,11 +30,7 @@ before(async () => {
   registry = await startRegistry();
   const layout = join(work.path, 'layout');
   const image = writeImage(layout, { layers: [layer] });
-  tagInLayout(layout, 'img', {
-    digest: image.digest,
-    size: image.manifest.length,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-  });
+  tagImage(layout, 'img', image);
   await pushImage(layout, 'img', `${registry.host}/settings/img:v1`);
 });
 

@@ -7,6 +7,7 @@ import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/dae
 import {
   buildLayer,
   makeTar,
+  tagImage,
   tagInLayout,
   writeImage,
   writeIndex,
@@ -71,19 +72,11 @@ describe('PullImage from a registry (docker-registry + skopeo, compared with umo
         WorkingDir: '/home/user',
       },
     });
-    tagInLayout(layout, 'multi', {
-      digest: image.digest,
-      size: image.manifest.length,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    });
+    tagImage(layout, 'multi', image);
     const zstdImage = writeImage(layout, {
       layers: [buildLayer(makeTar(LOWER), 'zstd'), buildLayer(makeTar(UPPER), 'zstd')],
     });
-    tagInLayout(layout, 'zstd', {
-      digest: zstdImage.digest,
-      size: zstdImage.manifest.length,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    });
+    tagImage(layout, 'zstd', zstdImage);
     const other = writeImage(layout, {
       layers: [buildLayer(makeTar([{ path: 'other-arch', content: 'x' }]))],
       architecture: 'riscv64',
