@@ -7,11 +7,17 @@
 # buildah and podman write OCI images by default, and the OCI image format has no HEALTHCHECK:
 # without --format docker they drop it (with a warning).
 #
-# The build stage compiles with the dev dependencies and packs the package; the runtime stage
+# The build stage compiles with the dev dependencies (`npm run build`: tsc, the descriptor set,
+# then the bundles, dist/bundle/<program>.js, esbuild) and packs the package; the runtime stage
 # installs that tarball with exactly the production dependencies package-lock.json pins
-# (deploy/install-locked.sh: `npm ci --omit=dev` in the unpacked package), so the image runs the
-# files `npm pack` ships on the dependency tree the tests ran on (the CI test
-# test/integration/package-install.test.ts installs the same tarball the same way).
+# (deploy/install-locked.sh: `npm ci --omit=dev` in the unpacked package), the layout and tree the
+# CI's image check requires. The programs the image runs are the bundles: package.json "bin"
+# points confidential-data-hub, cdh-tool, secret, api-server-rest and cdh-oneshot at
+# dist/bundle/, so the entrypoint and the HEALTHCHECK load one self-contained file each and
+# nothing from node_modules (test/integration/package-install.test.ts installs the same tarball
+# the same way and checks, with NODE_DEBUG=module, that the daemon loads no file but its bundle
+# through start-up, reflection and an unseal, and that it serves with node_modules moved away).
+# Only cdh-emulator, a development stand-in, runs dist/src on node_modules.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
@@ -35,6 +41,10 @@ RUN sh /tmp/pkg/install-locked.sh /tmp/pkg/confidential-data-hub-*.tgz /tmp/pkg/
     /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
     /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack \
     /opt/yarn-v* /usr/local/bin/yarn /usr/local/bin/yarnpkg \
+ && test "$(readlink -f /usr/local/bin/confidential-data-hub)" = \
+      /usr/local/lib/node_modules/confidential-data-hub/dist/bundle/confidential-data-hub.js \
+ && test "$(readlink -f /usr/local/bin/cdh-tool)" = \
+      /usr/local/lib/node_modules/confidential-data-hub/dist/bundle/cdh-tool.js \
  && confidential-data-hub --version
 
 # Runs as root: a non-root user is not possible here, because the daemon creates and owns its

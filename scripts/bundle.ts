@@ -2,7 +2,8 @@
  * `npm run bundle`: one self-contained file per program in package.json "bin", written to
  * dist/bundle/<bin name>.js, that runs with `node` alone (no node_modules, no protos/ beside it).
  *
- * Bundled from the tsc output (dist/src/bin/*.js, what the bins run), as CommonJS: each module
+ * Bundled from the tsc output (dist/src/bin/<bin name>.js; the package's bins run the bundles,
+ * cdh-emulator excepted), as CommonJS: each module
  * keeps its own wrapper, so a module required lazily (the Alibaba SDK, reflection, the CLI
  * commands) is still evaluated only at its first require.
  *
@@ -13,10 +14,10 @@
  *     (grpc-health-check, @grpc/reflection).
  * Every bundled module's __dirname/__filename points to its own path under the bundle file.
  *
- * Usage: node dist/scripts/bundle.js [--metafile]  (run `npm run build` first; `npm run bundle` does)
+ * Usage: node dist/scripts/bundle.js [--metafile]  (the last step of `npm run build`, after tsc)
  */
 import * as esbuild from 'esbuild';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { brotliCompressSync, constants as zlibConstants } from 'node:zlib';
 import type { EmbeddedFile } from '../src/bundle/embedded-files';
@@ -57,6 +58,14 @@ function readManifest(): Manifest {
   const manifest = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as Partial<Manifest>;
   if (typeof manifest.bin !== 'object' || manifest.bin === null) throw new Error('package.json has no "bin"');
   return { name: String(manifest.name), version: String(manifest.version), bin: manifest.bin };
+}
+
+/** The tsc output a bin is bundled from (its package.json entry may be the bundle itself). */
+function entryOf(name: string): string {
+  const entry = `dist/src/bin/${name}.js`;
+  if (!existsSync(join(PACKAGE_ROOT, entry)))
+    throw new Error(`bin ${name}: no ${entry} to bundle (tsc first)`);
+  return entry;
 }
 
 function walk(dir: string, keep: (file: string) => boolean, skipDirs: readonly string[] = []): string[] {
@@ -271,7 +280,8 @@ export interface BundleReport {
 export async function bundleAll(): Promise<BundleReport[]> {
   const manifest = readManifest();
   const reports: BundleReport[] = [];
-  for (const [name, target] of Object.entries(manifest.bin)) {
+  for (const name of Object.keys(manifest.bin)) {
+    const target = entryOf(name);
     // First pass: which modules locate files by their own path (their packages' protos get embedded).
     const seen = new Set<string>();
     const probe = await esbuild.build({

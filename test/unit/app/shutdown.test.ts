@@ -68,7 +68,14 @@ test('graceful stop: refuse new calls, close the socket, wait for calls in fligh
 
 test('graceful stop: a call still in flight when the grace period ends is cut off and logged', async () => {
   const { parts, steps, lines } = recordingParts();
-  await shutDown(parts, 1);
+  // The grace timer is unref'd (it must not keep a stopping daemon alive); in this test nothing
+  // else holds the event loop open, so a ref'd timer does until the stop settles.
+  const keepAlive = setInterval(() => undefined, 1000);
+  try {
+    await shutDown(parts, 1);
+  } finally {
+    clearInterval(keepAlive);
+  }
   assert.ok(lines.some((line) => String(line['msg']).includes('grace period over')));
   assert.equal(steps.includes('calls finished'), false);
   assert.deepEqual(steps.slice(-3), ['grpc destroyed', 'ttrpc destroyed', 'services closed']);

@@ -81,3 +81,31 @@ test('.dockerignore lets in everything the build compiles', () => {
   }
   for (const dir of tsconfig.include) assert.ok(allowed.includes(dir), `tsconfig include "${dir}"`);
 });
+
+test('the runtime stage fails the build unless the entrypoint and cdh-tool are the bundles', () => {
+  const runtime = (stages[1] as string).replace(/\s+/g, ' ');
+  for (const program of ['confidential-data-hub', 'cdh-tool']) {
+    assert.ok(
+      runtime.includes(
+        `test "$(readlink -f /usr/local/bin/${program})" = ` +
+          `/usr/local/lib/node_modules/confidential-data-hub/dist/bundle/${program}.js`,
+      ),
+      `${program} checked`,
+    );
+  }
+});
+
+test('package.json: the deployed programs are the bundles that npm run build writes and npm pack ships', () => {
+  const manifest = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {
+    bin: Record<string, string>;
+    files: string[];
+    scripts: Record<string, string>;
+  };
+  for (const [name, target] of Object.entries(manifest.bin)) {
+    // cdh-emulator, the development stand-in for remote services, stays on the tsc output.
+    assert.equal(target, name === 'cdh-emulator' ? `dist/src/bin/${name}.js` : `dist/bundle/${name}.js`, name);
+  }
+  assert.match(manifest.scripts['build'] as string, /&& node dist\/scripts\/bundle\.js$/);
+  assert.ok(manifest.files.includes('dist/bundle/*.js'));
+  assert.ok(manifest.files.includes('!dist/bundle/cdh-emulator.js'));
+});
