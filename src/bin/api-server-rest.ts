@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
+import { exitWithMessage, programOptionsOrExit } from '../cli/args';
 import { AttestationAgentClient } from '../client/aa-client';
 import { CdhTtrpcClient } from '../client/cdh-ttrpc-client';
 import { ttrpcSocketPath } from '../client/ttrpc-client';
@@ -51,34 +51,19 @@ Logs: one JSON line per request on stdout (method, path, query parameter names, 
 SIGTERM/SIGINT: stop accepting, finish answers in progress (at most 5 s), exit 0.
 `;
 
-function fail(message: string, code = 2): never {
-  process.stderr.write(`api-server-rest: ${message}\n`);
-  process.exit(code);
-}
+const PROGRAM = 'api-server-rest';
 
 async function main(): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        bind: { type: 'string', short: 'b' },
-        features: { type: 'string', short: 'f' },
-        cdh_addr: { type: 'string', short: 'c' },
-        aa_addr: { type: 'string', short: 'a' },
-        'timeout-ms': { type: 'string' },
-        'max-connections': { type: 'string' },
-        'log-level': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'V' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    fail(`${(error as Error).message} (see --help)`);
-  }
-  if (values.help) return void process.stdout.write(USAGE);
-  if (values.version) return void process.stdout.write(`api-server-rest ${packageVersion()}\n`);
+  const values = programOptionsOrExit(PROGRAM, USAGE, {
+    bind: { type: 'string', short: 'b' },
+    features: { type: 'string', short: 'f' },
+    cdh_addr: { type: 'string', short: 'c' },
+    aa_addr: { type: 'string', short: 'a' },
+    'timeout-ms': { type: 'string' },
+    'max-connections': { type: 'string' },
+    'log-level': { type: 'string' },
+  });
+  if (values === undefined) return;
 
   let settings;
   try {
@@ -114,7 +99,7 @@ async function main(): Promise<void> {
           : parsePositiveInteger('--max-connections', values['max-connections']),
     };
   } catch (error) {
-    if (error instanceof RestOptionError) fail(error.message);
+    if (error instanceof RestOptionError) exitWithMessage(PROGRAM, error.message);
     throw error;
   }
 
@@ -137,7 +122,7 @@ async function main(): Promise<void> {
     const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
     logger.fatal({ err: code }, 'start-up failed');
     logger.flush();
-    fail(`cannot listen on ${values.bind ?? DEFAULT_BIND}: ${code}`, 1);
+    exitWithMessage(PROGRAM, `cannot listen on ${values.bind ?? DEFAULT_BIND}: ${code}`, 1);
   }
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   logger.info(
@@ -169,6 +154,5 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`api-server-rest: unexpected failure: ${(error as Error)?.stack ?? String(error)}\n`);
-  process.exit(1);
+  exitWithMessage(PROGRAM, `unexpected failure: ${(error as Error)?.stack ?? String(error)}`, 1);
 });

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { EmulatorUsageError, type RunningEmulator } from '../emulators/command';
 import { EMULATOR_COMMANDS } from '../emulators/commands';
-import { packageVersion } from '../package-info';
+import { answeredHelpOrVersion, exitWithMessage } from '../cli/args';
 
 function usage(): string {
   const width = Math.max(...EMULATOR_COMMANDS.map((c) => c.name.length)) + 2;
@@ -24,18 +24,15 @@ Then serves until SIGTERM or SIGINT (exit 0).
 `;
 }
 
-function fail(message: string): never {
-  process.stderr.write(`cdh-emulator: ${message}\n`);
-  process.exit(2);
-}
+const PROGRAM = 'cdh-emulator';
 
 async function main(): Promise<void> {
   const [name, ...args] = process.argv.slice(2);
-  if (name === undefined || name === '-h' || name === '--help') return void process.stdout.write(usage());
-  if (name === '-V' || name === '--version')
-    return void process.stdout.write(`cdh-emulator ${packageVersion()}\n`);
+  const help = name === undefined || name === '-h' || name === '--help';
+  if (answeredHelpOrVersion(PROGRAM, usage(), { help, version: name === '-V' || name === '--version' }))
+    return;
   const command = EMULATOR_COMMANDS.find((c) => c.name === name);
-  if (command === undefined) fail(`unknown command "${name}" (see --help)`);
+  if (command === undefined) exitWithMessage(PROGRAM, `unknown command "${name}" (see --help)`);
   if (args.includes('-h') || args.includes('--help'))
     return void process.stdout.write(`Usage: cdh-emulator ${command.name} [options]\n\n${command.help}\n`);
 
@@ -43,7 +40,8 @@ async function main(): Promise<void> {
   try {
     running = await command.start(args);
   } catch (error) {
-    if (error instanceof EmulatorUsageError) fail(`${command.name}: ${error.message} (see --help)`);
+    if (error instanceof EmulatorUsageError)
+      exitWithMessage(PROGRAM, `${command.name}: ${error.message} (see --help)`);
     throw error;
   }
   process.on('SIGUSR2', () => process.stdout.write(`${JSON.stringify({ stats: running.stats() })}\n`));
@@ -59,6 +57,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`cdh-emulator failed: ${(error as Error).stack ?? String(error)}\n`);
+  process.stderr.write(`${PROGRAM} failed: ${(error as Error).stack ?? String(error)}\n`);
   process.exit(1);
 });

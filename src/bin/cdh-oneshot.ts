@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { callCommandLineOrExit } from '../cli/args';
+import { callCommandLineOrExit, exitWithMessage } from '../cli/args';
 import { ConfigError, loadConfig } from '../config/load';
 import { CdhError, isCdhError, toCdhError } from '../errors';
 import { buildServices } from '../app/services';
@@ -27,13 +27,15 @@ Options:
   -h, --help, -V, --version
 `;
 
-function fail(message: string, code = 1): never {
-  process.stderr.write(`cdh-oneshot: ${message}\n`);
-  process.exit(code);
+const PROGRAM = 'cdh-oneshot';
+
+/** A failure of the work itself: exit status 1 (2 is a usage error). */
+function fail(message: string): never {
+  return exitWithMessage(PROGRAM, message, 1);
 }
 
 async function main(): Promise<void> {
-  const line = callCommandLineOrExit('cdh-oneshot', USAGE, process.argv.slice(2), {
+  const line = callCommandLineOrExit(PROGRAM, USAGE, process.argv.slice(2), {
     commands: ['unseal-secret', 'get-resource', 'unwrap-key', 'pull-image'],
     options: { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' } },
     defaultTimeoutMs: 60_000,
@@ -47,7 +49,7 @@ async function main(): Promise<void> {
       logLevel: line.option('log-level') ?? 'warn',
     }).config;
   } catch (error) {
-    if (error instanceof ConfigError) fail(error.message, 2);
+    if (error instanceof ConfigError) exitWithMessage(PROGRAM, error.message);
     throw error;
   }
   const logger = createLogger(config.log.level, process.stderr);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { callCommandLineOrExit } from '../cli/args';
+import { callCommandLineOrExit, exitWithMessage } from '../cli/args';
 import type { TtrpcCallError } from '../client/ttrpc-client';
 import { DEFAULT_SOCKET } from '../config/types';
 import { errnoCode } from '../lib/errno';
@@ -31,13 +31,15 @@ Options:
   -V, --version     the version
 `;
 
-function fail(message: string, code = 2): never {
-  process.stderr.write(`cdh-tool: ${message}\n`);
-  process.exit(code);
+const PROGRAM = 'cdh-tool';
+
+/** `cdh-tool: <message>` on stderr and exit `code` (2, a usage error, unless told). */
+function fail(message: string, code?: number): never {
+  return exitWithMessage(PROGRAM, message, code);
 }
 
 async function main(): Promise<void> {
-  const line = callCommandLineOrExit('cdh-tool', USAGE, process.argv.slice(2), {
+  const line = callCommandLineOrExit(PROGRAM, USAGE, process.argv.slice(2), {
     commands: ['unseal-secret', 'get-resource', 'pull-image', 'unwrap-key', 'health'],
     options: { socket: { type: 'string' }, ttrpc: { type: 'boolean' } },
     defaultTimeoutMs: 30_000,

@@ -1,11 +1,10 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
+import { exitWithMessage, programOptionsOrExit } from '../cli/args';
 import { ConfigError, loadConfig } from '../config/load';
 import { createLogger, settleStdoutLog } from '../log';
 import { ADDRESS_FILE_ENV } from '../server/address-file';
 import { SHUTDOWN_GRACE_MS, startDaemon } from '../app/daemon';
 import { StartupError } from '../server/listener';
-import { packageVersion } from '../package-info';
 
 const USAGE = `Usage: confidential-data-hub [-c|--config FILE] [--socket ADDR] [--log-level LEVEL]
 
@@ -33,36 +32,15 @@ const LOG_SETTLE_MS = 500;
 /** Beyond the grace period: closing connections, providers and the log. */
 const EXIT_MARGIN_MS = 2000;
 
-function fail(message: string): never {
-  process.stderr.write(`confidential-data-hub: ${message}\n`);
-  process.exit(2);
-}
+const PROGRAM = 'confidential-data-hub';
 
 async function main(): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        config: { type: 'string', short: 'c' },
-        socket: { type: 'string' },
-        'log-level': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'V' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    fail(`${(error as Error).message} (see --help)`);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  if (values.version) {
-    process.stdout.write(`confidential-data-hub ${packageVersion()}\n`);
-    return;
-  }
+  const values = programOptionsOrExit(PROGRAM, USAGE, {
+    config: { type: 'string', short: 'c' },
+    socket: { type: 'string' },
+    'log-level': { type: 'string' },
+  });
+  if (values === undefined) return;
 
   let loaded;
   try {
@@ -71,7 +49,7 @@ async function main(): Promise<void> {
       ...(values['log-level'] === undefined ? {} : { logLevel: values['log-level'] }),
     });
   } catch (error) {
-    if (error instanceof ConfigError) fail(error.message);
+    if (error instanceof ConfigError) exitWithMessage(PROGRAM, error.message);
     throw error;
   }
   const logger = createLogger(loaded.config.log.level);
@@ -85,7 +63,7 @@ async function main(): Promise<void> {
     if (error instanceof StartupError || error instanceof ConfigError) {
       logger.fatal({ err: error.message }, 'start-up failed');
       await settleStdoutLog(LOG_SETTLE_MS);
-      fail(error.message);
+      exitWithMessage(PROGRAM, error.message);
     }
     throw error;
   }
@@ -117,8 +95,5 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(
-    `confidential-data-hub: unexpected failure: ${(error as Error)?.stack ?? String(error)}\n`,
-  );
-  process.exit(1);
+  exitWithMessage(PROGRAM, `unexpected failure: ${(error as Error)?.stack ?? String(error)}`, 1);
 });

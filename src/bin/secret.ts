@@ -1,10 +1,16 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { optionalFlag, readLevel, requireFlag, UsageError, type LevelArgs } from '../cli/args';
+import {
+  answeredHelpOrVersion,
+  optionalFlag,
+  readLevel,
+  requireFlag,
+  UsageError,
+  type LevelArgs,
+} from '../cli/args';
 import type { SigningOptions } from '../cli/secret-commands';
 import { CommandFailure, parseKeyproviderArgs, readAliLevel } from '../cli/keyprovider-args';
 import { CdhError } from '../errors';
-import { packageVersion } from '../package-info';
 import { errnoCode } from '../lib/errno';
 
 const USAGE = `Usage: secret <command> [options]
@@ -64,9 +70,11 @@ async function main(argv: string[]): Promise<void> {
   // `secret seal --help` too: no option takes "--help" as its value, so it can only mean help.
   if (argv.includes('--help')) return void process.stdout.write(USAGE);
   const top = readLevel(argv, { help: 'boolean', h: 'boolean', version: 'boolean', V: 'boolean' }, 'secret');
-  if (top.flags['help'] || top.flags['h']) return void process.stdout.write(USAGE);
-  if (top.flags['version'] || top.flags['V'])
-    return void process.stdout.write(`secret ${packageVersion()}\n`);
+  const asked = {
+    help: top.flags['help'] === true || top.flags['h'] === true,
+    version: top.flags['version'] === true || top.flags['V'] === true,
+  };
+  if (answeredHelpOrVersion('secret', USAGE, asked)) return;
   switch (top.next) {
     case 'seal':
       return seal(top.rest);

@@ -177,11 +177,61 @@ export function callCommandLineOrExit(
     line = readCallCommandLine(args, spec);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`${program}: ${error.message}\n`);
-    process.exit(2);
+    exitWithMessage(program, error.message);
   }
-  if (line.help) process.stdout.write(usage);
-  else if (line.version) process.stdout.write(`${program} ${packageVersion()}\n`);
-  else return line;
-  return undefined;
+  return answeredHelpOrVersion(program, usage, line) ? undefined : line;
+}
+
+/** The options of a program that takes no positional argument: name -> kind and short form. */
+export type ProgramOptions = Readonly<Record<string, { type: 'string' | 'boolean'; short?: string }>>;
+
+export type ProgramOptionValues<O extends ProgramOptions> = {
+  readonly [K in keyof O]?: O[K]['type'] extends 'string' ? string : boolean;
+};
+
+/**
+ * A program's options read strictly by node:util parseArgs, no positional argument, with
+ * -h/--help and -V/--version added and answered here (undefined: nothing more to do); a usage
+ * error is `<program>: <problem> (see --help)` on stderr and exit status 2.
+ */
+export function programOptionsOrExit<O extends ProgramOptions>(
+  program: string,
+  usage: string,
+  options: O,
+  args: readonly string[] = process.argv.slice(2),
+): ProgramOptionValues<O> | undefined {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      options: {
+        ...options,
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    exitWithMessage(program, `${(error as Error).message} (see --help)`);
+  }
+  const asked = { help: values['help'] === true, version: values['version'] === true };
+  return answeredHelpOrVersion(program, usage, asked) ? undefined : (values as ProgramOptionValues<O>);
+}
+
+/** `--help` prints the usage, `--version` `<program> <version>`; true when one was answered. */
+export function answeredHelpOrVersion(
+  program: string,
+  usage: string,
+  asked: { readonly help: boolean; readonly version: boolean },
+): boolean {
+  if (asked.help) process.stdout.write(usage);
+  else if (asked.version) process.stdout.write(`${program} ${packageVersion()}\n`);
+  return asked.help || asked.version;
+}
+
+/** One line `<program>: <message>` on stderr, then exit with `code` (2, a usage error, unless told). */
+export function exitWithMessage(program: string, message: string, code = 2): never {
+  process.stderr.write(`${program}: ${message}\n`);
+  process.exit(code);
 }

@@ -1,12 +1,12 @@
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { parseHostPort, parseListenAddress } from './address';
-import { imageSectionSchema, resolveImageSettings } from './image';
+import { imageSectionSchema } from './image';
 
 /**
  * The configuration file's schema with every default in it: parsing `{}` gives the built-in
  * configuration, and the daemon's type (CdhConfig) is derived from it, the file's snake_case
- * keys turned into camelCase by one generic step (the `[image]` section keeps its own shape).
+ * keys turned into camelCase by one generic step.
  */
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -86,7 +86,7 @@ export const configFileSchema = z.strictObject({
   credentials: z
     .array(z.strictObject({ resource_uri: z.string().min(1), path: absolutePath }))
     .default(() => []),
-  image: imageSectionSchema.optional().transform(resolveImageSettings),
+  image: imageSectionSchema,
   /** Permission bits of the socket file. */
   socket_mode: z
     .union([
@@ -133,24 +133,29 @@ type Camelized<T> = T extends readonly (infer Item)[]
     ? { -readonly [K in keyof T as K extends string ? CamelCase<K> : K]: Camelized<T[K]> }
     : T;
 
-/** `resource_files` → `resourceFiles`, through plain objects and arrays; `image` is already in shape. */
-function camelized(value: unknown, skipKeys: ReadonlySet<string> = new Set()): unknown {
-  if (Array.isArray(value)) return value.map((item) => camelized(item));
+/**
+ * `resource_files` → `resourceFiles`, through plain objects and arrays; a value under a key in
+ * `keptAsWritten` keeps its own keys (only the key itself is renamed).
+ */
+function camelized(value: unknown, keptAsWritten: ReadonlySet<string>): unknown {
+  if (Array.isArray(value)) return value.map((item) => camelized(item, keptAsWritten));
   if (value === null || typeof value !== 'object') return value;
   return Object.fromEntries(
     Object.entries(value).map(([key, item]) => [
       key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()),
-      skipKeys.has(key) ? item : camelized(item),
+      keptAsWritten.has(key) ? item : camelized(item, keptAsWritten),
     ]),
   );
 }
 
-const ALREADY_SHAPED = new Set(['image']);
+/** `[image.registry_config]` is containers-registries.conf, read by its own parser. */
+const KEPT_AS_WRITTEN = new Set(['registry_config']);
 
 export const configSchema = configFileSchema.transform(
-  (file) => camelized(file, ALREADY_SHAPED) as Camelized<z.output<typeof configFileSchema>>,
+  (file) => camelized(file, KEPT_AS_WRITTEN) as Camelized<z.output<typeof configFileSchema>>,
 );
 
 /** The daemon's configuration after defaults, file, environment and flags are merged. */
 export type CdhConfig = z.output<typeof configSchema>;
 export type AliyunConfig = CdhConfig['aliyun'];
+export type ImageSettings = CdhConfig['image'];

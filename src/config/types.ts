@@ -6,6 +6,7 @@ export {
   LOG_LEVELS,
   type AliyunConfig,
   type CdhConfig,
+  type ImageSettings,
   type LogLevel,
 } from './schema';
 

@@ -189,6 +189,15 @@ export function tagInLayout(
   writeFileSync(path, JSON.stringify(index));
 }
 
+/** Names an image manifest written by writeImage as `tag` in the layout. */
+export function tagImage(layout: string, tag: string, image: BuiltManifest): void {
+  tagInLayout(layout, tag, {
+    digest: image.digest,
+    size: image.manifest.length,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+  });
+}
+
 function ensureLayout(layout: string): void {
   mkdirSync(join(layout, 'blobs', 'sha256'), { recursive: true });
   writeFileSync(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));

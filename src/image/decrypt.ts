@@ -5,7 +5,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CdhError, isCdhError } from '../errors';
 import type { CallContext } from '../providers/types';
-import { algorithmOf, Digester, unpackCompressed } from './layer';
+import { layerDigester, unpackCompressed } from './layer';
 import type { LayerDescriptor } from './manifest';
 import { unwrapLayerCipher, type LayerCipher, type LayerKeyUnwrapper } from './ocicrypt';
 import type { UnpackStats } from './unpack';
@@ -76,15 +76,7 @@ async function stageCiphertext(
   layerLabel: string,
 ): Promise<void> {
   const { layer, signal } = job;
-  const digester = new Digester(
-    algorithmOf(layer.digest),
-    layer.size,
-    () =>
-      new CdhError(
-        'IMAGE_DIGEST_MISMATCH',
-        `${layerLabel}: the registry sent more than the ${layer.size} bytes in the manifest`,
-      ),
-  );
+  const digester = layerDigester(layer, layerLabel);
   const mac = new MacTap(cipher.symkey);
   const body = await job.fetch(signal);
   try {

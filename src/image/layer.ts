@@ -32,6 +32,19 @@ export class Digester extends Transform {
   }
 }
 
+/** The Digester of a downloaded layer: more bytes than the manifest says is IMAGE_DIGEST_MISMATCH. */
+export function layerDigester(layer: LayerDescriptor, layerLabel: string): Digester {
+  return new Digester(
+    algorithmOf(layer.digest),
+    layer.size,
+    () =>
+      new CdhError(
+        'IMAGE_DIGEST_MISMATCH',
+        `${layerLabel}: the registry sent more than the ${layer.size} bytes in the manifest`,
+      ),
+  );
+}
+
 /** zstd through fzstd (pure JavaScript, streaming): Node 20's zlib has no zstd. */
 class ZstdDecoder extends Transform {
   private readonly decoder = new Decompress((chunk: Uint8Array) => {
@@ -90,15 +103,7 @@ export function unpackBlob(
   signal: AbortSignal,
 ): Promise<UnpackStats> {
   const layerLabel = `${label}: layer ${layer.digest}`;
-  const digester = new Digester(
-    algorithmOf(layer.digest),
-    layer.size,
-    () =>
-      new CdhError(
-        'IMAGE_DIGEST_MISMATCH',
-        `${layerLabel}: the registry sent more than the ${layer.size} bytes in the manifest`,
-      ),
-  );
+  const digester = layerDigester(layer, layerLabel);
   const input: CompressedInput = {
     stream: body,
     check: { digester, digest: layer.digest, size: layer.size },

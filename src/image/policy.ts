@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ImageSettings } from '../config/image';
+import type { ImageSettings } from '../config/types';
 import { CdhError } from '../errors';
 import type { CallContext } from '../providers/types';
 import { LookasideConfig } from './lookaside';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ImageSettings } from '../config/image';
+import type { ImageSettings } from '../config/types';
 import type { CallContext, ResourceReader } from '../providers/types';
 import { AuthFile } from './auth';
 import { ImagePolicy } from './policy';

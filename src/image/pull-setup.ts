@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ImageSettings } from '../config/image';
+import type { ImageSettings } from '../config/types';
 import { LayerStore } from './layer-store';
 import type { PullResources } from './pull-resources';
 import { RegistryTransport } from './registry-transport';

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
 import { CdhError, isCdhError, type ErrorCode } from '../errors';
 import { assertDialAllowed } from '../net-guard';
+import { sleep } from '../lib/abort';
 import type { BasicCredentials } from './auth';
 import { quote, referenceString, registryHost, type ImageReference } from './reference';
 import type { RegistryTransport } from './registry-transport';
@@ -277,19 +278,4 @@ function errorText(error: unknown): string {
       .join(': ')
       .slice(0, 200) || 'error'
   );
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

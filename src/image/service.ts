@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import type { ImageSettings } from '../config/image';
+import type { ImageSettings } from '../config/types';
 import { CdhError, isCdhError } from '../errors';
 import type { CallContext, ResourceReader } from '../providers/types';
 import { checkBundle, mountRootfs, unmountRootfs, writeRuntimeConfig } from './bundle';

@@ -1,15 +1,18 @@
 import { createHash, verify, type KeyObject } from 'node:crypto';
 import { CdhError, isCdhError } from '../errors';
-import { quote, type ImageReference } from './reference';
+import type { ImageReference } from './reference';
 import type { RegistrySession } from './registry';
 import { readLimited } from './registry';
-import { identityMatches } from './simple-signing';
+import { signedPayloadProblem } from './simple-signing';
 import type { Identity } from './policy-parse';
 
 /** The cosign signature format (sigstore "simple signing" in the registry). */
 export const COSIGN_PAYLOAD_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json';
 export const COSIGN_SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
-const COSIGN_PAYLOAD_TYPE = 'cosign container image signature';
+const COSIGN_PAYLOAD = {
+  type: 'cosign container image signature',
+  name: 'a cosign container image signature',
+};
 const MAX_SIGNATURE_MANIFEST_BYTES = 256 * 1024;
 const MAX_PAYLOAD_BYTES = 64 * 1024;
 const MAX_SIGNATURE_LAYERS = 32;
@@ -55,20 +58,7 @@ export function cosignPayloadProblem(
   ref: ImageReference,
 ): string | undefined {
   if (!verify('sha256', payload, key, signature)) return "does not verify with the policy's key";
-  let parsed: {
-    critical?: { type?: unknown; image?: Record<string, unknown>; identity?: Record<string, unknown> };
-  };
-  try {
-    parsed = JSON.parse(payload.toString('utf8')) as typeof parsed;
-  } catch {
-    return 'its payload is not JSON';
-  }
-  const critical = parsed.critical;
-  if (critical?.type !== COSIGN_PAYLOAD_TYPE) return 'not a cosign container image signature';
-  if (critical.image?.['docker-manifest-digest'] !== digest) return 'signs another manifest digest';
-  const signed = critical.identity?.['docker-reference'];
-  if (typeof signed !== 'string') return 'no docker-reference in the payload';
-  return identityMatches(identity, ref, signed) ? undefined : `signed for ${quote(signed)}`;
+  return signedPayloadProblem(payload, COSIGN_PAYLOAD, { digest, identity, ref });
 }
 
 interface SignatureLayer {

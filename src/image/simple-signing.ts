@@ -83,6 +83,30 @@ export async function verifySignature(
   } catch (error) {
     return `does not verify with the policy's keys (${String((error as Error).message).slice(0, 120)})`;
   }
+  return signedPayloadProblem(
+    payload,
+    { type: 'atomic container signature', name: 'an atomic container signature' },
+    { digest, identity: req.identity, ref },
+  );
+}
+
+/** What a signature's payload must say: the image's manifest digest, a reference the identity accepts. */
+export interface SignedImage {
+  readonly digest: string;
+  readonly identity: Identity;
+  readonly ref: ImageReference;
+}
+
+/**
+ * Why a verified signature's JSON payload (containers/image "simple signing", which cosign
+ * uses too) does not sign this image (undefined = it does): its `critical.type`, the signed
+ * manifest digest, the signed docker-reference against the policy's identity.
+ */
+export function signedPayloadProblem(
+  payload: Buffer,
+  kind: { readonly type: string; readonly name: string },
+  image: SignedImage,
+): string | undefined {
   let parsed: {
     critical?: { type?: unknown; image?: Record<string, unknown>; identity?: Record<string, unknown> };
   };
@@ -92,11 +116,11 @@ export async function verifySignature(
     return 'its payload is not JSON';
   }
   const critical = parsed.critical;
-  if (critical?.type !== 'atomic container signature') return 'not an atomic container signature';
-  if (critical.image?.['docker-manifest-digest'] !== digest) return `signs another manifest digest`;
+  if (critical?.type !== kind.type) return `not ${kind.name}`;
+  if (critical.image?.['docker-manifest-digest'] !== image.digest) return 'signs another manifest digest';
   const signed = critical.identity?.['docker-reference'];
   if (typeof signed !== 'string') return 'no docker-reference in the payload';
-  return identityMatches(req.identity, ref, signed) ? undefined : `signed for ${quote(signed)}`;
+  return identityMatches(image.identity, image.ref, signed) ? undefined : `signed for ${quote(signed)}`;
 }
 
 export function identityMatches(identity: Identity, ref: ImageReference, signedText: string): boolean {

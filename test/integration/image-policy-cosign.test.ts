@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
 import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
-import { buildLayer, makeTar, tagInLayout, writeImage } from '../support/oci-image';
+import { buildLayer, makeTar, tagImage, writeImage } from '../support/oci-image';
 import { pushImage, remoteDigest, startRegistry, type TestRegistry } from '../support/registry';
-import { unmount } from '../support/tree';
+import { Bundles, closeImagePullWorld, registryImageConfig } from '../support/image-bundles';
 
 const sha256 = (data: Buffer): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
@@ -89,21 +89,16 @@ async function pushBlob(host: string, repo: string, blob: Buffer): Promise<void>
 describe('image security policy: sigstoreSigned (cosign signatures with a public key)', () => {
   const work = tempDir('cdh-image-cosign-');
   const layout = join(work.path, 'layout');
-  const mounts: string[] = [];
+  const bundles = new Bundles(work.path);
   let registry: TestRegistry;
   let daemon: DaemonProcess;
-  let n = 0;
 
   before(async () => {
     registry = await startRegistry();
     const built = writeImage(layout, {
       layers: [buildLayer(makeTar([{ path: 'hello', content: 'cosign world' }]))],
     });
-    tagInLayout(layout, 'img', {
-      digest: built.digest,
-      size: built.manifest.length,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    });
+    tagImage(layout, 'img', built);
     const trusted = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const repos = ['signed', 'unsigned', 'badkey', 'otherdigest', 'copied', 'keyless'];
@@ -143,28 +138,16 @@ describe('image security policy: sigstoreSigned (cosign signatures with a public
     writeFileSync(policyFile, JSON.stringify(policy));
     daemon = await spawnDaemon({
       config: {
-        image: {
-          work_dir: join(work.path, 'store'),
+        image: registryImageConfig(work.path, registry.host, {
           image_security_policy_uri: policyFile,
-          registry_config: { registry: [{ location: registry.host, insecure: true }] },
-        },
+        }),
       },
     });
   });
 
-  after(async () => {
-    for (const m of mounts.reverse()) await unmount(m);
-    await daemon?.stop();
-    daemon?.cleanup();
-    await registry?.stop();
-    work.cleanup();
-  });
+  after(() => closeImagePullWorld({ bundles, work, daemon, registry }));
 
-  function bundle(): string {
-    const path = join(work.path, 'bundles', `b${++n}`);
-    mounts.push(join(path, 'rootfs'));
-    return path;
-  }
+  const bundle = (): string => bundles.dir();
 
   async function refused(repo: string, code: number, pattern: RegExp): Promise<void> {
     const target = bundle();

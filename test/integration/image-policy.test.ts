@@ -6,9 +6,9 @@ import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
 import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
-import { buildLayer, makeTar, tagInLayout, writeImage } from '../support/oci-image';
+import { buildLayer, makeTar, tagImage, writeImage } from '../support/oci-image';
 import { pushImage, remoteDigest, startRegistry, type TestRegistry } from '../support/registry';
-import { unmount } from '../support/tree';
+import { Bundles, closeImagePullWorld, registryImageConfig } from '../support/image-bundles';
 
 const run = promisify(execFile);
 
@@ -40,21 +40,16 @@ describe('image security policy: reject by default, one repository accepted, sig
   const work = tempDir('cdh-image-policy-');
   const layout = join(work.path, 'layout');
   const sigs = join(work.path, 'sigs');
-  const mounts: string[] = [];
+  const bundles = new Bundles(work.path);
   let registry: TestRegistry;
   let daemon: DaemonProcess;
-  let n = 0;
 
   before(async () => {
     registry = await startRegistry();
     const built = writeImage(layout, {
       layers: [buildLayer(makeTar([{ path: 'hello', content: 'signed world' }]))],
     });
-    tagInLayout(layout, 'img', {
-      digest: built.digest,
-      size: built.manifest.length,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    });
+    tagImage(layout, 'img', built);
     const trusted = join(work.path, 'gpg-trusted');
     const other = join(work.path, 'gpg-other');
     const [trustedFpr, otherFpr] = await Promise.all([gpgKey(trusted, 'trusted'), gpgKey(other, 'other')]);
@@ -101,12 +96,10 @@ describe('image security policy: reject by default, one repository accepted, sig
     writeFileSync(sigstore, `default-docker:\n  lookaside: file://${sigs}\n`);
     daemon = await spawnDaemon({
       config: {
-        image: {
-          work_dir: join(work.path, 'store'),
+        image: registryImageConfig(work.path, registry.host, {
           image_security_policy_uri: `file://${policyFile}`,
           sigstore_config_uri: sigstore,
-          registry_config: { registry: [{ location: registry.host, insecure: true }] },
-        },
+        }),
       },
     });
   });
@@ -122,19 +115,9 @@ describe('image security policy: reject by default, one repository accepted, sig
     );
   }
 
-  after(async () => {
-    for (const m of mounts.reverse()) await unmount(m);
-    await daemon?.stop();
-    daemon?.cleanup();
-    await registry?.stop();
-    work.cleanup();
-  });
+  after(() => closeImagePullWorld({ bundles, work, daemon, registry }));
 
-  function bundle(): string {
-    const path = join(work.path, 'bundles', `b${++n}`);
-    mounts.push(join(path, 'rootfs'));
-    return path;
-  }
+  const bundle = (): string => bundles.dir();
 
   async function rejected(repo: string, pattern: RegExp): Promise<void> {
     const target = bundle();

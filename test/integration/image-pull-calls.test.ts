@@ -10,23 +10,21 @@ import { CdhTtrpcClient } from '../../src/client/cdh-ttrpc-client';
 import { PACKAGE_ROOT } from '../../src/package-info';
 import { runCli } from '../support/cli';
 import { CDH_TOOL_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
-import { buildLayer, makeTar, tagInLayout, writeImage } from '../support/oci-image';
+import { buildLayer, makeTar, tagImage, writeImage } from '../support/oci-image';
 import { pushImage, remoteDigest, startRegistry, type TestRegistry } from '../support/registry';
+import { Bundles } from '../support/image-bundles';
 import { buildGoAttestationAgent, spawnGoAttestationAgent, type LinedProcess } from '../support/rest';
 import { until } from '../support/wait';
-import { unmount } from '../support/tree';
 
 const work = tempDir('cdh-image-calls-');
 const layout = join(work.path, 'layout');
-const mounts: string[] = [];
+const bundles = new Bundles(work.path);
 let registry: TestRegistry;
 let seq = 0;
 const big = buildLayer(makeTar([{ path: 'big', content: randomBytes(8 << 20) }]), 'none');
 
 function bundle(): string {
-  const path = join(work.path, 'bundles', `b${++seq}`);
-  mounts.push(join(path, 'rootfs'));
-  return path;
+  return bundles.dir();
 }
 
 function imageConfig(registryHost: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -42,23 +40,15 @@ function imageConfig(registryHost: string, extra: Record<string, unknown> = {}):
 before(async () => {
   registry = await startRegistry();
   const small = writeImage(layout, { layers: [buildLayer(makeTar([{ path: 'hello', content: 'hi' }]))] });
-  tagInLayout(layout, 'small', {
-    digest: small.digest,
-    size: small.manifest.length,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-  });
+  tagImage(layout, 'small', small);
   const large = writeImage(layout, { layers: [big] });
-  tagInLayout(layout, 'large', {
-    digest: large.digest,
-    size: large.manifest.length,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-  });
+  tagImage(layout, 'large', large);
   await pushImage(layout, 'small', `${registry.host}/calls/small:v1`);
   await pushImage(layout, 'large', `${registry.host}/calls/large:v1`);
 });
 
 after(async () => {
-  for (const m of mounts.reverse()) await unmount(m);
+  await bundles.unmountAll();
   await registry?.stop();
   work.cleanup();
 });

@@ -18,7 +18,7 @@ import {
   type RsaRecipient,
 } from '../support/encrypted-image';
 import { ccKbcConfig, startKbsWorld, type KbsWorld } from '../support/kbs-world';
-import { buildLayer, makeTar, tagInLayout, writeImage, type TarEntry } from '../support/oci-image';
+import { buildLayer, makeTar, tagImage, writeImage, type TarEntry } from '../support/oci-image';
 import { pushImage, startRegistry, type TestRegistry } from '../support/registry';
 import { diffTrees, snapshotTree, umociUnpack, unmount, type TreeNode } from '../support/tree';
 
@@ -141,11 +141,7 @@ describe('PullImage of skopeo-encrypted layers with keys in provider.attestation
     const image = writeImage(plain, {
       layers: [buildLayer(makeTar(LOWER), 'gzip'), buildLayer(makeTar(UPPER), 'gzip')],
     });
-    tagInLayout(plain, 'v1', {
-      digest: image.digest,
-      size: image.manifest.length,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    });
+    tagImage(plain, 'v1', image);
     expected = snapshotTree(await umociUnpack(plain, 'v1', join(work.path, 'umoci')));
     writeFileSync(kekFile, KEK, { mode: 0o600 });
     world = await startKbsWorld({ resources: { 'default/image-kek/1': KEK } });

@@ -7,13 +7,14 @@ import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/dae
 import {
   buildLayer,
   makeTar,
-  tagInLayout,
+  tagImage,
   writeImage,
   type BuiltLayer,
   type TarEntry,
 } from '../support/oci-image';
 import { pushImage, startRegistry, type TestRegistry } from '../support/registry';
-import { umociUnpack, unmount, xattrTree } from '../support/tree';
+import { Bundles, closeImagePullWorld, registryImageConfig } from '../support/image-bundles';
+import { umociUnpack, xattrTree } from '../support/tree';
 
 /** VFS_CAP_REVISION_2, effective, permitted = CAP_NET_BIND_SERVICE | CAP_NET_RAW (bits 10, 13). */
 const FILE_CAP = Buffer.from('0100000200240000000000000000000000000000', 'hex');
@@ -61,13 +62,12 @@ describe('PullImage metadata: xattrs as umoci applies them, User by name from th
   const work = tempDir('cdh-image-meta-');
   const layout = join(work.path, 'layout');
   const policyFile = join(work.path, 'policy.json');
-  const mounts: string[] = [];
-  let bundles = 0;
+  const bundles = new Bundles(work.path);
+  let seq = 0;
 
   function tag(name: string, layers: readonly BuiltLayer[], config: Record<string, unknown> = {}): void {
     const image = writeImage(layout, { layers, config: { Cmd: ['/bin/sh'], ...config } });
-    const target = { digest: image.digest, size: image.manifest.length };
-    tagInLayout(layout, name, { ...target, mediaType: 'application/vnd.oci.image.manifest.v1+json' });
+    tagImage(layout, name, image);
   }
 
   before(async () => {
@@ -100,26 +100,17 @@ describe('PullImage metadata: xattrs as umoci applies them, User by name from th
     writeFileSync(policyFile, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
     daemon = await spawnDaemon({
       config: {
-        image: {
-          work_dir: join(work.path, 'store'),
+        image: registryImageConfig(work.path, registry.host, {
           image_security_policy_uri: policyFile,
-          registry_config: { registry: [{ location: registry.host, insecure: true }] },
-        },
+        }),
       },
     });
   });
 
-  after(async () => {
-    for (const m of mounts.reverse()) await unmount(m);
-    await daemon?.stop();
-    daemon?.cleanup();
-    await registry?.stop();
-    work.cleanup();
-  });
+  after(() => closeImagePullWorld({ bundles, work, daemon, registry }));
 
   async function pull(name: string): Promise<string> {
-    const bundle = join(work.path, 'bundles', `${name}-${bundles++}`);
-    mounts.push(join(bundle, 'rootfs'));
+    const bundle = bundles.dir(`${name}-${seq++}`);
     await daemon.client().pullImage(`${registry.host}/meta/${name}:v1`, bundle, 60_000);
     return bundle;
   }

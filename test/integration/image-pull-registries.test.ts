@@ -10,27 +10,23 @@ import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/dae
 import {
   buildLayer,
   makeTar,
-  tagInLayout,
+  tagImage,
   writeImage,
   type BuiltLayer,
   type TarEntry,
 } from '../support/oci-image';
 import { createTestCa } from '../../src/emulators/pki';
 import { pushImage, startRegistry, type TestRegistry } from '../support/registry';
+import { Bundles } from '../support/image-bundles';
 import { startTokenServer, type TokenServer } from '../support/token-server';
-import { unmount } from '../support/tree';
 
 const work = tempDir('cdh-image-reg-');
 const layout = join(work.path, 'layout');
-const mounts: string[] = [];
+const bundles = new Bundles(work.path);
 
 function image(tag: string, layers: readonly BuiltLayer[]): void {
   const built = writeImage(layout, { layers });
-  tagInLayout(layout, tag, {
-    digest: built.digest,
-    size: built.manifest.length,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-  });
+  tagImage(layout, tag, built);
 }
 
 function layerOf(entries: TarEntry[]): BuiltLayer {
@@ -47,9 +43,7 @@ const tamper = layerOf([{ path: 'tamper', content: randomBytes(4096) }]);
 
 let seq = 0;
 function bundle(): string {
-  const path = join(work.path, 'bundles', `b${++seq}`);
-  mounts.push(join(path, 'rootfs'));
-  return path;
+  return bundles.dir();
 }
 
 async function startDaemonFor(image: Record<string, unknown>): Promise<DaemonProcess> {
@@ -90,7 +84,7 @@ before(() => {
 });
 
 after(async () => {
-  for (const m of mounts.reverse()) await unmount(m);
+  await bundles.unmountAll();
   work.cleanup();
 });
 

@@ -6,20 +6,18 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
 import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
-import { buildLayer, makeTar, tagInLayout, writeImage } from '../support/oci-image';
+import { buildLayer, makeTar, tagImage, writeImage } from '../support/oci-image';
 import { pushImage, startRegistry, type TestRegistry } from '../support/registry';
-import { unmount } from '../support/tree';
+import { Bundles } from '../support/image-bundles';
 
 const work = tempDir('cdh-image-settings-');
-const mounts: string[] = [];
+const bundles = new Bundles(work.path);
 let registry: TestRegistry;
 let seq = 0;
 const layer = buildLayer(makeTar([{ path: 'settings', content: 'from a resource' }]));
 
 function bundle(): string {
-  const path = join(work.path, 'bundles', `b${++seq}`);
-  mounts.push(join(path, 'rootfs'));
-  return path;
+  return bundles.dir();
 }
 
 async function pullOk(daemon: DaemonProcess, ref: string): Promise<void> {
@@ -32,16 +30,12 @@ before(async () => {
   registry = await startRegistry();
   const layout = join(work.path, 'layout');
   const image = writeImage(layout, { layers: [layer] });
-  tagInLayout(layout, 'img', {
-    digest: image.digest,
-    size: image.manifest.length,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-  });
+  tagImage(layout, 'img', image);
   await pushImage(layout, 'img', `${registry.host}/settings/img:v1`);
 });
 
 after(async () => {
-  for (const m of mounts.reverse()) await unmount(m);
+  await bundles.unmountAll();
   await registry?.stop();
   work.cleanup();
 });

@@ -7,13 +7,15 @@ import { spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/dae
 import {
   buildLayer,
   makeTar,
+  tagImage,
   tagInLayout,
   writeImage,
   writeIndex,
   type TarEntry,
 } from '../support/oci-image';
 import { pushImage, remoteDigest, startRegistry, type TestRegistry } from '../support/registry';
-import { diffTrees, snapshotTree, umociUnpack, unmount } from '../support/tree';
+import { Bundles, closeImagePullWorld, registryImageConfig } from '../support/image-bundles';
+import { diffTrees, snapshotTree, umociUnpack } from '../support/tree';
 
 const LOWER: TarEntry[] = [
   { path: 'etc/', type: 'dir' },
@@ -51,7 +53,7 @@ describe('PullImage from a registry (docker-registry + skopeo, compared with umo
   let daemon: DaemonProcess;
   const work = tempDir('cdh-image-');
   const layout = join(work.path, 'layout');
-  const mounts: string[] = [];
+  const bundles = new Bundles(work.path);
   let lowerDigest = '';
   let upperDigest = '';
 
@@ -70,19 +72,11 @@ describe('PullImage from a registry (docker-registry + skopeo, compared with umo
         WorkingDir: '/home/user',
       },
     });
-    tagInLayout(layout, 'multi', {
-      digest: image.digest,
-      size: image.manifest.length,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    });
+    tagImage(layout, 'multi', image);
     const zstdImage = writeImage(layout, {
       layers: [buildLayer(makeTar(LOWER), 'zstd'), buildLayer(makeTar(UPPER), 'zstd')],
     });
-    tagInLayout(layout, 'zstd', {
-      digest: zstdImage.digest,
-      size: zstdImage.manifest.length,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    });
+    tagImage(layout, 'zstd', zstdImage);
     const other = writeImage(layout, {
       layers: [buildLayer(makeTar([{ path: 'other-arch', content: 'x' }]))],
       architecture: 'riscv64',
@@ -102,26 +96,16 @@ describe('PullImage from a registry (docker-registry + skopeo, compared with umo
     await pushImage(layout, 'index', `${registry.host}/test/index:v1`, ['--all']);
     daemon = await spawnDaemon({
       config: {
-        image: {
-          work_dir: join(work.path, 'store'),
-          registry_config: { registry: [{ location: registry.host, insecure: true }] },
-        },
+        image: registryImageConfig(work.path, registry.host),
       },
     });
   });
 
-  after(async () => {
-    for (const m of mounts.reverse()) await unmount(m);
-    await daemon?.stop();
-    daemon?.cleanup();
-    await registry?.stop();
-    work.cleanup();
-  });
+  after(() => closeImagePullWorld({ bundles, work, daemon, registry }));
 
   async function pull(ref: string, name: string): Promise<{ digest: string; bundle: string }> {
-    const bundle = join(work.path, 'bundles', name);
+    const bundle = bundles.dir(name);
     const digest = await daemon.client().pullImage(ref, bundle, 60_000);
-    mounts.push(join(bundle, 'rootfs'));
     return { digest, bundle };
   }
 
@@ -199,8 +183,7 @@ describe('PullImage from a registry (docker-registry + skopeo, compared with umo
   });
 
   test('two pulls into one bundle at once: one mounts, the other is IMAGE_BUNDLE_IN_USE (never two mounts)', async () => {
-    const bundle = join(work.path, 'bundles', 'racing');
-    mounts.push(join(bundle, 'rootfs'));
+    const bundle = bundles.dir('racing');
     const results = await Promise.allSettled([
       daemon.client().pullImage(`${registry.host}/test/multi:v1`, bundle, 60_000),
       daemon.client().pullImage(`${registry.host}/test/docker:v1`, bundle, 60_000),

@@ -1,18 +1,18 @@
 import { constants as fsConstants, existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CdhError } from '../../errors';
-import type { ProviderSettings } from '../types';
 import { quoteUntrusted } from '../../lib/untrusted';
 import { fileReadProblem } from '../../lib/errno';
 import { openInsideDirectory, OutsideDirectoryError } from '../../lib/confined-file';
 
 /**
- * Helpers shared by the aliyun client types: settings fields, ids that name credential
- * files, and reading those files with errors that name the file but never its content.
+ * Helpers shared by the aliyun client types: where credential files are, the rule for ids
+ * that name them, and reading them with errors that name the file but never its content.
  */
 
 /** Credential files are small; anything larger is not one of ours. */
 const MAX_CREDENTIAL_FILE_BYTES = 1024 * 1024;
+/** An id that becomes part of a credential file name (checked in client-key/settings.ts). */
 export const MAX_ID_LENGTH = 256;
 export const ID_PATTERN = /^[A-Za-z0-9._*-]+$/;
 
@@ -33,35 +33,6 @@ export function credentialDirs(credentialDir: string): string[] {
 export function locateCredentialFile(credentialDir: string, fileName: string): string {
   const paths = credentialDirs(credentialDir).map((dir) => credentialFilePath(dir, fileName));
   return paths.find((candidate) => existsSync(candidate)) ?? (paths[0] as string);
-}
-
-/** Reads a required non-empty string field of provider_settings. */
-export function requireStringSetting(settings: ProviderSettings, field: string, clientType: string): string {
-  const value = settings[field];
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new CdhError(
-      'PROVIDER_SETTINGS_INVALID',
-      `aliyun provider_settings.${field} is required for client_type ${clientType} and must be a non-empty string` +
-        (value === undefined ? ' (it is missing)' : ` (got ${quoteUntrusted(value)})`),
-    );
-  }
-  return value;
-}
-
-/**
- * Checks an id that becomes part of a credential file name (client key id, KMS instance id).
- * The ids come from the sealed secret, which the untrusted control plane carries, so anything
- * that could leave the credential dir is refused before a file is opened.
- */
-export function checkCredentialId(value: string, field: string): string {
-  if (value.length > MAX_ID_LENGTH || !ID_PATTERN.test(value) || value.includes('..')) {
-    throw new CdhError(
-      'PROVIDER_SETTINGS_INVALID',
-      `aliyun provider_settings.${field} ${quoteUntrusted(value)} is not a valid id: ` +
-        `only letters, digits and . _ * - are allowed (at most ${MAX_ID_LENGTH}), and ".." is refused`,
-    );
-  }
-  return value;
 }
 
 /** The path of `fileName` directly inside `dir`; refuses names that would land elsewhere. */

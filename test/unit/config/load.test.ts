@@ -83,6 +83,27 @@ test('the upstream [image] section is read: work_dir, concurrency, URIs, inline 
   assert.equal(resolveConfig({}, {}).config.image.workDir, '/run/kata-containers/image');
 });
 
+test('[image] defaults come from the schema; the inline registry config keeps its keys as written', () => {
+  assert.deepEqual(defaultConfig().image, {
+    workDir: '/run/kata-containers/image',
+    maxConcurrentLayerDownloadsPerImage: 3,
+    imageSecurityPolicyUri: '',
+    imageSecurityPolicy: '',
+    sigstoreConfigUri: '',
+    sigstoreConfig: '',
+    authenticatedRegistryCredentialsUri: '',
+    registryConfigurationUri: '',
+    extraRootCertificates: [],
+    imagePullProxy: { httpsProxy: '', httpProxy: '', noProxy: '' },
+  });
+  const registryConfig = {
+    registry: [{ location: 'r.example', pull_from_mirror: 'all' }],
+    short_name_mode: 'x',
+  };
+  const { config } = resolveConfig({ image: { registry_config: registryConfig } }, {});
+  assert.deepEqual(config.image.registryConfig, registryConfig);
+});
+
 const refused: Array<[string, unknown, Record<string, string>, string]> = [
   ['unknown top-level key', { sokcet: 'x' }, {}, 'sokcet'],
   ['unknown nested key', { cache: { ttl: 1 } }, {}, 'cache.ttl'],
