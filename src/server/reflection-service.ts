@@ -52,7 +52,7 @@ export class LazyReflection {
       const set = readFileSync(this.setPath);
       this.server = {
         reflection: new DescriptorSetReflection(set, [...this.serviceNames, ...REFLECTION_SERVICES]),
-        codec: new ReflectionCodec(set),
+        codec: new ReflectionCodec(),
       };
     }
     return this.server;

@@ -1,4 +1,4 @@
-import { fromBinary } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import {
   FileDescriptorProtoSchema,
@@ -7,8 +7,11 @@ import {
   type FieldDescriptorProto,
   type FileDescriptorProto,
 } from '@bufbuild/protobuf/wkt';
-import * as protobuf from 'protobufjs';
-import * as descriptor from 'protobufjs/ext/descriptor';
+import {
+  ServerReflectionRequestSchema,
+  ServerReflectionResponseSchema,
+  type ServerReflectionRequest,
+} from '../gen/grpc/reflection/v1/reflection_pb';
 
 /**
  * gRPC server reflection (v1 and v1alpha share one wire format) over a FileDescriptorSet made
@@ -20,26 +23,11 @@ import * as descriptor from 'protobufjs/ext/descriptor';
 const NOT_FOUND = 5;
 const INVALID_ARGUMENT = 3;
 
-export interface ReflectionRequest {
-  host?: string;
-  message_request?: string;
-  file_by_filename?: string;
-  file_containing_symbol?: string;
-  file_containing_extension?: { containing_type?: string; extension_number?: number };
-  all_extension_numbers_of_type?: string;
-  list_services?: string;
-}
-
-export type ReflectionAnswer =
-  | { file_descriptor_response: { file_descriptor_proto: Uint8Array[] } }
-  | { all_extension_numbers_response: { base_type_name: string; extension_number: number[] } }
-  | { list_services_response: { service: Array<{ name: string }> } }
-  | { error_response: { error_code: number; error_message: string } };
-
-export type ReflectionResponse = ReflectionAnswer & {
-  valid_host: string;
-  original_request: ReflectionRequest;
-};
+/** A reflection request: the generated ServerReflectionRequest, or a plain object of its fields. */
+export type ReflectionRequest = MessageInitShape<typeof ServerReflectionRequestSchema>;
+export type ReflectionResponse = MessageInitShape<typeof ServerReflectionResponseSchema>;
+/** The response's oneof: what was asked for, or the error. */
+export type ReflectionAnswer = NonNullable<ReflectionResponse['messageResponse']>;
 
 interface ServedFile {
   readonly name: string;
@@ -110,40 +98,48 @@ export class DescriptorSetReflection {
    * file's dependencies are sent once per stream, the file asked for every time.
    */
   answer(request: ReflectionRequest, sent: Set<string>): ReflectionResponse {
-    return { valid_host: request.host ?? '', original_request: request, ...this.answerOf(request, sent) };
+    return {
+      validHost: request.host ?? '',
+      originalRequest: request,
+      messageResponse: this.answerOf(request, sent),
+    };
   }
 
   private answerOf(request: ReflectionRequest, sent: Set<string>): ReflectionAnswer {
-    switch (request.message_request) {
-      case 'list_services':
-        return { list_services_response: { service: this.services.map((name) => ({ name })) } };
-      case 'file_by_filename': {
-        const name = request.file_by_filename ?? '';
-        const file = this.files.get(name);
-        return file ? this.withDependencies(file, sent) : notFound(`file not found: ${quoted(name)}`);
+    const ask = request.messageRequest;
+    switch (ask?.case) {
+      case 'listServices':
+        return { case: 'listServicesResponse', value: { service: this.services.map((name) => ({ name })) } };
+      case 'fileByFilename': {
+        const file = this.files.get(ask.value);
+        return file ? this.withDependencies(file, sent) : notFound(`file not found: ${quoted(ask.value)}`);
       }
-      case 'file_containing_symbol': {
-        const symbol = (request.file_containing_symbol ?? '').replace(/^\./, '');
+      case 'fileContainingSymbol': {
+        const symbol = ask.value.replace(/^\./, '');
         const file = this.symbols.get(symbol);
         return file ? this.withDependencies(file, sent) : notFound(`symbol not found: ${quoted(symbol)}`);
       }
-      case 'file_containing_extension': {
-        const type = (request.file_containing_extension?.containing_type ?? '').replace(/^\./, '');
-        const number = request.file_containing_extension?.extension_number ?? 0;
+      case 'fileContainingExtension': {
+        const type = (ask.value.containingType ?? '').replace(/^\./, '');
+        const number = ask.value.extensionNumber ?? 0;
         const file = this.extensions.get(type)?.get(number);
         return file
           ? this.withDependencies(file, sent)
           : notFound(`extension not found: ${quoted(type)} has no extension ${number}`);
       }
-      case 'all_extension_numbers_of_type': {
-        const type = (request.all_extension_numbers_of_type ?? '').replace(/^\./, '');
+      case 'allExtensionNumbersOfType': {
+        const type = ask.value.replace(/^\./, '');
         if (!this.symbols.has(type)) return notFound(`type not found: ${quoted(type)}`);
         const numbers = [...(this.extensions.get(type)?.keys() ?? [])].sort((a, b) => a - b);
-        return { all_extension_numbers_response: { base_type_name: type, extension_number: numbers } };
+        return {
+          case: 'allExtensionNumbersResponse',
+          value: { baseTypeName: type, extensionNumber: numbers },
+        };
       }
       default:
         return {
-          error_response: { error_code: INVALID_ARGUMENT, error_message: 'the request asks for nothing' },
+          case: 'errorResponse',
+          value: { errorCode: INVALID_ARGUMENT, errorMessage: 'the request asks for nothing' },
         };
     }
   }
@@ -161,7 +157,7 @@ export class DescriptorSetReflection {
       answer.push(dependency.bytes);
       queue.push(...dependency.dependencies);
     }
-    return { file_descriptor_response: { file_descriptor_proto: answer } };
+    return { case: 'fileDescriptorResponse', value: { fileDescriptorProto: answer } };
   }
 
   /** Every name a reflection client may ask for: types, fields, oneofs, enum values, services, methods. */
@@ -215,31 +211,18 @@ function quoted(name: string): string {
 }
 
 function notFound(message: string): ReflectionAnswer {
-  return { error_response: { error_code: NOT_FOUND, error_message: message } };
+  return { case: 'errorResponse', value: { errorCode: NOT_FOUND, errorMessage: message } };
 }
 
-/**
- * The reflection messages, decoded and encoded with the types of the same compiled set (still
- * protobufjs: its snake_case plain objects with a oneof discriminant are what answer() takes).
- */
+/** The reflection messages (v1 and v1alpha share the wire format), as generated from grpc.reflection.v1. */
 export class ReflectionCodec {
-  private readonly request: protobuf.Type;
-  private readonly response: protobuf.Type;
-
-  constructor(set: Uint8Array) {
-    const root = (
-      protobuf.Root as unknown as { fromDescriptor(set: protobuf.Message): protobuf.Root }
-    ).fromDescriptor(descriptor.FileDescriptorSet.decode(set));
-    this.request = root.lookupType('grpc.reflection.v1.ServerReflectionRequest');
-    this.response = root.lookupType('grpc.reflection.v1.ServerReflectionResponse');
-  }
-
   /** Throws on bytes that are not a ServerReflectionRequest. */
-  decodeRequest(bytes: Uint8Array): ReflectionRequest {
-    return this.request.toObject(this.request.decode(bytes), { oneofs: true }) as ReflectionRequest;
+  decodeRequest(bytes: Uint8Array): ServerReflectionRequest {
+    return fromBinary(ServerReflectionRequestSchema, bytes);
   }
 
   encodeResponse(response: ReflectionResponse): Buffer {
-    return Buffer.from(this.response.encode(this.response.fromObject(response)).finish());
+    const bytes = toBinary(ServerReflectionResponseSchema, create(ServerReflectionResponseSchema, response));
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 }

@@ -4,7 +4,7 @@ import type { ProviderFactory, ProviderInstance, ProviderSettings, ProviderConte
 import { parseAliyunSettings } from './settings';
 
 // The client-type modules are loaded on the first create() that needs them: client_key pulls
-// in node-forge and protobufjs, a large part of start-up (docs/performance.md, "Measured costs behind the code").
+// in node-forge and the gateway messages, a large part of start-up (docs/performance.md, "Measured costs behind the code").
 /* eslint-disable @typescript-eslint/no-require-imports */
 const clientKeyModule = (): typeof import('./client-key') =>
   require('./client-key') as typeof import('./client-key');

@@ -40,14 +40,14 @@ function decodeFile(bytes: Uint8Array): FileShape {
   return descriptor.FileDescriptorProto.toObject(descriptor.FileDescriptorProto.decode(bytes)) as FileShape;
 }
 
-function filesOf(answer: ReflectionAnswer): Uint8Array[] {
-  assert.ok('file_descriptor_response' in answer, JSON.stringify(answer));
-  return answer.file_descriptor_response.file_descriptor_proto;
+function filesOf(answer: ReflectionAnswer | undefined): Uint8Array[] {
+  assert.ok(answer?.case === 'fileDescriptorResponse', JSON.stringify(answer));
+  return answer.value.fileDescriptorProto ?? [];
 }
 
-function errorOf(answer: ReflectionAnswer): { error_code: number; error_message: string } {
-  assert.ok('error_response' in answer, JSON.stringify(answer));
-  return answer.error_response;
+function errorOf(answer: ReflectionAnswer | undefined): { errorCode: number; errorMessage: string } {
+  assert.ok(answer?.case === 'errorResponse', JSON.stringify(answer));
+  return { errorCode: answer.value.errorCode ?? 0, errorMessage: answer.value.errorMessage ?? '' };
 }
 
 /** The set's files by name, each with the bytes the compiler wrote. */
@@ -113,20 +113,13 @@ describe('reflection over the compiled set', () => {
   const set = readFileSync(DESCRIPTOR_SET);
   const files = byName(set);
   const reflection = new DescriptorSetReflection(set, [...API_SERVICES, 'grpc.health.v1.Health']);
-  const ask = (request: ReflectionRequest): ReflectionAnswer => {
-    const {
-      valid_host: _host,
-      original_request: _request,
-      ...answer
-    } = reflection.answer(request, new Set());
-    return answer as ReflectionAnswer;
-  };
+  const ask = (request: ReflectionRequest): ReflectionAnswer | undefined =>
+    reflection.answer(request, new Set()).messageResponse;
 
   test('lists the services it was given, sorted', () => {
-    assert.deepEqual(ask({ message_request: 'list_services', list_services: '*' }), {
-      list_services_response: {
-        service: [...API_SERVICES, 'grpc.health.v1.Health'].sort().map((name) => ({ name })),
-      },
+    assert.deepEqual(ask({ messageRequest: { case: 'listServices', value: '*' } }), {
+      case: 'listServicesResponse',
+      value: { service: [...API_SERVICES, 'grpc.health.v1.Health'].sort().map((name) => ({ name })) },
     });
   });
 
@@ -139,7 +132,7 @@ describe('reflection over the compiled set', () => {
   ]) {
     test(`file_containing_symbol ${symbol} answers api.proto with the compiler's bytes`, () => {
       const [api, ...rest] = filesOf(
-        ask({ message_request: 'file_containing_symbol', file_containing_symbol: symbol }),
+        ask({ messageRequest: { case: 'fileContainingSymbol', value: symbol } }),
       );
       assert.deepEqual(Buffer.from(api as Uint8Array), files.get('api.proto'));
       assert.deepEqual(rest, []);
@@ -149,61 +142,57 @@ describe('reflection over the compiled set', () => {
   test('enum values are found in the scope of their enum, as protoc scopes them', () => {
     const [health] = filesOf(
       ask({
-        message_request: 'file_containing_symbol',
-        file_containing_symbol: 'grpc.health.v1.HealthCheckResponse.SERVING',
+        messageRequest: { case: 'fileContainingSymbol', value: 'grpc.health.v1.HealthCheckResponse.SERVING' },
       }),
     );
     assert.deepEqual(Buffer.from(health as Uint8Array), files.get('grpc/health/v1/health.proto'));
   });
 
   test('an unknown symbol, file or type is NOT_FOUND naming it', () => {
-    assert.deepEqual(
-      errorOf(ask({ message_request: 'file_containing_symbol', file_containing_symbol: 'api.Nope' })),
-      {
-        error_code: 5,
-        error_message: 'symbol not found: "api.Nope"',
-      },
-    );
-    assert.deepEqual(errorOf(ask({ message_request: 'file_by_filename', file_by_filename: 'nope.proto' })), {
-      error_code: 5,
-      error_message: 'file not found: "nope.proto"',
+    assert.deepEqual(errorOf(ask({ messageRequest: { case: 'fileContainingSymbol', value: 'api.Nope' } })), {
+      errorCode: 5,
+      errorMessage: 'symbol not found: "api.Nope"',
+    });
+    assert.deepEqual(errorOf(ask({ messageRequest: { case: 'fileByFilename', value: 'nope.proto' } })), {
+      errorCode: 5,
+      errorMessage: 'file not found: "nope.proto"',
     });
     assert.equal(
-      errorOf(
-        ask({ message_request: 'all_extension_numbers_of_type', all_extension_numbers_of_type: 'api.Nope' }),
-      ).error_code,
+      errorOf(ask({ messageRequest: { case: 'allExtensionNumbersOfType', value: 'api.Nope' } })).errorCode,
       5,
     );
     assert.equal(
       errorOf(
         ask({
-          message_request: 'file_containing_extension',
-          file_containing_extension: { containing_type: 'api.SecureMountRequest', extension_number: 99 },
+          messageRequest: {
+            case: 'fileContainingExtension',
+            value: { containingType: 'api.SecureMountRequest', extensionNumber: 99 },
+          },
         }),
-      ).error_code,
+      ).errorCode,
       5,
     );
   });
 
   test('a long unknown name is cut short in the message', () => {
-    const { error_message } = errorOf(
-      ask({ message_request: 'file_containing_symbol', file_containing_symbol: 'x'.repeat(100_000) }),
+    const { errorMessage } = errorOf(
+      ask({ messageRequest: { case: 'fileContainingSymbol', value: 'x'.repeat(100_000) } }),
     );
-    assert.ok(error_message.length < 250, `${error_message.length} characters`);
+    assert.ok(errorMessage.length < 250, `${errorMessage.length} characters`);
   });
 
   test('a request that asks for nothing is INVALID_ARGUMENT', () => {
-    assert.equal(errorOf(ask({ host: 'x' })).error_code, 3);
+    assert.equal(errorOf(ask({ host: 'x' })).errorCode, 3);
   });
 
   test('a file of the set that declares no listed service is not served', () => {
     const healthOnly = new DescriptorSetReflection(set, ['grpc.health.v1.Health']);
     assert.deepEqual(healthOnly.fileNames(), ['grpc/health/v1/health.proto']);
     const answer = healthOnly.answer(
-      { message_request: 'file_by_filename', file_by_filename: 'api.proto' },
+      { messageRequest: { case: 'fileByFilename', value: 'api.proto' } },
       new Set(),
     );
-    assert.equal('error_response' in answer && answer.error_response.error_code, 5);
+    assert.equal(errorOf(answer.messageResponse).errorCode, 5);
   });
 
   test('a service missing from the set is refused when the reflection is built', () => {
@@ -214,16 +203,16 @@ describe('reflection over the compiled set', () => {
   });
 
   test('the codec reads a request and writes an answer with the reflection types of the set', () => {
-    const codec = new ReflectionCodec(set);
+    const codec = new ReflectionCodec();
     const symbol = Buffer.from('api.UnsealSecretInput');
     // host = "h" (field 1), file_containing_symbol (field 4), as protoc-generated clients write them.
     const request = codec.decodeRequest(
       Buffer.concat([Buffer.from([0x0a, 1]), Buffer.from('h'), Buffer.from([0x22, symbol.length]), symbol]),
     );
-    assert.deepEqual(request, {
-      host: 'h',
-      message_request: 'file_containing_symbol',
-      file_containing_symbol: 'api.UnsealSecretInput',
+    assert.equal(request.host, 'h');
+    assert.deepEqual(request.messageRequest, {
+      case: 'fileContainingSymbol',
+      value: 'api.UnsealSecretInput',
     });
     const bytes = codec.encodeResponse(reflection.answer(request, new Set()));
     assert.deepEqual(bytes.subarray(0, 3), Buffer.from([0x0a, 1, 0x68]), 'valid_host first');
@@ -259,53 +248,52 @@ describe('reflection of files with imports and extensions', () => {
   test('a file comes with its imports, transitively, each sent once per stream', () => {
     const sent = new Set<string>();
     const first = reflection.answer(
-      { message_request: 'file_containing_symbol', file_containing_symbol: 'probe.Probe' },
+      { messageRequest: { case: 'fileContainingSymbol', value: 'probe.Probe' } },
       sent,
     );
     assert.deepEqual(
-      filesOf(first).map((bytes) => decodeFile(bytes).name),
+      filesOf(first.messageResponse).map((bytes) => decodeFile(bytes).name),
       ['probe.proto', 'probe/types.proto', 'google/protobuf/empty.proto', 'google/protobuf/descriptor.proto'],
     );
     const again = reflection.answer(
-      { message_request: 'file_containing_symbol', file_containing_symbol: 'probe.Question' },
+      { messageRequest: { case: 'fileContainingSymbol', value: 'probe.Question' } },
       sent,
     );
     assert.deepEqual(
-      filesOf(again).map((bytes) => decodeFile(bytes).name),
+      filesOf(again.messageResponse).map((bytes) => decodeFile(bytes).name),
       ['probe/types.proto'],
     );
     const dependency = reflection.answer(
-      { message_request: 'file_by_filename', file_by_filename: 'google/protobuf/empty.proto' },
+      { messageRequest: { case: 'fileByFilename', value: 'google/protobuf/empty.proto' } },
       new Set(),
     );
     assert.deepEqual(
-      filesOf(dependency).map((bytes) => Buffer.from(bytes)),
+      filesOf(dependency.messageResponse).map((bytes) => Buffer.from(bytes)),
       [byName(set).get('google/protobuf/empty.proto')],
     );
   });
 
   test('extensions are found by extended type and number', () => {
     const numbers = reflection.answer(
-      {
-        message_request: 'all_extension_numbers_of_type',
-        all_extension_numbers_of_type: 'google.protobuf.MessageOptions',
-      },
+      { messageRequest: { case: 'allExtensionNumbersOfType', value: 'google.protobuf.MessageOptions' } },
       new Set(),
     );
-    assert.deepEqual('all_extension_numbers_response' in numbers && numbers.all_extension_numbers_response, {
-      base_type_name: 'google.protobuf.MessageOptions',
-      extension_number: [50001],
+    assert.deepEqual(numbers.messageResponse, {
+      case: 'allExtensionNumbersResponse',
+      value: { baseTypeName: 'google.protobuf.MessageOptions', extensionNumber: [50001] },
     });
     const file = reflection.answer(
       {
-        message_request: 'file_containing_extension',
-        file_containing_extension: {
-          containing_type: '.google.protobuf.MessageOptions',
-          extension_number: 50001,
+        messageRequest: {
+          case: 'fileContainingExtension',
+          value: {
+            containingType: '.google.protobuf.MessageOptions',
+            extensionNumber: 50001,
+          },
         },
       },
       new Set(),
     );
-    assert.equal(decodeFile(filesOf(file)[0] as Uint8Array).name, 'probe/types.proto');
+    assert.equal(decodeFile(filesOf(file.messageResponse)[0] as Uint8Array).name, 'probe/types.proto');
   });
 });
