@@ -124,6 +124,7 @@ answer = {
     "errors": errors,
 }
 if errors:
+    channel.close()
     print(json.dumps(answer))
     sys.exit(1)
 
@@ -177,4 +178,6 @@ if secret_file is not None:
     )
     output = unseal(request, timeout=20)
     answer["plaintext_base64"] = base64.b64encode(output.plaintext).decode()
+# Closed before exiting: an open channel can hold the interpreter's exit (grpcio's threads).
+channel.close()
 print(json.dumps(answer))
