@@ -100,7 +100,11 @@ describe('shutdown under load and bounded in-flight calls', { concurrency: 1 }, 
       }
       const inFlightAtSigterm = records.filter((r) => r.startedAt < sigtermAt && r.endedAt >= sigtermAt);
       const drained = inFlightAtSigterm.filter((r) => r.status === 'OK');
-      assert.ok(records.filter((r) => r.endedAt < sigtermAt && r.status === 'OK').length > 64, 'load before');
+      // `<=`: the loop above may see its 65th answer in the very millisecond SIGTERM is sent.
+      assert.ok(
+        records.filter((r) => r.endedAt <= sigtermAt && r.status === 'OK').length > 64,
+        'load before',
+      );
       assert.ok(
         drained.length > 0,
         `calls in flight at SIGTERM finished (${inFlightAtSigterm.length} in flight)`,
