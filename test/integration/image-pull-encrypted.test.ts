@@ -19,6 +19,7 @@ import {
 } from '../support/encrypted-image';
 import { ccKbcConfig, startKbsWorld, type KbsWorld } from '../support/kbs-world';
 import { buildLayer, makeTar, tagImage, writeImage, type TarEntry } from '../support/oci-image';
+import { keyproviderAliFlags } from '../support/keyprovider-world';
 import { pushImage, startRegistry, type TestRegistry } from '../support/registry';
 import { diffTrees, snapshotTree, umociUnpack, unmount, type TreeNode } from '../support/tree';
 
@@ -65,24 +66,9 @@ function kbsWrapper(kekFile: string, kid = KEK_ID): PacketWrapper {
 
 /** `secret keyprovider ali` (Rust-style request): a v2 packet, the options encrypted by the KMS. */
 function aliyunWrapper(kms: AliyunScenario): PacketWrapper {
-  const { paths, kmsInstanceId } = kms.credentials;
-  return secretKeyprovider(
-    [
-      'ali',
-      '--kms-instance-id',
-      kmsInstanceId,
-      '--key-id',
-      kms.keyId,
-      '--client-key-file-path',
-      paths.clientKey,
-      '--password-file-path',
-      paths.password,
-      '--cert-path',
-      paths.instanceCa,
-    ],
-    'rust',
-    { ALIYUN_DKMS_CONNECT_TO: kms.emulator.connectTo },
-  );
+  return secretKeyprovider(keyproviderAliFlags(kms), 'rust', {
+    ALIYUN_DKMS_CONNECT_TO: kms.emulator.connectTo,
+  });
 }
 
 interface Failure {

@@ -12,8 +12,8 @@ import { startAliyunScenario, type AliyunScenario } from '../../src/emulators/al
 import { buildKeyUnwrapRequest, parseKeyUnwrapResults } from '../../src/keyprovider/protocol';
 import { PROTOS_DIR } from '../../src/package-info';
 import { runCli, singleLineFailure } from '../support/cli';
-import { childEnv, SECRET_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
-import { writeResourceFile } from '../support/kbs';
+import { childEnv, SECRET_BIN, tempDir, type DaemonProcess } from '../support/daemon';
+import { keyproviderAliFlags, startKekDaemon } from '../support/keyprovider-world';
 
 /*
  * `secret keyprovider --listen ADDR`: ocicrypt's `grpc` key provider. The servers run as
@@ -94,20 +94,7 @@ function rustRequest(options = OPTIONS): Buffer {
 }
 
 function aliFlags(): string[] {
-  const { paths, kmsInstanceId } = kms.credentials;
-  return [
-    'ali',
-    '--kms-instance-id',
-    kmsInstanceId,
-    '--key-id',
-    kms.keyId,
-    '--client-key-file-path',
-    paths.clientKey,
-    '--password-file-path',
-    paths.password,
-    '--cert-path',
-    paths.instanceCa,
-  ];
+  return keyproviderAliFlags(kms);
 }
 
 /** A free TCP port on 127.0.0.1 (closed again: the server binds it next). */
@@ -182,24 +169,19 @@ before(async () => {
   const credentialDir = join(work.path, 'kms-credential');
   mkdirSync(credentialDir);
   kms = await startAliyunScenario({ credentialDir });
-  kekFile = join(work.path, 'kek.bin');
-  writeFileSync(kekFile, KEK);
-  const resources = join(work.path, 'resources.json');
-  writeResourceFile(resources, { 'default/image-kek/grpc': KEK });
-  const daemonDir = join(work.path, 'daemon');
-  mkdirSync(daemonDir);
-  [daemon, kbsServer, aliServer] = await Promise.all([
-    spawnDaemon({
-      dir: daemonDir,
-      config: {
-        log: { level: 'trace' },
-        kbc: { name: 'offline_fs_kbc', offline_fs: { resource_files: [resources] } },
-        ...kms.daemonConfig,
-      },
-    }),
-    startServer(`unix://${join(work.path, 'kp.sock')}`, ['kbs', '--kid', KID, '--kek-file', kekFile]),
+  let started: { daemon: DaemonProcess; kekFile: string };
+  [started, kbsServer, aliServer] = await Promise.all([
+    startKekDaemon(work.path, kms, 'default/image-kek/grpc', KEK),
+    startServer(`unix://${join(work.path, 'kp.sock')}`, [
+      'kbs',
+      '--kid',
+      KID,
+      '--kek-file',
+      join(work.path, 'kek.bin'),
+    ]),
     freePort().then((port) => startServer(`127.0.0.1:${port}`, aliFlags())),
   ]);
+  ({ daemon, kekFile } = started);
 });
 
 after(async () => {

@@ -6,8 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import { startAliyunScenario, type AliyunScenario } from '../../src/emulators/aliyun/scenario';
 import { buildKeyUnwrapRequest, parseKeyUnwrapResults } from '../../src/keyprovider/protocol';
 import { runCli, singleLineFailure, singleLineOutput, type CliResult } from '../support/cli';
-import { CDH_TOOL_BIN, SECRET_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../support/daemon';
-import { writeResourceFile } from '../support/kbs';
+import { CDH_TOOL_BIN, SECRET_BIN, tempDir, type DaemonProcess } from '../support/daemon';
+import { keyproviderAliFlags, startKekDaemon } from '../support/keyprovider-world';
 
 /*
  * `secret keyprovider` as ocicrypt's `cmd` key provider: a process given one keywrap request on
@@ -65,20 +65,7 @@ function kbsFlags(): string[] {
 }
 
 function aliFlags(keyId = kms.keyId): string[] {
-  const { paths, kmsInstanceId } = kms.credentials;
-  return [
-    'ali',
-    '--kms-instance-id',
-    kmsInstanceId,
-    '--key-id',
-    keyId,
-    '--client-key-file-path',
-    paths.clientKey,
-    '--password-file-path',
-    paths.password,
-    '--cert-path',
-    paths.instanceCa,
-  ];
+  return keyproviderAliFlags(kms, keyId);
 }
 
 async function keyprovider(flags: readonly string[], input: string | Buffer): Promise<CliResult> {
@@ -123,20 +110,7 @@ before(async () => {
   const credentialDir = join(work.path, 'kms-credential');
   mkdirSync(credentialDir);
   kms = await startAliyunScenario({ credentialDir });
-  kekFile = join(work.path, 'kek.bin');
-  writeFileSync(kekFile, KEK);
-  const resources = join(work.path, 'resources.json');
-  writeResourceFile(resources, { 'default/image-kek/layers': KEK });
-  const daemonDir = join(work.path, 'daemon');
-  mkdirSync(daemonDir);
-  daemon = await spawnDaemon({
-    dir: daemonDir,
-    config: {
-      log: { level: 'trace' },
-      kbc: { name: 'offline_fs_kbc', offline_fs: { resource_files: [resources] } },
-      ...kms.daemonConfig,
-    },
-  });
+  ({ daemon, kekFile } = await startKekDaemon(work.path, kms, 'default/image-kek/layers', KEK));
 });
 
 after(async () => {
