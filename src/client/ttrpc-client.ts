@@ -1,6 +1,7 @@
 import * as net from 'node:net';
 import { encodeFrame, FrameDecoder, FrameError, MessageType } from '../server/ttrpc/frame';
 import { decodeResponseEnvelope, encodeRequestEnvelope } from '../server/ttrpc/messages';
+import { MAX_TIMER_MS } from '../lib/abort';
 
 /**
  * A ttrpc (containerd protocol 1.0, unary) client of a Unix socket: the daemon's own socket
@@ -49,7 +50,6 @@ const STATUS_CANCELLED = 1;
 const STATUS_DEADLINE_EXCEEDED = 4;
 const STATUS_UNAVAILABLE = 14;
 const MAX_STREAM_ID = 2 ** 31 - 1;
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** `unix:///abs/path`, `unix:/abs/path` or `/abs/path` → the socket path. */
 export function ttrpcSocketPath(address: string): string {

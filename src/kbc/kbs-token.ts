@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { CdhError } from '../errors';
-import { raceSignal } from '../lib/abort';
+import { MAX_TIMER_MS, raceSignal } from '../lib/abort';
 import type { CallContext } from '../providers/types';
 import { TeeKey } from './jwe';
 import { throwIfAborted } from './kbc-abort';
@@ -171,7 +171,7 @@ export class KbsTokens {
     this.expiryTimer = undefined;
     if (entry.expiresAt === undefined) return;
     const delay = entry.expiresAt - Date.now();
-    if (delay > 2 ** 31 - 1) return;
+    if (delay > MAX_TIMER_MS) return;
     this.expiryTimer = setTimeout(
       () => {
         if (this.current === entry) this.drop();

@@ -1,6 +1,9 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { CdhError, isCdhError } from '../errors';
 
+/** The longest delay a Node timer takes (2^31-1 ms); a longer one fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * The error to report when `signal` fired: its reason when catalogued (the API's deadline or
  * cancellation), DEADLINE_EXCEEDED for an AbortSignal.timeout(), else CANCELLED.

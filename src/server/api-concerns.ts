@@ -3,6 +3,7 @@ import { CdhError, isCdhError } from '../errors';
 import type { CallContext } from '../providers/types';
 import type { ApiCall, ApiMethod, ApiResult } from './api';
 import { toCallFailure } from './status';
+import { MAX_TIMER_MS } from '../lib/abort';
 
 /**
  * The concerns every API call passes through, each a function of the next step, composed once
@@ -133,8 +134,6 @@ export class InFlightLimit {
   }
 }
 
-/** Node timers overflow past 2^31-1 ms (they would fire at once): longer counts as none. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Timers may fire a little early; a caller gone this close to its deadline ran out of time. */
 const DEADLINE_SLACK_MS = 10;
 

@@ -10,6 +10,7 @@ import {
   type ApiRoute,
   type TtrpcResponse,
 } from './messages';
+import { MAX_TIMER_MS } from '../../lib/abort';
 
 /**
  * What a ttrpc request frame asks for, decided before any work is done: a protocol error
@@ -17,8 +18,6 @@ import {
  * undecodable), or a call for the dispatcher; and running such a call.
  */
 
-/** Node timers cannot wait longer than 2^31-1 ms (about 24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 export const EMPTY = Buffer.alloc(0);
 
 export type RequestDecision =
