@@ -4,7 +4,8 @@
  *   - the KMS gateway emulator in its own process, a signing key, 256 distinct sealed
  *     secrets (sealed with the domain code through the emulator, signed ES256)
  *   - start-up: exec → SERVING (median of 9), CPU to SERVING and idle RSS of the dist/ daemon
- *     and of the bundle (dist/bundle/confidential-data-hub.js copied alone into an empty dir),
+ *     and of the bundle (dist/bundle/confidential-data-hub.js copied alone into an empty dir, with
+ *     the code cache deploy/prime-code-cache.sh makes beside it, and once more without it),
  *     with bare `node -e` start and idle RSS for reference
  *   - at concurrency 1, 16 and 64, each from its own load process over the socket:
  *       (a) uncached unseal through the socket (cache ttl 0; the callers rotate over the 256
@@ -17,6 +18,7 @@
  * Then a table per scenario, the ratios, and each target met or missed.
  * Environment: BENCH_DURATION_MS (default 3000) per scenario, BENCH_JSON=FILE writes raw results.
  */
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -294,6 +296,7 @@ async function idleRssMb(daemon: DaemonProcess): Promise<number> {
 function startupTable(
   dist: StartupResult,
   bundle: StartupResult,
+  noCache: StartupResult,
   distIdleAfterLoadMb: number,
   bundleIdleAfterLoadMb: number,
   rows: Row[],
@@ -305,9 +308,10 @@ function startupTable(
     '| --- | ---: | ---: | ---: | ---: | ---: |',
     `| bare \`node -e\` | ${dist.bareNodeMs} / ${bundle.bareNodeMs} | – | ${fmt(bundle.bareNodeIdleRssMb)} | – | – |`,
     `| dist/ daemon | ${dist.medianMs} (${dist.samplesMs.join(', ')}) | ${fmt(dist.medianCpuMs, 0)} | ${fmt(dist.idleRssMb)} | ${hwm('uncached-socket')} | ${fmt(distIdleAfterLoadMb)} |`,
-    `| bundle | ${bundle.medianMs} (${bundle.samplesMs.join(', ')}) | ${fmt(bundle.medianCpuMs, 0)} | ${fmt(bundle.idleRssMb)} | ${hwm('uncached-socket, bundle')} | ${fmt(bundleIdleAfterLoadMb)} |`,
+    `| bundle (code cache primed) | ${bundle.medianMs} (${bundle.samplesMs.join(', ')}) | ${fmt(bundle.medianCpuMs, 0)} | ${fmt(bundle.idleRssMb)} | ${hwm('uncached-socket, bundle')} | ${fmt(bundleIdleAfterLoadMb)} |`,
+    `| bundle without its code cache | ${noCache.medianMs} (${noCache.samplesMs.join(', ')}) | ${fmt(noCache.medianCpuMs, 0)} | ${fmt(noCache.idleRssMb)} | – | – |`,
     '',
-    'Bare node start is measured alternately with each series (dist / bundle).',
+    `Bare node start is measured alternately with each series (dist / bundle / bundle without cache: ${dist.bareNodeMs} / ${bundle.bareNodeMs} / ${noCache.bareNodeMs} ms).`,
   ].join('\n');
 }
 
@@ -360,13 +364,23 @@ async function main(): Promise<void> {
   const daemons: DaemonProcess[] = [];
   const cleanups: Array<() => void> = [];
   try {
-    const guest = mkdtempSync(join(tmpdir(), 'cdh-bench-bundle-'));
-    cleanups.push(() => rmSync(guest, { recursive: true, force: true }));
+    // The guest artifact as deployed: the bundle alone with the code cache primed beside it
+    // (deploy/prime-code-cache.sh); and the bundle alone without one.
+    const guestDir = (): string => {
+      const dir = mkdtempSync(join(tmpdir(), 'cdh-bench-bundle-'));
+      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+      for (const name of ['confidential-data-hub', 'cdh-tool'])
+        copyFileSync(join(PACKAGE_ROOT, 'dist', 'bundle', `${name}.js`), join(dir, `${name}.js`));
+      return dir;
+    };
+    const guest = guestDir();
+    execFileSync('sh', [join(PACKAGE_ROOT, 'deploy', 'prime-code-cache.sh'), guest], { stdio: 'ignore' });
     const bundleBin = join(guest, 'confidential-data-hub.js');
-    copyFileSync(join(PACKAGE_ROOT, 'dist', 'bundle', 'confidential-data-hub.js'), bundleBin);
+    const uncompiledBin = join(guestDir(), 'confidential-data-hub.js');
     process.stderr.write('start-up …\n');
     const startup = await measureStartup(STARTS, { config: uncachedConfig });
     const bundleStartup = await measureStartup(STARTS, { config: uncachedConfig, bin: bundleBin });
+    const noCacheStartup = await measureStartup(STARTS, { config: uncachedConfig, bin: uncompiledBin });
 
     const reuse = await spawnDaemon({ config: uncachedConfig });
     daemons.push(reuse);
@@ -439,7 +453,14 @@ async function main(): Promise<void> {
       '',
       rowTable(rows),
       '',
-      startupTable(startup, bundleStartup, distIdleAfterLoadMb, bundled.idleRssAfterLoadMb, rows),
+      startupTable(
+        startup,
+        bundleStartup,
+        noCacheStartup,
+        distIdleAfterLoadMb,
+        bundled.idleRssAfterLoadMb,
+        rows,
+      ),
       '',
       targetTable(goals),
       '',
@@ -450,7 +471,10 @@ async function main(): Promise<void> {
     process.stdout.write(`${report}\n`);
     const jsonFile = process.env['BENCH_JSON'];
     if (jsonFile)
-      writeFileSync(jsonFile, JSON.stringify({ rows, startup, bundleStartup, bundled, goals }, null, 2));
+      writeFileSync(
+        jsonFile,
+        JSON.stringify({ rows, startup, bundleStartup, noCacheStartup, bundled, goals }, null, 2),
+      );
   } finally {
     await Promise.allSettled(daemons.map((d) => d.stop()));
     for (const d of daemons) d.cleanup();

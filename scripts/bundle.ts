@@ -22,6 +22,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import { brotliCompressSync, constants as zlibConstants } from 'node:zlib';
 import type { EmbeddedFile } from '../src/bundle/embedded-files';
 import { PACKAGE_ROOT } from '../src/package-info';
+import { layOutBundle } from './bundle-program';
 
 export const BUNDLE_DIR = join(PACKAGE_ROOT, 'dist', 'bundle');
 const EMBEDDED_MODULE = 'cdh-bundle:embedded-files';
@@ -312,6 +313,7 @@ export async function bundleAll(): Promise<BundleReport[]> {
       ]),
     );
     const file = join(BUNDLE_DIR, `${name}.js`);
+    writeFileSync(file, layOutBundle(readFileSync(file, 'utf8')), { mode: 0o755 });
     if (process.argv.includes('--metafile'))
       writeFileSync(join(BUNDLE_DIR, `${name}.meta.json`), JSON.stringify(result.metafile));
     reports.push({ bin: name, file, bytes: statSync(file).size, embedded: Object.keys(files) });

@@ -1,3 +1,4 @@
+import { codeCacheState } from '../bundle/code-cache-state';
 import type { Logger } from 'pino';
 import { parseListenAddress } from '../config/load';
 import type { CdhConfig } from '../config/types';
@@ -56,7 +57,11 @@ export async function startDaemon(config: CdhConfig, options: DaemonOptions = {}
     await abandonStart(parts);
     throw error;
   }
-  logger.info({ socket: bound, providers: services.registry.providerNames }, 'serving');
+  // code_cache: whether a bundled daemon started from V8's code cache (absent when run from dist/).
+  logger.info(
+    { socket: bound, providers: services.registry.providerNames, code_cache: codeCacheState() },
+    'serving',
+  );
   let stopping: Promise<void> | undefined;
   return {
     address: bound,

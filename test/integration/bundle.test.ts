@@ -183,3 +183,38 @@ describe('the bundled programs, each alone in an empty directory', { timeout: 12
     }
   });
 });
+
+describe(
+  'the daemon bundle with the code cache deploy/prime-code-cache.sh made beside it',
+  { timeout: 60_000 },
+  () => {
+    it('starts from the cache and serves', async () => {
+      const work = tempDir('cdh-bundle-primed-');
+      let daemon: DaemonProcess | undefined;
+      try {
+        for (const name of ['confidential-data-hub', 'cdh-tool'])
+          copyFileSync(join(BUNDLE_DIR, `${name}.js`), join(work.path, `${name}.js`));
+        const primed = spawnSync('sh', [join(PACKAGE_ROOT, 'deploy/prime-code-cache.sh'), work.path], {
+          env: childEnv(),
+          encoding: 'utf8',
+          timeout: 30_000,
+        });
+        assert.equal(primed.status, 0, primed.stderr);
+        assert.deepEqual(
+          readdirSync(work.path)
+            .filter((file) => file.endsWith('.codecache'))
+            .sort(),
+          ['cdh-tool.js.codecache', 'confidential-data-hub.js.codecache'],
+        );
+        daemon = await spawnDaemon({ bin: join(work.path, 'confidential-data-hub.js') });
+        const serving = daemon.logLines.find((line) => line.includes('"msg":"serving"'));
+        assert.match(serving ?? '', /"code_cache":"used"/);
+        assert.equal(await daemon.client().check('', 5000), 'SERVING');
+      } finally {
+        await daemon?.stop();
+        daemon?.cleanup();
+        work.cleanup();
+      }
+    });
+  },
+);

@@ -36,11 +36,16 @@ test('no syntax directive: BuildKit would fetch a frontend image from a registry
 test('the runtime stage installs only the packed tarball, with exactly the locked production dependencies', () => {
   const build = stages[0] as string;
   const runtime = stages[1] as string;
-  assert.match(build, /cp package-lock\.json deploy\/install-locked\.sh \/pkg\//);
+  assert.match(build, /cp package-lock\.json deploy\/install-locked\.sh deploy\/prime-code-cache\.sh \/pkg\//);
   assert.match(runtime, /COPY --from=build \/pkg\//);
   assert.match(
     runtime,
     /RUN sh \/tmp\/pkg\/install-locked\.sh \/tmp\/pkg\/confidential-data-hub-\*\.tgz \/tmp\/pkg\/package-lock\.json \/usr\/local\b/,
+  );
+  // V8's code cache is made by the runtime image's own node, beside the installed bundles.
+  assert.match(
+    runtime,
+    /install-locked\.sh [^\n]*\/usr\/local +&& sh \/tmp\/pkg\/prime-code-cache\.sh \/usr\/local\/lib\/node_modules\/confidential-data-hub\/dist\/bundle /,
   );
   // npm install -g of a tarball resolves the dependencies afresh: it cannot see the lockfile.
   assert.doesNotMatch(runtime, /npm install/);
@@ -105,7 +110,12 @@ test('package.json: the deployed programs are the bundles that npm run build wri
     // cdh-emulator, the development stand-in for remote services, stays on the tsc output.
     assert.equal(target, name === 'cdh-emulator' ? `dist/src/bin/${name}.js` : `dist/bundle/${name}.js`, name);
   }
-  assert.match(manifest.scripts['build'] as string, /&& node dist\/scripts\/bundle\.js$/);
+  assert.match(
+    manifest.scripts['build'] as string,
+    /&& node dist\/scripts\/bundle\.js && sh deploy\/prime-code-cache\.sh dist\/bundle >\/dev\/null$/,
+  );
+  // The code caches are made where the bundles run (the Dockerfile, deploy/guest-image), never shipped.
+  assert.ok(!manifest.files.some((pattern) => pattern.includes('codecache')));
   assert.ok(manifest.files.includes('dist/bundle/*.js'));
   assert.ok(manifest.files.includes('!dist/bundle/cdh-emulator.js'));
 });
