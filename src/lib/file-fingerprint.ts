@@ -1,4 +1,4 @@
-import { promises as fs, type BigIntStats } from 'node:fs';
+import { promises as fs, statSync, type BigIntStats } from 'node:fs';
 
 /**
  * A cheap identity of a file's current version: device, inode, size and the modification and
@@ -12,6 +12,19 @@ export function statFingerprint(stat: BigIntStats): string {
 export async function fileFingerprint(filePath: string): Promise<string> {
   try {
     return statFingerprint(await fs.stat(filePath, { bigint: true }));
+  } catch {
+    return 'missing';
+  }
+}
+
+/**
+ * fileFingerprint without the thread pool, for checks made on every call of a local file (a
+ * credential on tmpfs): 3 sync stats took 15-17 us here where 3 awaited ones took 100-120 us.
+ * Not for files that could sit on a slow or remote file system.
+ */
+export function fileFingerprintNow(filePath: string): string {
+  try {
+    return statFingerprint(statSync(filePath, { bigint: true }));
   } catch {
     return 'missing';
   }

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import * as path from 'node:path';
-import { fileFingerprint } from '../../../lib/file-fingerprint';
+import { fileFingerprintNow } from '../../../lib/file-fingerprint';
 import { credentialError, readCredentialFile } from '../credentials';
 import { openPkcs12, Pkcs12Error, type ClientKeyMaterial } from './pkcs12';
 import type { ClientKeyFilePaths } from './settings';
@@ -17,19 +17,21 @@ export interface LoadedClientKey {
   readonly fingerprint: string;
 }
 
-/** Fingerprint of the three files together (stat only, cheap). */
-export async function clientKeyFilesFingerprint(paths: ClientKeyFilePaths): Promise<string> {
-  const parts = await Promise.all([
-    fileFingerprint(paths.clientKey),
-    fileFingerprint(paths.password),
-    fileFingerprint(paths.instanceCa),
-  ]);
-  return parts.join('|');
+/**
+ * Fingerprint of the three files together: stat only, taken on every call (so a replaced file
+ * takes effect at the next one), hence synchronous (see fileFingerprintNow).
+ */
+export function clientKeyFilesFingerprint(paths: ClientKeyFilePaths): string {
+  return [
+    fileFingerprintNow(paths.clientKey),
+    fileFingerprintNow(paths.password),
+    fileFingerprintNow(paths.instanceCa),
+  ].join('|');
 }
 
 /** Reads and opens the client key, its password and the instance CA. Never puts content in errors. */
 export async function loadClientKey(paths: ClientKeyFilePaths): Promise<LoadedClientKey> {
-  const fingerprint = await clientKeyFilesFingerprint(paths);
+  const fingerprint = clientKeyFilesFingerprint(paths);
   const read = (filePath: string, what: string): Promise<Buffer> =>
     readCredentialFile(filePath, what, paths.confined === true ? path.dirname(filePath) : undefined);
   const reads = await Promise.allSettled([

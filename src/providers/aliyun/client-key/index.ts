@@ -217,7 +217,7 @@ class ClientKeySession implements Decrypter, Encrypter, Getter {
   private async current(): Promise<ActiveClient> {
     if (this.closed) throw new CdhError('SHUTTING_DOWN', `${this.label} is closed`);
     if (this.reloading !== undefined) return this.reloading;
-    const fingerprint = await clientKeyFilesFingerprint(this.paths);
+    const fingerprint = clientKeyFilesFingerprint(this.paths);
     const active = this.active;
     if (active !== undefined && active.loaded.fingerprint === fingerprint) return active;
     if (this.reloading !== undefined) return this.reloading;
