@@ -25,6 +25,29 @@ export interface StartupResult {
   idleRssMb: number;
   /** VmRSS of a bare `node` idle for a second. */
   bareNodeIdleRssMb: number;
+  /**
+   * With `settleMs`: VmRSS of the last daemon and of a bare node both idle that long (V8's
+   * memory reducer gives pages back some seconds after allocation stops; a guest's daemon idles
+   * for minutes). Undefined without.
+   */
+  settled?: { ms: number; daemonRssMb: number; bareNodeRssMb: number };
+}
+
+/** VmRSS of `pid` and of a bare node started now, both after `ms` of idling. */
+export async function settledRssMb(
+  pid: number,
+  ms: number,
+): Promise<{ daemonRssMb: number; bareNodeRssMb: number }> {
+  const bare = spawn(process.execPath, ['-e', `setTimeout(() => {}, ${ms + 2000})`], { stdio: 'ignore' });
+  try {
+    await new Promise((r) => setTimeout(r, ms));
+    return {
+      daemonRssMb: processMemoryMb(pid, 'VmRSS'),
+      bareNodeRssMb: processMemoryMb(bare.pid as number, 'VmRSS'),
+    };
+  } finally {
+    bare.kill();
+  }
 }
 
 /** VmRSS of a bare `node` that has done nothing for a second. */
@@ -65,8 +88,10 @@ async function bareNodeStartMs(): Promise<number> {
 
 export async function measureStartup(
   starts: number,
-  options: Pick<SpawnDaemonOptions, 'config' | 'env' | 'bin'> = {},
+  options: Pick<SpawnDaemonOptions, 'config' | 'env' | 'bin'> & { settleMs?: number } = {},
 ): Promise<StartupResult> {
+  const { settleMs, ...spawnOptions } = options;
+  let settled: StartupResult['settled'];
   const samplesMs: number[] = [];
   const cpuMs: number[] = [];
   const bare: number[] = [];
@@ -74,7 +99,7 @@ export async function measureStartup(
   for (let i = 0; i < starts; i++) {
     bare.push(await bareNodeStartMs());
     const spawnedAt = Date.now();
-    const daemon = await spawnDaemon({ ...options, waitReady: false });
+    const daemon = await spawnDaemon({ ...spawnOptions, waitReady: false });
     try {
       const serving = await waitFor(
         () => daemon.logLines.find((line) => line.includes('"msg":"serving"')),
@@ -89,6 +114,7 @@ export async function measureStartup(
       if (i === starts - 1) {
         await new Promise((r) => setTimeout(r, 1000));
         idleRssMb = processMemoryMb(pid, 'VmRSS');
+        if (settleMs !== undefined) settled = { ms: settleMs, ...(await settledRssMb(pid, settleMs - 1000)) };
       }
       await daemon.stop();
     } finally {
@@ -102,6 +128,7 @@ export async function measureStartup(
     bareNodeMs: median(bare),
     idleRssMb,
     bareNodeIdleRssMb: await bareNodeIdleRssMb(),
+    ...(settled === undefined ? {} : { settled }),
   };
 }
 
