@@ -21,6 +21,7 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from '
 import { dirname, join, relative, sep } from 'node:path';
 import { brotliCompressSync, constants as zlibConstants } from 'node:zlib';
 import type { EmbeddedFile } from '../src/bundle/embedded-files';
+import { healthDefinitionPlugin } from './bundle-health';
 import { PACKAGE_ROOT } from '../src/package-info';
 import { layOutBundle } from './bundle-program';
 
@@ -269,7 +270,11 @@ async function buildPart(name: string, seen: Set<string>): Promise<Buffer> {
   return Buffer.from((result.outputFiles as esbuild.OutputFile[])[0]?.contents ?? []);
 }
 
-const SHARED_PLUGINS = (): esbuild.Plugin[] => [zodEnglishOnlyPlugin(), lazyPartsPlugin()];
+const SHARED_PLUGINS = (): esbuild.Plugin[] => [
+  zodEnglishOnlyPlugin(),
+  lazyPartsPlugin(),
+  healthDefinitionPlugin(),
+];
 
 export interface BundleReport {
   readonly bin: string;

@@ -10,6 +10,7 @@ import { createClientKeyProvider } from '../../src/providers/aliyun/client-key';
 import { generateSigningJwkPair, sealEnvelope, signSealedSecret } from '../../src/secret';
 import { startAliyunScenario, type AliyunScenario } from '../../src/emulators/aliyun/scenario';
 import { childEnv, spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
+import { pythonGrpcAvailable, pythonGrpcClient } from '../support/python-grpc';
 import { ReflectionClient } from '../support/reflection-client';
 import { connectTtrpc, ttrpcUnsealSecret } from '../support/ttrpc-client';
 
@@ -149,28 +150,14 @@ describe('the bundled programs, each alone in an empty directory', { timeout: 12
   });
 
   it('evaluates no lazily loaded part before it is first used', async () => {
-    // V8's precise coverage, written at exit: which functions of the bundle ran at all. esbuild
-    // names each module's wrapper after the module's path.
-    const coverageDir = join(work.path, 'coverage');
     const idle = await spawnDaemon({
       bin: join(alone, 'confidential-data-hub.js'),
-      env: { NODE_V8_COVERAGE: coverageDir },
+      env: { NODE_V8_COVERAGE: join(work.path, 'coverage') },
     });
     assert.equal(await idle.client().check('', 2000), 'SERVING');
     assert.equal(await idle.stop(), 0);
     idle.cleanup();
-    const ran = new Set<string>();
-    for (const file of readdirSync(coverageDir)) {
-      const { result } = JSON.parse(readFileSync(join(coverageDir, file), 'utf8')) as {
-        result: Array<{
-          url: string;
-          functions: Array<{ functionName: string; ranges: Array<{ count: number }> }>;
-        }>;
-      };
-      for (const script of result.filter((s) => s.url.endsWith('/confidential-data-hub.js'))) {
-        for (const fn of script.functions) if ((fn.ranges[0]?.count ?? 0) > 0) ran.add(fn.functionName);
-      }
-    }
+    const ran = functionsRun(join(work.path, 'coverage'));
     assert.ok(ran.has('dist/src/app/daemon.js'), 'no coverage of the bundle was recorded');
     for (const lazy of [
       'loadBundlePart',
@@ -181,6 +168,37 @@ describe('the bundled programs, each alone in an empty directory', { timeout: 12
       const evaluated = [...ran].filter((name) => name.includes(lazy));
       assert.deepEqual(evaluated, [], `${lazy} ran before its first use`);
     }
+  });
+
+  it('serves Health Check and Watch to python3-grpcio without evaluating protobufjs or proto-loader', async (t) => {
+    if (!pythonGrpcAvailable(t)) return;
+    const served = await spawnDaemon({
+      bin: join(alone, 'confidential-data-hub.js'),
+      env: { NODE_V8_COVERAGE: join(work.path, 'coverage-health') },
+    });
+    try {
+      const answer = await pythonGrpcClient(served.socketPath);
+      assert.equal(answer.health, 'SERVING');
+      assert.equal(answer.check_unknown, 'NOT_FOUND');
+      assert.deepEqual(answer.watch, { '': 'SERVING', 'no.such.Service': 'SERVICE_UNKNOWN' });
+      assert.ok(answer.services.includes('grpc.health.v1.Health'), answer.services.join(', '));
+    } finally {
+      assert.equal(await served.stop(), 0);
+      served.cleanup();
+    }
+    const ran = functionsRun(join(work.path, 'coverage-health'));
+    for (const family of [
+      'node_modules/protobufjs/',
+      'node_modules/@protobufjs/',
+      'node_modules/@grpc/proto-loader/',
+      'node_modules/long/',
+    ]) {
+      const evaluated = [...ran].filter((name) => name.includes(family));
+      assert.deepEqual(evaluated, [], `${family} ran in the bundled daemon`);
+    }
+    // grpc-health-check's HealthImplementation, on the definition scripts/bundle-health.ts puts in.
+    assert.ok(ran.has('node_modules/grpc-health-check/build/src/health.js'), 'grpc-health-check did not run');
+    assert.ok(ran.has('dist/src/server/health-definition.js'), 'the health definition did not run');
   });
 });
 
@@ -218,3 +236,23 @@ describe(
     });
   },
 );
+
+/**
+ * V8's precise coverage (NODE_V8_COVERAGE), written at exit: the functions of the daemon bundle
+ * that ran at all. esbuild names each module's wrapper after the module's path.
+ */
+function functionsRun(coverageDir: string): Set<string> {
+  const ran = new Set<string>();
+  for (const file of readdirSync(coverageDir)) {
+    const { result } = JSON.parse(readFileSync(join(coverageDir, file), 'utf8')) as {
+      result: Array<{
+        url: string;
+        functions: Array<{ functionName: string; ranges: Array<{ count: number }> }>;
+      }>;
+    };
+    for (const script of result.filter((s) => s.url.endsWith('/confidential-data-hub.js'))) {
+      for (const fn of script.functions) if ((fn.ranges[0]?.count ?? 0) > 0) ran.add(fn.functionName);
+    }
+  }
+  return ran;
+}

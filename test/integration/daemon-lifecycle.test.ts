@@ -6,8 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { API_PROTO, PACKAGE_ROOT } from '../../src/package-info';
+import { API_PROTO } from '../../src/package-info';
 import { childEnv, DAEMON_BIN, spawnDaemon, tempDir, type DaemonProcess } from '../../src/devtools/daemon';
+import { pythonGrpcAvailable, pythonGrpcClient } from '../support/python-grpc';
 import { ReflectionClient } from '../support/reflection-client';
 
 const run = promisify(execFile);
@@ -135,36 +136,13 @@ describe('a running daemon', () => {
   });
 
   test('serves a client that is not ours: Debian python3-grpcio (health and reflection)', async (t) => {
-    if (
-      !existsSync('/usr/lib/python3/dist-packages/grpc') ||
-      !existsSync('/usr/lib/python3/dist-packages/grpc_tools')
-    ) {
-      if (process.env['CI'])
-        assert.fail('python3-grpcio and python3-grpc-tools must be installed in CI (.ci/run)');
-      t.skip(
-        'python3-grpcio / python3-grpc-tools not installed (apt-get install python3-grpcio python3-grpc-tools)',
-      );
-      return;
-    }
-    const work = tempDir('cdh-py-');
-    try {
-      const { stdout } = await run(
-        '/usr/bin/python3',
-        [
-          join(PACKAGE_ROOT, 'test/interop/python_grpc_client.py'),
-          daemon.socketPath,
-          work.path,
-          PACKAGE_ROOT,
-        ],
-        { timeout: 30_000 },
-      );
-      const answer = JSON.parse(stdout) as { health: string; services: string[] };
-      assert.equal(answer.health, 'SERVING');
-      assert.ok(answer.services.includes('api.SealedSecretService'));
-      assert.ok(answer.services.includes('grpc.health.v1.Health'));
-    } finally {
-      work.cleanup();
-    }
+    if (!pythonGrpcAvailable(t)) return;
+    const answer = await pythonGrpcClient(daemon.socketPath);
+    assert.equal(answer.health, 'SERVING');
+    assert.equal(answer.check_unknown, 'NOT_FOUND');
+    assert.deepEqual(answer.watch, { '': 'SERVING', 'no.such.Service': 'SERVICE_UNKNOWN' });
+    assert.ok(answer.services.includes('api.SealedSecretService'));
+    assert.ok(answer.services.includes('grpc.health.v1.Health'));
   });
 });
 

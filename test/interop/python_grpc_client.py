@@ -4,7 +4,8 @@
 Usage: python_grpc_client.py SOCKET_PATH WORK_DIR PACKAGE_ROOT
 Generates Python stubs for grpc.health.v1 and grpc.reflection.v1 from the .proto files
 shipped in node_modules (with grpc_tools, from python3-grpc-tools), then over the Unix
-socket: Health/Check for "" and reflection list_services. Prints one JSON object.
+socket: Health/Check for "" and for an unknown service, the first answer of Health/Watch for both,
+and reflection list_services. Prints one JSON object.
 """
 import json
 import os
@@ -35,8 +36,27 @@ from reflection_v1 import reflection_pb2, reflection_pb2_grpc  # noqa: E402
 
 # The daemon's HTTP/2 server needs a host-like :authority (see the README's grpcurl notes).
 channel = grpc.insecure_channel(f"unix://{socket_path}", options=[("grpc.default_authority", "localhost")])
-health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+stub = health_pb2_grpc.HealthStub(channel)
+name = health_pb2.HealthCheckResponse.ServingStatus.Name
+health = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+try:
+    stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=5)
+    check_unknown = "OK"
+except grpc.RpcError as error:
+    check_unknown = error.code().name
+
+
+def first_watched(service):
+    """The status the server sends first on a Watch stream, which is then cancelled."""
+    stream = stub.Watch(health_pb2.HealthCheckRequest(service=service), timeout=5)
+    first = next(stream)
+    stream.cancel()
+    return name(first.status)
+
+
+watch = {"": first_watched(""), "no.such.Service": first_watched("no.such.Service")}
 reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
 responses = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
 services = [s.name for r in responses for s in r.list_services_response.service]
-print(json.dumps({"health": health_pb2.HealthCheckResponse.ServingStatus.Name(health.status), "services": services}))
+channel.close()
+print(json.dumps({"health": name(health.status), "check_unknown": check_unknown, "watch": watch, "services": services}))

@@ -1,0 +1,199 @@
+import type * as grpc from '@grpc/grpc-js';
+import {
+  create,
+  fromBinary,
+  toBinary,
+  type DescMessage,
+  type MessageInitShape,
+  type MessageShape,
+} from '@bufbuild/protobuf';
+import {
+  Health,
+  HealthCheckRequestSchema,
+  HealthCheckResponse_ServingStatusSchema,
+  HealthCheckResponseSchema,
+  HealthListRequestSchema,
+  HealthListResponseSchema,
+  type HealthCheckResponse,
+} from '../gen/health/v1/health_pb';
+
+/**
+ * grpc.health.v1.Health as a grpc-js service definition, from the protoc-gen-es types of
+ * grpc-health-check's own health.proto (src/gen/health/v1): what the bundles give
+ * grpc-health-check when it asks `@grpc/proto-loader` for that file (scripts/bundle-health.ts),
+ * so that neither proto-loader nor protobufjs is loaded at start-up. The tsc output (dist/src)
+ * keeps the real proto-loader.
+ *
+ * Messages are in proto-loader's object form for grpc-health-check's options (keepCase, enums as
+ * their names, defaults filled in): `{ service: '' }`, `{ status: 'SERVING' }`, `{ statuses: {} }`.
+ * Serialising is as lenient as protobufjs's fromObject (an unknown status name is UNKNOWN, a
+ * status number is taken as it is, a service that is not a string goes through String()).
+ * Each method has what grpc-js reads (path, stream flags, (de)serialisers, originalName), not
+ * proto-loader's requestType / responseType / options (descriptors for @grpc/reflection).
+ *
+ * Two differences from proto-loader, both on the wire only (test/unit/server/health-definition):
+ *   - a field at its default ('' or UNKNOWN) is not written (as protoc's generated code does),
+ *     where protobufjs writes it out (`0a 00`, `08 00`); each side reads the other's bytes alike;
+ *   - malformed bytes always throw (grpc-js then answers INTERNAL "Error deserializing request",
+ *     as it does when protobufjs throws): protobufjs reads some of them as whatever is there (a
+ *     string running past the end, wire type 7, a string that is not UTF-8).
+ */
+
+/** The file grpc-health-check loads, relative to its includeDirs. */
+export const HEALTH_PROTO_FILE = 'health/v1/health.proto';
+export const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
+
+/** The proto-loader options this object form stands for (others are not imitated). */
+export interface HealthLoadOptions {
+  readonly keepCase?: boolean;
+  readonly enums?: unknown;
+  readonly defaults?: boolean;
+  readonly [option: string]: unknown;
+}
+
+type ObjectForm = Record<string, unknown>;
+
+interface MessageCodec {
+  readonly schema: DescMessage;
+  /** proto-loader's object form → the generated message's init fields. */
+  readonly fromObject: (object: ObjectForm) => object;
+  /** The decoded generated message (of `schema`: each codec takes its own type) → the object form. */
+  readonly toObject: (message: never) => ObjectForm;
+}
+
+const STATUS_BY_NAME = new Map(HealthCheckResponse_ServingStatusSchema.values.map((v) => [v.name, v.number]));
+const STATUS_BY_NUMBER = new Map(
+  HealthCheckResponse_ServingStatusSchema.values.map((v) => [v.number, v.name]),
+);
+
+/** An enum value as protobufjs's fromObject takes it: its name or a number (an int32). */
+function statusNumber(value: unknown): number {
+  if (typeof value === 'number') return value | 0;
+  return (typeof value === 'string' ? STATUS_BY_NAME.get(value) : undefined) ?? 0;
+}
+
+/** Its name, or the number itself for a value health.proto does not name (enums: String). */
+function statusName(status: number): string | number {
+  return STATUS_BY_NUMBER.get(status) ?? status;
+}
+
+function checkResponseObject(message: HealthCheckResponse): ObjectForm {
+  return { status: statusName(message.status) };
+}
+
+function checkResponseFields(object: ObjectForm): { status: number } {
+  return { status: statusNumber(object['status']) };
+}
+
+/** proto-loader's map form: a plain object whose values are message objects. */
+function statusesFields(value: unknown): Record<string, { status: number }> {
+  if (value === undefined || value === null) return {};
+  const notObject = (v: unknown): boolean => typeof v !== 'object' || v === null;
+  const error = (): TypeError =>
+    new TypeError('.grpc.health.v1.HealthListResponse.statuses: object expected');
+  if (notObject(value)) throw error();
+  return Object.fromEntries(
+    Object.entries(value as ObjectForm).map(([service, status]) => {
+      if (notObject(status)) throw error();
+      return [service, checkResponseFields(status as ObjectForm)];
+    }),
+  );
+}
+
+const CODECS: ReadonlyMap<string, MessageCodec> = new Map<string, MessageCodec>([
+  [
+    HealthCheckRequestSchema.typeName,
+    {
+      schema: HealthCheckRequestSchema,
+      fromObject: (object) => ({ service: object['service'] == null ? '' : String(object['service']) }),
+      toObject: (message: MessageShape<typeof HealthCheckRequestSchema>) => ({ service: message.service }),
+    },
+  ],
+  [
+    HealthCheckResponseSchema.typeName,
+    { schema: HealthCheckResponseSchema, fromObject: checkResponseFields, toObject: checkResponseObject },
+  ],
+  [
+    HealthListRequestSchema.typeName,
+    { schema: HealthListRequestSchema, fromObject: () => ({}), toObject: () => ({}) },
+  ],
+  [
+    HealthListResponseSchema.typeName,
+    {
+      schema: HealthListResponseSchema,
+      fromObject: (object) => ({ statuses: statusesFields(object['statuses']) }),
+      toObject: (message: MessageShape<typeof HealthListResponseSchema>) => ({
+        statuses: Object.fromEntries(
+          Object.entries(message.statuses).map(([service, status]) => [service, checkResponseObject(status)]),
+        ),
+      }),
+    },
+  ],
+]);
+
+function codecOf(schema: DescMessage): MessageCodec {
+  const codec = CODECS.get(schema.typeName);
+  if (codec === undefined) throw new Error(`health-definition: no object form for ${schema.typeName}`);
+  return codec;
+}
+
+function serializer(schema: DescMessage): (object: ObjectForm) => Buffer {
+  const codec = codecOf(schema);
+  return (object: unknown) => {
+    if (Array.isArray(object))
+      throw new Error(
+        `Failed to serialize message: expected object with ${schema.name} structure, got array instead`,
+      );
+    if (typeof object !== 'object' || object === null)
+      throw new TypeError(`.${schema.typeName}: object expected`);
+    const bytes = toBinary(
+      schema,
+      create(schema, codec.fromObject(object as ObjectForm) as MessageInitShape<DescMessage>),
+    );
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  };
+}
+
+/** Throws on bytes that are not a valid message (grpc-js answers INTERNAL). */
+function deserializer(schema: DescMessage): (bytes: Buffer) => ObjectForm {
+  const codec = codecOf(schema);
+  return (bytes) => codec.toObject(fromBinary(schema, bytes) as never);
+}
+
+/** Check (unary), Watch (server streaming) and List (unary), as proto-loader defines them. */
+export function healthServiceDefinition(): grpc.ServiceDefinition {
+  const definition: Record<string, grpc.MethodDefinition<ObjectForm, ObjectForm>> = {};
+  for (const method of Health.methods) {
+    definition[method.name] = {
+      path: `/${Health.typeName}/${method.name}`,
+      requestStream: method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming',
+      responseStream: method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming',
+      requestSerialize: serializer(method.input),
+      requestDeserialize: deserializer(method.input),
+      responseSerialize: serializer(method.output),
+      responseDeserialize: deserializer(method.output),
+      originalName: method.localName,
+    };
+  }
+  return definition as grpc.ServiceDefinition;
+}
+
+/**
+ * `@grpc/proto-loader`'s loadSync for the one call grpc-health-check makes: its health.proto
+ * with keepCase, enums as String and defaults. Only the service is returned (grpc-health-check
+ * reads nothing else); any other file or object form is refused.
+ */
+export function loadSync(
+  file: string | string[],
+  options: HealthLoadOptions = {},
+): { [HEALTH_SERVICE_NAME]: grpc.ServiceDefinition } {
+  if (file !== HEALTH_PROTO_FILE)
+    throw new Error(
+      `health-definition stands in for @grpc/proto-loader only for ${HEALTH_PROTO_FILE}, not ${JSON.stringify(file)}`,
+    );
+  if (options.keepCase !== true || options.enums !== String || options.defaults !== true)
+    throw new Error(
+      `health-definition gives ${HEALTH_PROTO_FILE} only in the object form of { keepCase: true, enums: String, defaults: true }`,
+    );
+  return { [HEALTH_SERVICE_NAME]: healthServiceDefinition() };
+}
