@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../lib/zod';
 import { CdhError } from '../errors';
 import { WRAP_TYPES } from '../crypto/wrap';
 import { decodeUtf8 } from './compact';

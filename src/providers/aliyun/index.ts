@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../../lib/zod';
 import type { CdhConfig } from '../../config/types';
 import type { ProviderFactory, ProviderInstance, ProviderSettings, ProviderContext } from '../types';
 import { parseAliyunSettings } from './settings';

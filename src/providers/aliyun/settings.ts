@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../../lib/zod';
 import { parseSettings, type SettingsOwner } from '../settings';
 import type { Annotations } from '../types';
 
