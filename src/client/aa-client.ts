@@ -1,8 +1,6 @@
-import { create, fromBinary, toBinary, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
-import {
-  AttestationAgentService,
-  RuntimeMeasurementResult as MeasurementResult,
-} from '../gen/attestation-agent_pb';
+import type { MessageInitShape, MessageShape } from '@bufbuild/protobuf';
+import type * as AaProto from '../gen/attestation-agent_pb';
+import { protobuf } from '../lib/protobuf';
 import { TtrpcClient, type TtrpcCallOptions } from './ttrpc-client';
 
 /**
@@ -26,8 +24,19 @@ export interface RuntimeMeasurementEvent {
   readonly registerIndex?: number;
 }
 
-type AaMethods = (typeof AttestationAgentService)['method'];
+type AaMethods = (typeof AaProto.AttestationAgentService)['method'];
 export type AaMethodName = keyof AaMethods;
+
+let aaProto: typeof AaProto | undefined;
+
+/**
+ * The generated AA types, required at the first call: cc_kbc builds its client at start-up but
+ * asks for a token only when a resource is wanted, and the image pull and REST front later still.
+ */
+function proto(): typeof AaProto {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (aaProto ??= require('../gen/attestation-agent_pb') as typeof AaProto);
+}
 
 /** A Buffer over the same memory. */
 function asBuffer(bytes: Uint8Array): Buffer {
@@ -81,6 +90,7 @@ export class AttestationAgentClient {
       },
       options,
     );
+    const { RuntimeMeasurementResult: MeasurementResult } = proto();
     if (answer.Result === MeasurementResult.NOT_SUPPORTED) return 'NOT_SUPPORTED';
     if (answer.Result === MeasurementResult.NOT_ENABLED) return 'NOT_ENABLED';
     return 'OK';
@@ -95,7 +105,8 @@ export class AttestationAgentClient {
     request: MessageInitShape<AaMethods[M]['input']>,
     options?: TtrpcCallOptions,
   ): Promise<MessageShape<AaMethods[M]['output']>> {
-    const method: AaMethods[AaMethodName] = AttestationAgentService.method[name];
+    const { create, fromBinary, toBinary } = protobuf();
+    const method: AaMethods[AaMethodName] = proto().AttestationAgentService.method[name];
     const input = toBinary(
       method.input,
       create(method.input, request as MessageInitShape<typeof method.input>),

@@ -1,5 +1,5 @@
 import { isAbsolute } from 'node:path';
-import { z } from 'zod';
+import { z } from '../lib/zod';
 
 /**
  * `[image]`: PullImage settings (upstream image-rs key names and meanings), every default here;

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import { z } from 'zod';
+import { z } from '../lib/zod';
 import { ConfigError } from './error';
 import { absolutePath, hostPort, metadataEndpoint, unixSocketAddress, type CdhConfig } from './schema';
 

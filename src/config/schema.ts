@@ -1,5 +1,5 @@
 import { isAbsolute } from 'node:path';
-import { z } from 'zod';
+import { z } from '../lib/zod';
 import { parseHostPort, parseListenAddress } from './address';
 import { imageSectionSchema } from './image';
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../lib/zod';
 import { CdhError } from '../errors';
 import { parseReference, quote, referenceString, type ImageReference } from './reference';
 

@@ -1,14 +1,4 @@
-import {
-  create,
-  createRegistry,
-  fromBinary,
-  ScalarType,
-  toBinary,
-  type DescMessage,
-  type DescService,
-  type MessageInitShape,
-  type MessageShape,
-} from '@bufbuild/protobuf';
+import type { DescMessage, DescService, MessageInitShape, MessageShape, Registry } from '@bufbuild/protobuf';
 import {
   file_api,
   GetResourceService,
@@ -17,6 +7,7 @@ import {
   SecureMountService,
 } from '../gen/api_pb';
 import { file_keyprovider, KeyProviderService } from '../gen/keyprovider_pb';
+import { protobuf } from '../lib/protobuf';
 
 /**
  * The API's messages on the wire, for both transports: the types protoc-gen-es generates from
@@ -59,6 +50,7 @@ export function apiMethodCodecs(): ReadonlyMap<string, MethodCodec> {
 
 /** Decodes a message (absent fields get their defaults); throws on malformed bytes. */
 export function decodeApiMessage(type: DescMessage, bytes: Uint8Array): Record<string, unknown> {
+  const { fromBinary, ScalarType } = protobuf();
   const message = fromBinary(type, bytes) as unknown as Record<string, unknown>;
   for (const field of type.fields) {
     const value = message[field.localName];
@@ -71,13 +63,15 @@ export function decodeApiMessage(type: DescMessage, bytes: Uint8Array): Record<s
 
 /** Encodes a plain object of the message's fields (generated names); others are ignored. */
 export function encodeApiMessage(type: DescMessage, message: object): Uint8Array {
+  const { create, toBinary } = protobuf();
   return toBinary(type, create(type, message as MessageInitShape<DescMessage>));
 }
 
-const registry = createRegistry(file_api, file_keyprovider);
+let registry: Registry | undefined;
 
 /** Tool and test helper: an API message type by its full name, e.g. `api.UnsealSecretInput`. */
 export function apiMessageType(name: string): DescMessage {
+  registry ??= protobuf().createRegistry(file_api, file_keyprovider);
   const type = registry.getMessage(name);
   if (type === undefined) throw new Error(`no API message ${name}`);
   return type;

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../../lib/zod';
 import type { CdhConfig } from '../../config/types';
 import type { ProviderFactory, ProviderInstance, ProviderSettings, ProviderContext } from '../types';
 import { parseAliyunSettings } from './settings';
@@ -24,9 +24,12 @@ const SETTINGS_FIELDS: Record<ClientType, readonly string[]> = {
   ecs_ram_role: [],
 };
 
-const clientTypeSchema = z.object({
-  client_type: z.enum(CLIENT_TYPES, { error: `must be one of ${CLIENT_TYPES.join(', ')}` }),
-});
+/** Built at the first secret (start-up builds no provider). */
+const buildClientTypeSchema = () =>
+  z.object({
+    client_type: z.enum(CLIENT_TYPES, { error: `must be one of ${CLIENT_TYPES.join(', ')}` }),
+  });
+let clientTypeSchema: ReturnType<typeof buildClientTypeSchema> | undefined;
 
 /** The `aliyun` provider: one of three ways of reaching Alibaba Cloud KMS, chosen by client_type. */
 export const aliyunProvider: ProviderFactory<AliyunSection> = {
@@ -42,6 +45,7 @@ export const aliyunProvider: ProviderFactory<AliyunSection> = {
     return identity;
   },
   create(settings: ProviderSettings, ctx: ProviderContext<AliyunSection>): Promise<ProviderInstance> {
+    clientTypeSchema ??= buildClientTypeSchema();
     const { client_type: clientType } = parseAliyunSettings(clientTypeSchema, settings, 'provider_settings');
     switch (clientType) {
       case 'client_key':

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../../lib/zod';
 import { parseSettings, type SettingsOwner } from '../settings';
 import type { Annotations } from '../types';
 
@@ -22,16 +22,20 @@ export interface SecretVersionSelector {
   readonly versionId?: string;
 }
 
-const versionSchema = z
-  .object({
-    version_stage: z.string({ error: 'must be a string' }).nullish(),
-    version_id: z.string({ error: 'must be a string' }).nullish(),
-  })
-  .transform(({ version_stage: stage, version_id: id }): SecretVersionSelector => ({
-    ...(stage ? { versionStage: stage } : {}),
-    ...(id ? { versionId: id } : {}),
-  }));
+/** Built at its first use (client_key, sts_token and ecs_ram_role load at their first secret). */
+const buildVersionSchema = () =>
+  z
+    .object({
+      version_stage: z.string({ error: 'must be a string' }).nullish(),
+      version_id: z.string({ error: 'must be a string' }).nullish(),
+    })
+    .transform(({ version_stage: stage, version_id: id }): SecretVersionSelector => ({
+      ...(stage ? { versionStage: stage } : {}),
+      ...(id ? { versionId: id } : {}),
+    }));
+let versionSchema: ReturnType<typeof buildVersionSchema> | undefined;
 
 export function secretVersionSelector(annotations: Annotations, clientType?: string): SecretVersionSelector {
+  versionSchema ??= buildVersionSchema();
   return parseAliyunSettings(versionSchema, annotations, 'annotations', clientType);
 }

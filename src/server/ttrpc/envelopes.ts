@@ -1,6 +1,6 @@
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { StatusSchema } from '../../gen/google/rpc/status_pb';
-import { RequestSchema, ResponseSchema, type Request } from '../../gen/ttrpc_pb';
+import type * as StatusProto from '../../gen/google/rpc/status_pb';
+import type * as TtrpcProto from '../../gen/ttrpc_pb';
+import { protobuf } from '../../lib/protobuf';
 
 /**
  * The ttrpc framing messages (protos/ttrpc/ttrpc.proto: Request and Response), encoded and
@@ -9,7 +9,7 @@ import { RequestSchema, ResponseSchema, type Request } from '../../gen/ttrpc_pb'
  */
 
 /** A ttrpc Request envelope, decoded: the generated Request, payload as a Buffer view, timeout as a number. */
-export type TtrpcRequest = Readonly<Pick<Request, 'service' | 'method'>> & {
+export type TtrpcRequest = Readonly<Pick<TtrpcProto.Request, 'service' | 'method'>> & {
   readonly payload: Buffer;
   readonly metadata: ReadonlyArray<{ readonly key: string; readonly value: string }>;
   /** Nanoseconds; 0 when the caller set no deadline. */
@@ -36,6 +36,29 @@ export interface TtrpcResponse {
   readonly payload: Uint8Array;
 }
 
+interface EnvelopeTypes {
+  readonly request: typeof TtrpcProto.RequestSchema;
+  readonly response: typeof TtrpcProto.ResponseSchema;
+  readonly status: typeof StatusProto.StatusSchema;
+}
+let envelopeTypes: EnvelopeTypes | undefined;
+
+/**
+ * The generated envelope types, required at the first ttrpc message: none is sent or received
+ * before SERVING, and google/rpc/status_pb imports @bufbuild/protobuf/wkt, which boots every
+ * well-known type's descriptor (see ../../lib/protobuf.ts).
+ */
+function types(): EnvelopeTypes {
+  if (envelopeTypes === undefined) {
+    /* eslint-disable @typescript-eslint/no-require-imports */
+    const ttrpc = require('../../gen/ttrpc_pb') as typeof TtrpcProto;
+    const { StatusSchema } = require('../../gen/google/rpc/status_pb') as typeof StatusProto;
+    /* eslint-enable @typescript-eslint/no-require-imports */
+    envelopeTypes = { request: ttrpc.RequestSchema, response: ttrpc.ResponseSchema, status: StatusSchema };
+  }
+  return envelopeTypes;
+}
+
 /** A Buffer over the same memory. */
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -43,7 +66,7 @@ function asBuffer(bytes: Uint8Array): Buffer {
 
 /** Throws when `data` is not a Request message. */
 export function decodeRequestEnvelope(data: Uint8Array): TtrpcRequest {
-  const request = fromBinary(RequestSchema, data);
+  const request = protobuf().fromBinary(types().request, data);
   return {
     service: request.service,
     method: request.method,
@@ -54,6 +77,8 @@ export function decodeRequestEnvelope(data: Uint8Array): TtrpcRequest {
 }
 
 export function encodeRequestEnvelope(request: TtrpcRequestInit): Uint8Array {
+  const { create, toBinary } = protobuf();
+  const { request: RequestSchema } = types();
   return toBinary(
     RequestSchema,
     create(RequestSchema, {
@@ -68,6 +93,8 @@ export function encodeRequestEnvelope(request: TtrpcRequestInit): Uint8Array {
 
 /** The status is always written (an empty one on success), as ttrpc peers expect. */
 export function encodeResponseEnvelope(response: TtrpcResponse): Uint8Array {
+  const { create, toBinary } = protobuf();
+  const { response: ResponseSchema, status: StatusSchema } = types();
   const status =
     response.status.code === 0
       ? create(StatusSchema)
@@ -76,7 +103,7 @@ export function encodeResponseEnvelope(response: TtrpcResponse): Uint8Array {
 }
 
 export function decodeResponseEnvelope(data: Uint8Array): TtrpcResponse {
-  const response = fromBinary(ResponseSchema, data);
+  const response = protobuf().fromBinary(types().response, data);
   return {
     status: { code: response.status?.code ?? 0, message: response.status?.message ?? '' },
     payload: asBuffer(response.payload),

@@ -17,7 +17,7 @@ function loaded(fragment: string): boolean {
   return Object.keys(require.cache).some((path) => path.includes(fragment));
 }
 
-test('start-up modules do not pull in the provider back ends or server reflection', () => {
+test('start-up modules do not pull in the provider back ends, server reflection or protobuf codecs', () => {
   assert.equal(typeof startDaemon, 'function');
   assert.ok(builtinProviders().some((p) => p.name === 'aliyun'));
   const dispatcher = new ApiDispatcher(
@@ -35,6 +35,12 @@ test('start-up modules do not pull in the provider back ends or server reflectio
       '/@alicloud/',
       'providers/aliyun/client-key/',
       'providers/aliyun/openapi/',
+      // The @bufbuild/protobuf main entry boots every well-known type (src/lib/protobuf.ts);
+      // the AA and ttrpc envelope types are needed at the first call only.
+      '/@bufbuild/protobuf/dist/cjs/index.js',
+      '/gen/attestation-agent_pb',
+      '/gen/ttrpc_pb',
+      '/gen/google/rpc/status_pb',
     ]) {
       assert.equal(loaded(heavy), false, `${heavy} is loaded at start-up`);
     }

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../../../lib/zod';
 import { ID_PATTERN, locateCredentialFile, MAX_ID_LENGTH } from '../credentials';
 import { parseAliyunSettings } from '../settings';
 import type { ProviderSettings } from '../../types';

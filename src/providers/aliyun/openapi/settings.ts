@@ -1,5 +1,5 @@
 import { isAbsolute } from 'node:path';
-import { z } from 'zod';
+import { z } from '../../../lib/zod';
 import { parseAliyunSettings } from '../settings';
 import { CdhError } from '../../../errors';
 import type { AliyunConfig } from '../../../config/types';
