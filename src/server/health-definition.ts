@@ -1,12 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
-import {
-  create,
-  fromBinary,
-  toBinary,
-  type DescMessage,
-  type MessageInitShape,
-  type MessageShape,
-} from '@bufbuild/protobuf';
+import type { DescMessage, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
 import {
   Health,
   HealthCheckRequestSchema,
@@ -16,6 +9,7 @@ import {
   HealthListResponseSchema,
   type HealthCheckResponse,
 } from '../gen/health/v1/health_pb';
+import { protobuf } from '../lib/protobuf';
 
 /**
  * grpc.health.v1.Health as a grpc-js service definition, from the protoc-gen-es types of
@@ -146,6 +140,7 @@ function serializer(schema: DescMessage): (object: ObjectForm) => Buffer {
       );
     if (typeof object !== 'object' || object === null)
       throw new TypeError(`.${schema.typeName}: object expected`);
+    const { create, toBinary } = protobuf();
     const bytes = toBinary(
       schema,
       create(schema, codec.fromObject(object as ObjectForm) as MessageInitShape<DescMessage>),
@@ -157,7 +152,7 @@ function serializer(schema: DescMessage): (object: ObjectForm) => Buffer {
 /** Throws on bytes that are not a valid message (grpc-js answers INTERNAL). */
 function deserializer(schema: DescMessage): (bytes: Buffer) => ObjectForm {
   const codec = codecOf(schema);
-  return (bytes) => codec.toObject(fromBinary(schema, bytes) as never);
+  return (bytes) => codec.toObject(protobuf().fromBinary(schema, bytes) as never);
 }
 
 /** Check (unary), Watch (server streaming) and List (unary), as proto-loader defines them. */
