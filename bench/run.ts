@@ -227,17 +227,19 @@ function targets(rows: Row[], startup: StartupResult, bundled: BundleFigures): T
       met: cached.perSecond >= 5000,
     },
     { name: 'cached p99, c16', value: `${fmt(cached.p99Ms, 2)} ms`, goal: '< 10 ms', met: cached.p99Ms < 10 },
+    // The deployed daemon is the bundle (package.json bins, the Dockerfile, deploy/guest-image);
+    // dist/ is the development build, whose figures stay in the start-up table.
     {
-      name: `exec → SERVING, median of ${STARTS}`,
-      value: `${startup.medianMs} ms`,
+      name: `exec → SERVING of the deployed daemon (bundle, code cache primed), median of ${STARTS}`,
+      value: `${bundled.startup.medianMs} ms (dist/: ${startup.medianMs} ms)`,
       goal: '< 500 ms',
-      met: startup.medianMs < 500,
+      met: bundled.startup.medianMs < 500,
     },
     {
-      name: 'idle RSS',
-      value: `${fmt(startup.idleRssMb)} MB`,
+      name: 'idle RSS of the deployed daemon',
+      value: `${fmt(bundled.startup.idleRssMb)} MB (dist/: ${fmt(startup.idleRssMb)} MB)`,
       goal: '< 100 MB',
-      met: startup.idleRssMb < 100,
+      met: bundled.startup.idleRssMb < 100,
     },
     {
       name: `bundle exec → SERVING / bare node start, median of ${STARTS}`,
