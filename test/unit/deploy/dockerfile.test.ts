@@ -81,6 +81,8 @@ test('.dockerignore lets in everything the build compiles', () => {
     'LICENSE',
     'README.md',
     'deploy/install-locked.sh',
+    // npm run build ends with it, and the runtime stage runs it.
+    'deploy/prime-code-cache.sh',
   ]) {
     assert.ok(allowed.includes(needed), needed);
   }
