@@ -25,6 +25,8 @@ trap cleanup EXIT
 
 rm -f "$dir"/*.codecache
 export CDH_CODE_CACHE_WRITE=1
+# The priming run talks to nothing but its own socket; the guard makes sure of it.
+export CDH_LOOPBACK_ONLY=1
 printf 'socket = "unix://%s/cdh.sock"\n' "$work" >"$work/cdh.toml"
 CDH_ADDRESS_FILE="$work/address" "$node" "$dir/confidential-data-hub.js" -c "$work/cdh.toml" \
   >"$work/daemon.log" 2>&1 &

@@ -37,7 +37,7 @@ export function layOutBundle(esbuildOutput: string): string {
       end: END,
       escapedClose: ESCAPED_CLOSE,
       lineOffset,
-      buildId: createHash('sha256').update(program).digest('hex').slice(0, 32),
+      cacheHeader: `CDHCC1 ${createHash('sha256').update(program).digest('hex').slice(0, 32)}\n`,
       stateKey: CODE_CACHE_STATE_KEY,
     };
     return `#!/usr/bin/env node\n${functions}runBundledProgram(arguments.callee.toString(), __filename, ${JSON.stringify(layout)}, require, module);${BEGIN}`;

@@ -37,8 +37,8 @@ export interface ProgramLayout {
   readonly escapedClose: string;
   /** The 0-based line of the bundle file where the program starts (stack traces keep file lines). */
   readonly lineOffset: number;
-  /** Names this build of the program: a cache made for another is not used. */
-  readonly buildId: string;
+  /** The first line of a cache made for this build ("CDHCC1 <hash of the program>\n"): another build's is not used. */
+  readonly cacheHeader: string;
   /** `Symbol.for` key under which the outcome is left for the program (code-cache-state.ts). */
   readonly stateKey: string;
 }
@@ -50,13 +50,14 @@ export interface ProgramLayout {
  */
 export function readProgramCodeCache(
   fs: typeof Fs,
+  cacheFile: string,
   bundleFile: string,
   header: string,
 ): { data: Buffer } | { missing: 'absent' | 'refused' | 'stale' } {
   const limit = 64 * 1024 * 1024; // the daemon's cache is about 1.5 MB
   let fd: number;
   try {
-    fd = fs.openSync(`${bundleFile}.codecache`, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    fd = fs.openSync(cacheFile, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch (error) {
     return { missing: (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'absent' : 'refused' };
   }
@@ -93,9 +94,10 @@ export function compileBundledProgram(
   fs: typeof Fs,
   fileText: string,
   bundleFile: string,
+  cacheFile: string,
   layout: ProgramLayout,
 ): Vm.Script {
-  const cache = readProgramCodeCache(fs, bundleFile, `CDHCC1 ${layout.buildId}\n`);
+  const cache = readProgramCodeCache(fs, cacheFile, bundleFile, layout.cacheHeader);
   const script = new vm.Script(bundledProgramSource(fileText, bundleFile, layout), {
     filename: bundleFile,
     lineOffset: layout.lineOffset,
@@ -116,18 +118,19 @@ export function runBundledProgram(
   module: NodeJS.Module,
 ): void {
   const fs = nodeRequire('node:fs') as typeof Fs;
-  const script = compileBundledProgram(nodeRequire('node:vm') as typeof Vm, fs, fileText, bundleFile, layout);
+  const cacheFile = `${bundleFile}.codecache`;
+  const vm = nodeRequire('node:vm') as typeof Vm;
+  const script = compileBundledProgram(vm, fs, fileText, bundleFile, cacheFile, layout);
   if (process.env['CDH_CODE_CACHE_WRITE'] === '1') {
     // At exit, so that the functions the run compiled (start-up's) are in the cache too.
     process.once('exit', () => {
-      const target = `${bundleFile}.codecache`;
-      const temporary = `${target}.${process.pid}.tmp`;
-      const header = Buffer.from(`CDHCC1 ${layout.buildId}\n`, 'latin1');
+      const temporary = `${cacheFile}.${process.pid}.tmp`;
+      const header = Buffer.from(layout.cacheHeader, 'latin1');
       fs.writeFileSync(temporary, Buffer.concat([header, script.createCachedData()]), {
         mode: 0o644,
         flag: 'wx',
       });
-      fs.renameSync(temporary, target);
+      fs.renameSync(temporary, cacheFile);
     });
   }
   const body = script.runInThisContext() as (...args: unknown[]) => void; // the program's wrapper

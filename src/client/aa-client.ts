@@ -1,5 +1,6 @@
 import type { MessageInitShape, MessageShape } from '@bufbuild/protobuf';
 import type * as AaProto from '../gen/attestation-agent_pb';
+import { atFirstUse } from '../lib/first-use';
 import { protobuf } from '../lib/protobuf';
 import { TtrpcClient, type TtrpcCallOptions } from './ttrpc-client';
 
@@ -27,16 +28,14 @@ export interface RuntimeMeasurementEvent {
 type AaMethods = (typeof AaProto.AttestationAgentService)['method'];
 export type AaMethodName = keyof AaMethods;
 
-let aaProto: typeof AaProto | undefined;
-
 /**
  * The generated AA types, required at the first call: cc_kbc builds its client at start-up but
  * asks for a token only when a resource is wanted, and the image pull and REST front later still.
  */
-function proto(): typeof AaProto {
+const proto = atFirstUse(
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (aaProto ??= require('../gen/attestation-agent_pb') as typeof AaProto);
-}
+  () => require('../gen/attestation-agent_pb') as typeof AaProto,
+);
 
 /** A Buffer over the same memory. */
 function asBuffer(bytes: Uint8Array): Buffer {

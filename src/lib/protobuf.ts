@@ -1,6 +1,5 @@
 import type * as Protobuf from '@bufbuild/protobuf';
-
-let runtime: typeof Protobuf | undefined;
+import { atFirstUse } from './first-use';
 
 /**
  * @bufbuild/protobuf's main entry (create, fromBinary, toBinary, …), required at its first use.
@@ -11,7 +10,7 @@ let runtime: typeof Protobuf | undefined;
  * to SERVING (paired median of 20 alternating starts, with the lazy AA and ttrpc envelope
  * types); the first call pays ~16 ms more instead (its require), later calls nothing.
  */
-export function protobuf(): typeof Protobuf {
+export const protobuf = atFirstUse(
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (runtime ??= require('@bufbuild/protobuf') as typeof Protobuf);
-}
+  () => require('@bufbuild/protobuf') as typeof Protobuf,
+);

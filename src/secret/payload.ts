@@ -1,3 +1,4 @@
+import { atFirstUse } from '../lib/first-use';
 import { z } from '../lib/zod';
 import { CdhError } from '../errors';
 import { WRAP_TYPES } from '../crypto/wrap';
@@ -60,8 +61,7 @@ function buildSchemas() {
 }
 
 type PayloadSchemas = ReturnType<typeof buildSchemas>;
-let builtSchemas: PayloadSchemas | undefined;
-const payloadSchemas = (): PayloadSchemas => (builtSchemas ??= buildSchemas());
+const payloadSchemas = atFirstUse(buildSchemas);
 
 export type EnvelopeSecret = z.infer<PayloadSchemas['envelope']>;
 export type VaultSecret = z.infer<PayloadSchemas['vault']>;

@@ -1,4 +1,4 @@
-import type { DescMessage, DescService, MessageInitShape, MessageShape, Registry } from '@bufbuild/protobuf';
+import type { DescMessage, DescService, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
 import {
   file_api,
   GetResourceService,
@@ -7,6 +7,7 @@ import {
   SecureMountService,
 } from '../gen/api_pb';
 import { file_keyprovider, KeyProviderService } from '../gen/keyprovider_pb';
+import { atFirstUse } from '../lib/first-use';
 import { protobuf } from '../lib/protobuf';
 
 /**
@@ -67,12 +68,11 @@ export function encodeApiMessage(type: DescMessage, message: object): Uint8Array
   return toBinary(type, create(type, message as MessageInitShape<DescMessage>));
 }
 
-let registry: Registry | undefined;
+const registry = atFirstUse(() => protobuf().createRegistry(file_api, file_keyprovider));
 
 /** Tool and test helper: an API message type by its full name, e.g. `api.UnsealSecretInput`. */
 export function apiMessageType(name: string): DescMessage {
-  registry ??= protobuf().createRegistry(file_api, file_keyprovider);
-  const type = registry.getMessage(name);
+  const type = registry().getMessage(name);
   if (type === undefined) throw new Error(`no API message ${name}`);
   return type;
 }

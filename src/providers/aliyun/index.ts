@@ -1,3 +1,4 @@
+import { atFirstUse } from '../../lib/first-use';
 import { z } from '../../lib/zod';
 import type { CdhConfig } from '../../config/types';
 import type { ProviderFactory, ProviderInstance, ProviderSettings, ProviderContext } from '../types';
@@ -25,11 +26,11 @@ const SETTINGS_FIELDS: Record<ClientType, readonly string[]> = {
 };
 
 /** Built at the first secret (start-up builds no provider). */
-const buildClientTypeSchema = () =>
+const clientTypeSchema = atFirstUse(() =>
   z.object({
     client_type: z.enum(CLIENT_TYPES, { error: `must be one of ${CLIENT_TYPES.join(', ')}` }),
-  });
-let clientTypeSchema: ReturnType<typeof buildClientTypeSchema> | undefined;
+  }),
+);
 
 /** The `aliyun` provider: one of three ways of reaching Alibaba Cloud KMS, chosen by client_type. */
 export const aliyunProvider: ProviderFactory<AliyunSection> = {
@@ -45,8 +46,11 @@ export const aliyunProvider: ProviderFactory<AliyunSection> = {
     return identity;
   },
   create(settings: ProviderSettings, ctx: ProviderContext<AliyunSection>): Promise<ProviderInstance> {
-    clientTypeSchema ??= buildClientTypeSchema();
-    const { client_type: clientType } = parseAliyunSettings(clientTypeSchema, settings, 'provider_settings');
+    const { client_type: clientType } = parseAliyunSettings(
+      clientTypeSchema(),
+      settings,
+      'provider_settings',
+    );
     switch (clientType) {
       case 'client_key':
         return clientKeyModule().createClientKeyProvider(settings, ctx);

@@ -1,3 +1,4 @@
+import { atFirstUse } from '../../lib/first-use';
 import { z } from '../../lib/zod';
 import { parseSettings, type SettingsOwner } from '../settings';
 import type { Annotations } from '../types';
@@ -23,7 +24,7 @@ export interface SecretVersionSelector {
 }
 
 /** Built at its first use (client_key, sts_token and ecs_ram_role load at their first secret). */
-const buildVersionSchema = () =>
+const versionSchema = atFirstUse(() =>
   z
     .object({
       version_stage: z.string({ error: 'must be a string' }).nullish(),
@@ -32,10 +33,9 @@ const buildVersionSchema = () =>
     .transform(({ version_stage: stage, version_id: id }): SecretVersionSelector => ({
       ...(stage ? { versionStage: stage } : {}),
       ...(id ? { versionId: id } : {}),
-    }));
-let versionSchema: ReturnType<typeof buildVersionSchema> | undefined;
+    })),
+);
 
 export function secretVersionSelector(annotations: Annotations, clientType?: string): SecretVersionSelector {
-  versionSchema ??= buildVersionSchema();
-  return parseAliyunSettings(versionSchema, annotations, 'annotations', clientType);
+  return parseAliyunSettings(versionSchema(), annotations, 'annotations', clientType);
 }

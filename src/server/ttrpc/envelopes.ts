@@ -1,5 +1,6 @@
 import type * as StatusProto from '../../gen/google/rpc/status_pb';
 import type * as TtrpcProto from '../../gen/ttrpc_pb';
+import { atFirstUse } from '../../lib/first-use';
 import { protobuf } from '../../lib/protobuf';
 
 /**
@@ -41,23 +42,18 @@ interface EnvelopeTypes {
   readonly response: typeof TtrpcProto.ResponseSchema;
   readonly status: typeof StatusProto.StatusSchema;
 }
-let envelopeTypes: EnvelopeTypes | undefined;
-
 /**
  * The generated envelope types, required at the first ttrpc message: none is sent or received
  * before SERVING, and google/rpc/status_pb imports @bufbuild/protobuf/wkt, which boots every
  * well-known type's descriptor (see ../../lib/protobuf.ts).
  */
-function types(): EnvelopeTypes {
-  if (envelopeTypes === undefined) {
-    /* eslint-disable @typescript-eslint/no-require-imports */
-    const ttrpc = require('../../gen/ttrpc_pb') as typeof TtrpcProto;
-    const { StatusSchema } = require('../../gen/google/rpc/status_pb') as typeof StatusProto;
-    /* eslint-enable @typescript-eslint/no-require-imports */
-    envelopeTypes = { request: ttrpc.RequestSchema, response: ttrpc.ResponseSchema, status: StatusSchema };
-  }
-  return envelopeTypes;
-}
+const types = atFirstUse((): EnvelopeTypes => {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const ttrpc = require('../../gen/ttrpc_pb') as typeof TtrpcProto;
+  const { StatusSchema } = require('../../gen/google/rpc/status_pb') as typeof StatusProto;
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  return { request: ttrpc.RequestSchema, response: ttrpc.ResponseSchema, status: StatusSchema };
+});
 
 /** A Buffer over the same memory. */
 function asBuffer(bytes: Uint8Array): Buffer {
