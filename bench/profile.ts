@@ -7,7 +7,7 @@
  *   (cached-ttrpc: the cached scenario with the load client on ttrpc). DAEMON_BIN=FILE profiles another daemon build.
  * The .cpuprofile files stay in OUT_DIR (default: a temp dir, printed) for Chrome DevTools.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -125,10 +125,16 @@ function report(dir: string, label: string): void {
 }
 
 /** The daemon (or the per-call bench daemon) under `node --cpu-prof`, serving on a temp socket. */
+/**
+ * A daemon under --cpu-prof, once it serves. `untilServingLine`: waited for by its "serving" log
+ * line, with no call made (the start-up profile then holds start-up and shutdown only, not the
+ * first call's lazy loading); otherwise by polling Health/Check.
+ */
 async function profiledDaemon(
   bin: string,
   config: Record<string, unknown>,
   profileDir: string,
+  untilServingLine = false,
 ): Promise<{ target: string; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'cdh-profiled-'));
   const configFile = join(dir, 'cdh.json');
@@ -137,9 +143,21 @@ async function profiledDaemon(
   const child = spawn(
     process.execPath,
     ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, bin, '--socket', target, '-c', configFile],
-    { env: childEnv(), stdio: ['ignore', 'ignore', 'inherit'] },
+    { env: childEnv(), stdio: ['ignore', untilServingLine ? 'pipe' : 'ignore', 'inherit'] },
   );
   const exited = new Promise((resolve) => child.once('exit', resolve));
+  if (untilServingLine) {
+    await new Promise<void>((resolve, reject) => {
+      let log = '';
+      child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+        log += chunk;
+        if (log.includes('"msg":"serving"')) resolve();
+      });
+      child.once('exit', () => reject(new Error(`the profiled daemon did not serve: ${log}`)));
+    });
+    child.stdout?.resume();
+    return { target, stop: () => stopProfiled(child, exited, dir) };
+  }
   const client = new CdhClient(target, { timeoutMs: 1000 });
   try {
     for (let tries = 0; ; tries++) {
@@ -151,14 +169,13 @@ async function profiledDaemon(
   } finally {
     client.close();
   }
-  return {
-    target,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return { target, stop: () => stopProfiled(child, exited, dir) };
+}
+
+async function stopProfiled(child: ChildProcess, exited: Promise<unknown>, dir: string): Promise<void> {
+  child.kill('SIGTERM');
+  await exited;
+  rmSync(dir, { recursive: true, force: true });
 }
 
 async function main(): Promise<void> {
@@ -183,7 +200,12 @@ async function main(): Promise<void> {
         { nodeFlags: profiling },
       );
     } else if (scenario === 'startup') {
-      const daemon = await profiledDaemon(process.env['DAEMON_BIN'] ?? DAEMON_BIN, setup.uncachedConfig, dir);
+      const daemon = await profiledDaemon(
+        process.env['DAEMON_BIN'] ?? DAEMON_BIN,
+        setup.uncachedConfig,
+        dir,
+        true,
+      );
       await daemon.stop();
     } else if (
       ['uncached', 'cached', 'cached-ttrpc', 'per-call', 'load-generator'].includes(scenario ?? '')

@@ -6,6 +6,7 @@ import { CdhError } from '../errors';
 import { MAX_REQUEST_BYTES } from '../keyprovider/protocol';
 import { answerKeyWrap, type PacketSealer } from '../keyprovider/wrap';
 import { KeyProviderService } from '../gen/keyprovider_pb';
+import { generatedServiceMethods } from '../server/api-codec';
 import { grpcServiceDefinition } from '../server/grpc-services';
 import { toCallFailure } from '../server/status';
 import { CommandFailure } from './keyprovider-args';
@@ -82,7 +83,7 @@ export async function serveKeyProvider(address: string, sealer: PacketSealer): P
  * message decodes to one without input, answered INVALID_ARGUMENT by the handler, not INTERNAL.
  */
 function keyProviderService(): grpc.ServiceDefinition {
-  return grpcServiceDefinition(KeyProviderService, true);
+  return grpcServiceDefinition(generatedServiceMethods(KeyProviderService), true);
 }
 
 function wrapKeyHandler(

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { GetResourceService, ImagePullService, SealedSecretService } from '../gen/api_pb';
 import { KeyProviderService } from '../gen/keyprovider_pb';
+import { generatedServiceMethods } from '../server/api-codec';
 import { grpcServiceDefinition } from '../server/grpc-services';
 import type { DescService } from '@bufbuild/protobuf';
 
@@ -38,7 +39,7 @@ export class CdhClient {
       return new Ctor(address, credentials, channelOptions) as unknown as ServiceClient;
     };
     const generated = (service: DescService): ServiceClient =>
-      make(grpcServiceDefinition(service, false), service.typeName);
+      make(grpcServiceDefinition(generatedServiceMethods(service), false), service.typeName);
     this.sealed = generated(SealedSecretService);
     this.resources = generated(GetResourceService);
     this.images = generated(ImagePullService);

@@ -1,6 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
-import type { DescService } from '@bufbuild/protobuf';
-import { decodeApiMessage, encodeApiMessage } from './api-codec';
+import type { ServiceMethod } from './api-codec';
 
 /** What an undecodable request becomes, so the handler answers INVALID_ARGUMENT (as ttrpc does). */
 export const UNDECODABLE = Symbol('undecodable request');
@@ -9,35 +8,36 @@ export interface UndecodableRequest {
 }
 
 /**
- * A grpc-js service definition from a generated service: messages serialised with the generated
- * types. With `tolerant`, request decoding does not throw (grpc-js would answer INTERNAL "Error
- * deserializing request"): a request that is not a valid message is the caller's error.
+ * A grpc-js service definition of one service's unary methods (src/server/api-codec.ts: the
+ * API's, or a generated service's). With `tolerant`, request decoding does not throw (grpc-js
+ * would answer INTERNAL "Error deserializing request"): a request that is not a valid message
+ * is the caller's error.
  */
-export function grpcServiceDefinition(service: DescService, tolerant: boolean): grpc.ServiceDefinition {
+export function grpcServiceDefinition(
+  methods: readonly ServiceMethod[],
+  tolerant: boolean,
+): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<object, object>> = {};
-  for (const method of service.methods) {
-    const encode = (type: typeof method.input) => (message: object) =>
-      Buffer.from(encodeApiMessage(type, message));
-    const decode = (type: typeof method.input) => (bytes: Buffer) => decodeApiMessage(type, bytes);
-    const strictRequest = decode(method.input);
-    definition[method.name] = {
-      path: `/${service.typeName}/${method.name}`,
+  for (const { service, name, localName, request, response } of methods) {
+    const decodeRequest = (bytes: Buffer): object => request.decode(bytes);
+    definition[name] = {
+      path: `/${service}/${name}`,
       requestStream: false,
       responseStream: false,
-      originalName: method.localName,
-      requestSerialize: encode(method.input),
+      originalName: localName,
+      requestSerialize: (message: object) => Buffer.from(request.encode(message)),
       requestDeserialize: tolerant
         ? (bytes: Buffer): object => {
             try {
-              return strictRequest(bytes);
+              return decodeRequest(bytes);
             } catch {
-              const reason = `the payload is not a valid ${method.input.typeName}`;
+              const reason = `the payload is not a valid ${request.typeName}`;
               return { [UNDECODABLE]: reason } satisfies UndecodableRequest;
             }
           }
-        : strictRequest,
-      responseSerialize: encode(method.output),
-      responseDeserialize: decode(method.output),
+        : decodeRequest,
+      responseSerialize: (message: object) => Buffer.from(response.encode(message)),
+      responseDeserialize: (bytes: Buffer) => response.decode(bytes),
     };
   }
   return definition as grpc.ServiceDefinition;

@@ -7,7 +7,7 @@ import { CdhError } from '../errors';
 import { LazyReflection } from './reflection-service';
 import { toCallFailure } from './status';
 import { receiveDeadlineInterceptor } from './receive-deadline';
-import { API_SERVICES } from './api-codec';
+import { apiServiceMethods } from './api-codec';
 import { grpcServiceDefinition, UNDECODABLE, type UndecodableRequest } from './grpc-services';
 
 export interface GrpcFrontOptions {
@@ -53,16 +53,11 @@ export class GrpcFront {
       'grpc.keepalive_timeout_ms': options.pingTimeoutMs ?? 10_000,
       interceptors: options.receiveTimeoutMs ? [receiveDeadlineInterceptor(options.receiveTimeoutMs)] : [],
     });
-    const served = new Set(API_METHODS.map((m) => m.split('/')[0] as string));
-    for (const generated of API_SERVICES.filter((s) => served.has(s.typeName))) {
-      const serviceName = generated.typeName;
-      const service = grpcServiceDefinition(generated, true);
+    for (const [serviceName, methods] of apiServiceMethods()) {
       const implementation: grpc.UntypedServiceImplementation = {};
-      for (const [methodName] of Object.entries(service)) {
-        const method = `${serviceName}/${methodName}` as ApiMethod;
-        implementation[methodName] = unaryHandler(dispatcher, method);
-      }
-      this.server.addService(service, implementation);
+      for (const { name } of methods)
+        implementation[name] = unaryHandler(dispatcher, `${serviceName}/${name}` as ApiMethod);
+      this.server.addService(grpcServiceDefinition(methods, true), implementation);
     }
     this.health = new HealthImplementation({ '': 'NOT_SERVING' });
     this.health.addToServer(this.server);

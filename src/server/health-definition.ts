@@ -1,14 +1,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { DescMessage, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
-import {
-  Health,
-  HealthCheckRequestSchema,
-  HealthCheckResponse_ServingStatusSchema,
-  HealthCheckResponseSchema,
-  HealthListRequestSchema,
-  HealthListResponseSchema,
-  type HealthCheckResponse,
-} from '../gen/health/v1/health_pb';
+import type * as HealthProto from '../gen/health/v1/health_pb';
+import type { HealthCheckResponse } from '../gen/health/v1/health_pb';
+import { atFirstUse } from '../lib/first-use';
 import { protobuf } from '../lib/protobuf';
 
 /**
@@ -33,6 +27,13 @@ import { protobuf } from '../lib/protobuf';
  *     string running past the end, wire type 7, a string that is not UTF-8).
  */
 
+/**
+ * The generated file is required at the first call (loading it builds its descriptors and boots
+ * @bufbuild/protobuf's descriptor.proto): the definition itself is made from HEALTH_METHODS.
+ */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const generated = atFirstUse(() => require('../gen/health/v1/health_pb') as typeof HealthProto);
+
 /** The file grpc-health-check loads, relative to its includeDirs. */
 export const HEALTH_PROTO_FILE = 'health/v1/health.proto';
 export const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
@@ -48,27 +49,30 @@ export interface HealthLoadOptions {
 type ObjectForm = Record<string, unknown>;
 
 interface MessageCodec {
-  readonly schema: DescMessage;
+  readonly schema: () => DescMessage;
   /** proto-loader's object form → the generated message's init fields. */
   readonly fromObject: (object: ObjectForm) => object;
   /** The decoded generated message (of `schema`: each codec takes its own type) → the object form. */
   readonly toObject: (message: never) => ObjectForm;
 }
 
-const STATUS_BY_NAME = new Map(HealthCheckResponse_ServingStatusSchema.values.map((v) => [v.name, v.number]));
-const STATUS_BY_NUMBER = new Map(
-  HealthCheckResponse_ServingStatusSchema.values.map((v) => [v.number, v.name]),
-);
+const statusNumbers = atFirstUse(() => {
+  const { values } = generated().HealthCheckResponse_ServingStatusSchema;
+  return {
+    byName: new Map(values.map((v) => [v.name, v.number])),
+    byNumber: new Map(values.map((v) => [v.number, v.name])),
+  };
+});
 
 /** An enum value as protobufjs's fromObject takes it: its name or a number (an int32). */
 function statusNumber(value: unknown): number {
   if (typeof value === 'number') return value | 0;
-  return (typeof value === 'string' ? STATUS_BY_NAME.get(value) : undefined) ?? 0;
+  return (typeof value === 'string' ? statusNumbers().byName.get(value) : undefined) ?? 0;
 }
 
 /** Its name, or the number itself for a value health.proto does not name (enums: String). */
 function statusName(status: number): string | number {
-  return STATUS_BY_NUMBER.get(status) ?? status;
+  return statusNumbers().byNumber.get(status) ?? status;
 }
 
 function checkResponseObject(message: HealthCheckResponse): ObjectForm {
@@ -96,27 +100,33 @@ function statusesFields(value: unknown): Record<string, { status: number }> {
 
 const CODECS: ReadonlyMap<string, MessageCodec> = new Map<string, MessageCodec>([
   [
-    HealthCheckRequestSchema.typeName,
+    'grpc.health.v1.HealthCheckRequest',
     {
-      schema: HealthCheckRequestSchema,
+      schema: () => generated().HealthCheckRequestSchema,
       fromObject: (object) => ({ service: object['service'] == null ? '' : String(object['service']) }),
-      toObject: (message: MessageShape<typeof HealthCheckRequestSchema>) => ({ service: message.service }),
+      toObject: (message: MessageShape<typeof HealthProto.HealthCheckRequestSchema>) => ({
+        service: message.service,
+      }),
     },
   ],
   [
-    HealthCheckResponseSchema.typeName,
-    { schema: HealthCheckResponseSchema, fromObject: checkResponseFields, toObject: checkResponseObject },
-  ],
-  [
-    HealthListRequestSchema.typeName,
-    { schema: HealthListRequestSchema, fromObject: () => ({}), toObject: () => ({}) },
-  ],
-  [
-    HealthListResponseSchema.typeName,
+    'grpc.health.v1.HealthCheckResponse',
     {
-      schema: HealthListResponseSchema,
+      schema: () => generated().HealthCheckResponseSchema,
+      fromObject: checkResponseFields,
+      toObject: checkResponseObject,
+    },
+  ],
+  [
+    'grpc.health.v1.HealthListRequest',
+    { schema: () => generated().HealthListRequestSchema, fromObject: () => ({}), toObject: () => ({}) },
+  ],
+  [
+    'grpc.health.v1.HealthListResponse',
+    {
+      schema: () => generated().HealthListResponseSchema,
       fromObject: (object) => ({ statuses: statusesFields(object['statuses']) }),
-      toObject: (message: MessageShape<typeof HealthListResponseSchema>) => ({
+      toObject: (message: MessageShape<typeof HealthProto.HealthListResponseSchema>) => ({
         statuses: Object.fromEntries(
           Object.entries(message.statuses).map(([service, status]) => [service, checkResponseObject(status)]),
         ),
@@ -125,22 +135,43 @@ const CODECS: ReadonlyMap<string, MessageCodec> = new Map<string, MessageCodec>(
   ],
 ]);
 
-function codecOf(schema: DescMessage): MessageCodec {
-  const codec = CODECS.get(schema.typeName);
-  if (codec === undefined) throw new Error(`health-definition: no object form for ${schema.typeName}`);
+/** health.proto's methods, in its order (test/unit/server/health-definition holds them to it). */
+const HEALTH_METHODS = [
+  {
+    name: 'Check',
+    request: 'grpc.health.v1.HealthCheckRequest',
+    response: 'grpc.health.v1.HealthCheckResponse',
+  },
+  {
+    name: 'Watch',
+    request: 'grpc.health.v1.HealthCheckRequest',
+    response: 'grpc.health.v1.HealthCheckResponse',
+    responseStream: true,
+  },
+  {
+    name: 'List',
+    request: 'grpc.health.v1.HealthListRequest',
+    response: 'grpc.health.v1.HealthListResponse',
+  },
+] as const;
+
+function codecOf(typeName: string): MessageCodec {
+  const codec = CODECS.get(typeName);
+  if (codec === undefined) throw new Error(`health-definition: no object form for ${typeName}`);
   return codec;
 }
 
-function serializer(schema: DescMessage): (object: ObjectForm) => Buffer {
-  const codec = codecOf(schema);
+function serializer(typeName: string): (object: ObjectForm) => Buffer {
+  const codec = codecOf(typeName);
+  const name = typeName.slice(typeName.lastIndexOf('.') + 1);
   return (object: unknown) => {
     if (Array.isArray(object))
       throw new Error(
-        `Failed to serialize message: expected object with ${schema.name} structure, got array instead`,
+        `Failed to serialize message: expected object with ${name} structure, got array instead`,
       );
-    if (typeof object !== 'object' || object === null)
-      throw new TypeError(`.${schema.typeName}: object expected`);
+    if (typeof object !== 'object' || object === null) throw new TypeError(`.${typeName}: object expected`);
     const { create, toBinary } = protobuf();
+    const schema = codec.schema();
     const bytes = toBinary(
       schema,
       create(schema, codec.fromObject(object as ObjectForm) as MessageInitShape<DescMessage>),
@@ -150,24 +181,24 @@ function serializer(schema: DescMessage): (object: ObjectForm) => Buffer {
 }
 
 /** Throws on bytes that are not a valid message (grpc-js answers INTERNAL). */
-function deserializer(schema: DescMessage): (bytes: Buffer) => ObjectForm {
-  const codec = codecOf(schema);
-  return (bytes) => codec.toObject(protobuf().fromBinary(schema, bytes) as never);
+function deserializer(typeName: string): (bytes: Buffer) => ObjectForm {
+  const codec = codecOf(typeName);
+  return (bytes) => codec.toObject(protobuf().fromBinary(codec.schema(), bytes) as never);
 }
 
 /** Check (unary), Watch (server streaming) and List (unary), as proto-loader defines them. */
 export function healthServiceDefinition(): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<ObjectForm, ObjectForm>> = {};
-  for (const method of Health.methods) {
+  for (const method of HEALTH_METHODS) {
     definition[method.name] = {
-      path: `/${Health.typeName}/${method.name}`,
-      requestStream: method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming',
-      responseStream: method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming',
-      requestSerialize: serializer(method.input),
-      requestDeserialize: deserializer(method.input),
-      responseSerialize: serializer(method.output),
-      responseDeserialize: deserializer(method.output),
-      originalName: method.localName,
+      path: `/${HEALTH_SERVICE_NAME}/${method.name}`,
+      requestStream: false,
+      responseStream: 'responseStream' in method,
+      requestSerialize: serializer(method.request),
+      requestDeserialize: deserializer(method.request),
+      responseSerialize: serializer(method.response),
+      responseDeserialize: deserializer(method.response),
+      originalName: method.name.charAt(0).toLowerCase() + method.name.slice(1),
     };
   }
   return definition as grpc.ServiceDefinition;

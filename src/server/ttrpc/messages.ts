@@ -1,4 +1,4 @@
-import { API_METHODS, type ApiMethod } from '../api';
+import type { ApiMethod } from '../api';
 import { apiMethodCodecs, type MethodCodec } from '../api-codec';
 
 export { apiMessageType, decodeApiMessage, encodeApiMessage } from '../api-codec';
@@ -21,12 +21,7 @@ export interface ApiRoute extends MethodCodec {
 
 /** `api.SealedSecretService/UnsealSecret` → its route, for every method of the API. */
 export function apiRoutes(): ReadonlyMap<string, ApiRoute> {
-  const codecs = apiMethodCodecs();
   const routes = new Map<string, ApiRoute>();
-  for (const method of API_METHODS) {
-    const codec = codecs.get(method);
-    if (codec === undefined) throw new Error(`protos/ has no method ${method}`);
-    routes.set(method, { method, ...codec });
-  }
+  for (const [method, codec] of apiMethodCodecs()) routes.set(method, { method, ...codec });
   return routes;
 }

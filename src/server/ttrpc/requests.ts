@@ -3,13 +3,7 @@ import { CdhError } from '../../errors';
 import type { ApiDispatcher } from '../api';
 import { toCallFailure } from '../status';
 import { MAX_FRAME_DATA_BYTES, MessageType, type Frame } from './frame';
-import {
-  decodeApiMessage,
-  decodeRequestEnvelope,
-  encodeApiMessage,
-  type ApiRoute,
-  type TtrpcResponse,
-} from './messages';
+import { decodeRequestEnvelope, type ApiRoute, type TtrpcResponse } from './messages';
 import { MAX_TIMER_MS } from '../../lib/abort';
 
 /**
@@ -69,10 +63,10 @@ export function decideRequest(
   const route = routes.get(name);
   if (!route) return refuse('NOT_IMPLEMENTED', `unknown service or method "${printable(name)}"`);
   try {
-    const request = decodeApiMessage(route.requestType, envelope.payload);
+    const request = route.request.decode(envelope.payload);
     return { kind: 'call', route, request, timeoutNano: envelope.timeoutNano };
   } catch {
-    return refuse('REQUEST_MALFORMED', `the payload is not a valid ${route.requestType.typeName}`);
+    return refuse('REQUEST_MALFORMED', `the payload is not a valid ${route.request.typeName}`);
   }
 }
 
@@ -93,7 +87,7 @@ export async function runCall(
     if (!result.ok) return { status: { code: result.code, message: result.message }, payload: EMPTY };
     return {
       status: { code: 0, message: '' },
-      payload: encodeApiMessage(route.responseType, result.response),
+      payload: route.response.encode(result.response),
     };
   } catch (error) {
     logger.error({ method: route.method, err: describeError(error) }, 'ttrpc call failed unexpectedly');

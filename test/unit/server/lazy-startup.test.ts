@@ -17,7 +17,7 @@ function loaded(fragment: string): boolean {
   return Object.keys(require.cache).some((path) => path.includes(fragment));
 }
 
-test('start-up modules do not pull in the provider back ends, server reflection or protobuf codecs', () => {
+test('start-up modules do not pull in the provider back ends, server reflection, protobuf codecs or generated descriptors', () => {
   assert.equal(typeof startDaemon, 'function');
   assert.ok(builtinProviders().some((p) => p.name === 'aliyun'));
   const dispatcher = new ApiDispatcher(
@@ -41,6 +41,11 @@ test('start-up modules do not pull in the provider back ends, server reflection 
       '/gen/attestation-agent_pb',
       '/gen/ttrpc_pb',
       '/gen/google/rpc/status_pb',
+      // Nor any generated API or health type: services are registered from the method tables.
+      '/gen/api_pb',
+      '/gen/keyprovider_pb',
+      '/gen/health/',
+      '/@bufbuild/protobuf/dist/cjs/codegenv2/',
     ]) {
       assert.equal(loaded(heavy), false, `${heavy} is loaded at start-up`);
     }
