@@ -189,7 +189,24 @@ function targetTable(targets: Target[]): string {
   ].join('\n');
 }
 
-function targets(rows: Row[], startup: StartupResult, bundled: BundleFigures): Target[] {
+/** The ratio targets' paired measurements (pairedRatio). */
+interface PairedFigures {
+  readonly uncachedBundleVsDist: PairedRatio;
+  readonly cachedBundleVsDist: PairedRatio;
+  readonly cachedVsHealth: PairedRatio;
+  readonly uncachedVsDirect: PairedRatio;
+}
+
+function pairedValue(ratio: PairedRatio): string {
+  return `${fmt(ratio.median, 2)}× (rounds: ${ratio.rounds.map((r) => fmt(r, 2)).join(', ')})`;
+}
+
+function targets(
+  rows: Row[],
+  startup: StartupResult,
+  bundled: BundleFigures,
+  paired: PairedFigures,
+): Target[] {
   const find = (scenario: Scenario, c: number): Row => {
     const found = rows.find((r) => r.scenario === scenario && r.concurrency === c);
     if (!found) throw new Error(`no ${scenario} c${c} row`);
@@ -248,26 +265,28 @@ function targets(rows: Row[], startup: StartupResult, bundled: BundleFigures): T
       met: bundled.startup.medianMs <= 2 * bundled.startup.bareNodeMs,
     },
     ...idleRssTargets(bundled),
-    ...(['uncached', 'cached'] as const).map((kind) => {
-      const ratio = find(`${kind}-socket, bundle`, 16).perSecond / find(`${kind}-socket`, 16).perSecond;
-      return {
-        name: `${kind} unseal/s c16, bundle / dist`,
-        value: `${fmt(ratio, 2)}×`,
-        goal: '≈ 1× (within noise, ≥ 0.9×)',
-        met: ratio >= 0.9,
-      };
-    }),
+    ...(
+      [
+        ['uncached', paired.uncachedBundleVsDist],
+        ['cached', paired.cachedBundleVsDist],
+      ] as const
+    ).map(([kind, ratio]) => ({
+      name: `${kind} unseal/s c16, bundle / dist (median of ${PAIR_ROUNDS} alternating rounds)`,
+      value: pairedValue(ratio),
+      goal: '≈ 1× (within noise, ≥ 0.9×)',
+      met: ratio.median >= 0.9,
+    })),
     {
-      name: 'cached UnsealSecret / Health/Check, c16',
-      value: `${fmt(cached.perSecond / find('Health/Check', 16).perSecond, 2)}×`,
+      name: `cached UnsealSecret / Health/Check, c16 (median of ${PAIR_ROUNDS} alternating rounds)`,
+      value: pairedValue(paired.cachedVsHealth),
       goal: '≥ 0.8×',
-      met: cached.perSecond / find('Health/Check', 16).perSecond >= 0.8,
+      met: paired.cachedVsHealth.median >= 0.8,
     },
     {
-      name: 'uncached UnsealSecret / direct gateway Decrypt, c16',
-      value: `${fmt(socket16.perSecond / find('direct gateway Decrypt', 16).perSecond, 2)}×`,
+      name: `uncached UnsealSecret / direct gateway Decrypt, c16 (median of ${PAIR_ROUNDS} alternating rounds)`,
+      value: pairedValue(paired.uncachedVsDirect),
       goal: '≥ 0.8×',
-      met: socket16.perSecond / find('direct gateway Decrypt', 16).perSecond >= 0.8,
+      met: paired.uncachedVsDirect.median >= 0.8,
     },
     {
       name: 'daemon VmHWM under the load above',
@@ -289,12 +308,19 @@ function idleRssTargets(bundled: BundleFigures): Target[] {
     goal: '≤ +15 MB',
     met: settled !== undefined && settled <= 15,
   });
+  const afterCall = startup.settledAfterOneCall;
   return [
     row(
-      'after start',
+      'after start, before any call',
       over(startup.idleRssMb, startup.bareNodeIdleRssMb),
       settledAfterStart && over(settledAfterStart.daemonRssMb, settledAfterStart.bareNodeRssMb),
     ),
+    {
+      name: `bundle idle VmRSS − bare node idle, after one Health/Check (${SETTLE_MS / 1000} s idle)`,
+      value: afterCall ? `+${fmt(over(afterCall.daemonRssMb, afterCall.bareNodeRssMb))} MB` : '–',
+      goal: '≤ +15 MB',
+      met: afterCall !== undefined && over(afterCall.daemonRssMb, afterCall.bareNodeRssMb) <= 15,
+    },
     row(
       'after the uncached c16 load',
       over(bundled.idleRssAfterLoadMb, startup.bareNodeIdleRssMb),
@@ -318,6 +344,34 @@ const SETTLE_MS = Number(process.env['BENCH_SETTLE_MS'] ?? 30_000);
 async function idleRssMb(daemon: DaemonProcess): Promise<number> {
   await new Promise((r) => setTimeout(r, 1000));
   return processMemoryMb(daemon.child.pid as number, 'VmRSS');
+}
+
+/** Rounds of each paired comparison (BENCH_PAIR_ROUNDS): the ratio targets take their median. */
+const PAIR_ROUNDS = Number(process.env['BENCH_PAIR_ROUNDS'] ?? 3);
+
+/** A ratio of two scenarios' unseal/s measured in alternating rounds (a machine's drift cancels). */
+interface PairedRatio {
+  readonly median: number;
+  readonly rounds: readonly number[];
+}
+
+async function pairedRatio(measure: () => Promise<Row>, reference: () => Promise<Row>): Promise<PairedRatio> {
+  const rounds: number[] = [];
+  for (let i = 0; i < PAIR_ROUNDS; i++) {
+    // Each round swaps the order: whichever runs second gets no systematic advantage.
+    let a: Row;
+    let b: Row;
+    if (i % 2 === 0) {
+      a = await measure();
+      b = await reference();
+    } else {
+      b = await reference();
+      a = await measure();
+    }
+    rounds.push(a.perSecond / b.perSecond);
+  }
+  const sorted = [...rounds].sort((x, y) => x - y);
+  return { median: sorted[Math.floor(sorted.length / 2)] as number, rounds };
 }
 
 function startupTable(
@@ -473,7 +527,26 @@ async function main(): Promise<void> {
       settledAfterLoad: await settledRssMb(bundleUncached.child.pid as number, SETTLE_MS - 1000),
     };
 
-    const goals = targets(rows, startup, bundled);
+    process.stderr.write(`paired rounds (${PAIR_ROUNDS} each) …\n`);
+    const paired: PairedFigures = {
+      uncachedBundleVsDist: await pairedRatio(
+        () => socketScenario('uncached-socket, bundle', bundleUncached, emulator, manySecrets, 16),
+        () => socketScenario('uncached-socket', reuse, emulator, manySecrets, 16),
+      ),
+      cachedBundleVsDist: await pairedRatio(
+        () => socketScenario('cached-socket, bundle', bundleCached, emulator, oneSecret, 16),
+        () => socketScenario('cached-socket', cached, emulator, oneSecret, 16),
+      ),
+      cachedVsHealth: await pairedRatio(
+        () => socketScenario('cached-socket', cached, emulator, oneSecret, 16),
+        () => socketScenario('Health/Check', cached, emulator, oneSecret, 16, { BENCH_METHOD: 'health' }),
+      ),
+      uncachedVsDirect: await pairedRatio(
+        () => socketScenario('uncached-socket', reuse, emulator, manySecrets, 16),
+        () => directDecryptScenario(emulator, infoFile, manySecrets),
+      ),
+    };
+    const goals = targets(rows, startup, bundled, paired);
     const cpu = cpus();
     const report = [
       `## Benchmark ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
@@ -494,8 +567,10 @@ async function main(): Promise<void> {
         rows,
       ),
       '',
-      `Idle ${SETTLE_MS / 1000} s (V8's memory reducer has run): the bundle after start ` +
+      `Idle ${SETTLE_MS / 1000} s (V8's memory reducer has run): the bundle after start, before any call, ` +
         `${fmt(bundleStartup.settled?.daemonRssMb)} MB (bare node ${fmt(bundleStartup.settled?.bareNodeRssMb)} MB), ` +
+        `after one Health/Check ${fmt(bundleStartup.settledAfterOneCall?.daemonRssMb)} MB ` +
+        `(bare node ${fmt(bundleStartup.settledAfterOneCall?.bareNodeRssMb)} MB), ` +
         `after the uncached c16 load ${fmt(bundled.settledAfterLoad.daemonRssMb)} MB ` +
         `(bare node ${fmt(bundled.settledAfterLoad.bareNodeRssMb)} MB).`,
       '',
@@ -510,7 +585,7 @@ async function main(): Promise<void> {
     if (jsonFile)
       writeFileSync(
         jsonFile,
-        JSON.stringify({ rows, startup, bundleStartup, noCacheStartup, bundled, goals }, null, 2),
+        JSON.stringify({ rows, startup, bundleStartup, noCacheStartup, bundled, paired, goals }, null, 2),
       );
   } finally {
     await Promise.allSettled(daemons.map((d) => d.stop()));

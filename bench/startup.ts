@@ -21,16 +21,18 @@ export interface StartupResult {
   medianCpuMs: number;
   /** Median exec → first line of `node -e` printing the time: Node's own start-up. */
   bareNodeMs: number;
-  /** VmRSS of the last daemon, idle for a second after SERVING. */
+  /** VmRSS of the last daemon, idle for a second after SERVING (before any call). */
   idleRssMb: number;
   /** VmRSS of a bare `node` idle for a second. */
   bareNodeIdleRssMb: number;
   /**
    * With `settleMs`: VmRSS of the last daemon and of a bare node both idle that long (V8's
    * memory reducer gives pages back some seconds after allocation stops; a guest's daemon idles
-   * for minutes). Undefined without.
+   * for minutes), before any call; and again after one Health/Check, idle as long (the first
+   * call loads the codecs and runs http2's and grpc-js's call path). Undefined without.
    */
   settled?: { ms: number; daemonRssMb: number; bareNodeRssMb: number };
+  settledAfterOneCall?: { ms: number; daemonRssMb: number; bareNodeRssMb: number };
 }
 
 /** VmRSS of `pid` and of a bare node started now, both after `ms` of idling. */
@@ -92,6 +94,7 @@ export async function measureStartup(
 ): Promise<StartupResult> {
   const { settleMs, ...spawnOptions } = options;
   let settled: StartupResult['settled'];
+  let settledAfterOneCall: StartupResult['settledAfterOneCall'];
   const samplesMs: number[] = [];
   const cpuMs: number[] = [];
   const bare: number[] = [];
@@ -108,14 +111,17 @@ export async function measureStartup(
       const pid = daemon.child.pid as number;
       cpuMs.push(processCpuMs(pid));
       samplesMs.push(Date.parse((JSON.parse(serving) as { time: string }).time) - spawnedAt);
-      const client = daemon.client();
-      const status = await client.check('', 2000);
-      if (status !== 'SERVING') throw new Error(`health says ${status} after the serving line`);
-      if (i === starts - 1) {
+      const last = i === starts - 1;
+      if (last) {
         await new Promise((r) => setTimeout(r, 1000));
         idleRssMb = processMemoryMb(pid, 'VmRSS');
         if (settleMs !== undefined) settled = { ms: settleMs, ...(await settledRssMb(pid, settleMs - 1000)) };
       }
+      const client = daemon.client();
+      const status = await client.check('', 2000);
+      if (status !== 'SERVING') throw new Error(`health says ${status} after the serving line`);
+      if (last && settleMs !== undefined)
+        settledAfterOneCall = { ms: settleMs, ...(await settledRssMb(pid, settleMs)) };
       await daemon.stop();
     } finally {
       daemon.cleanup();
@@ -129,6 +135,7 @@ export async function measureStartup(
     idleRssMb,
     bareNodeIdleRssMb: await bareNodeIdleRssMb(),
     ...(settled === undefined ? {} : { settled }),
+    ...(settledAfterOneCall === undefined ? {} : { settledAfterOneCall }),
   };
 }
 
