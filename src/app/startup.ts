@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { CdhConfig } from '../config/types';
-import { aaTokenSource, createKbc, type Kbc } from '../kbc';
+import { createKbc, type Kbc } from '../kbc';
+import type * as AaToken from '../kbc/aa-token';
 import { provisionCredentials } from './credentials';
 
 /**
@@ -15,7 +16,10 @@ export async function startKbc(
 ): Promise<Kbc> {
   let kbc: Kbc | undefined;
   try {
-    kbc = await createKbc(config, logger, { tokenSource: (socket) => aaTokenSource(socket, logger) }, env);
+    const tokenSource = (socket: string) =>
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      (require('../kbc/aa-token') as typeof AaToken).aaTokenSource(socket, logger);
+    kbc = await createKbc(config, logger, { tokenSource }, env);
     await provisionCredentials(config, kbc, logger);
     return kbc;
   } catch (error) {

@@ -1,12 +1,11 @@
 import type { Logger } from 'pino';
 import type { CdhConfig } from '../config/types';
-import { CcKbc, KBS_REQUEST_TIMEOUT_MS, MAX_KBS_ANSWER_BYTES, type TokenSource } from './cc-kbc';
-import { KbsHttpClient } from './kbs-http';
+import type { TokenSource } from './cc-kbc';
+import type * as CcKbcSetup from './cc-kbc-setup';
 import { OfflineFsResourceStore, offlineFsFilesFromConfig } from './offline-fs';
 import type { Kbc } from './types';
 
-export { CcKbc, type TokenSource } from './cc-kbc';
-export { aaTokenSource } from './aa-token';
+export type { TokenSource } from './cc-kbc';
 export { OfflineFsResourceStore, offlineFsFilesFromConfig } from './offline-fs';
 export type { Kbc, KbcName } from './types';
 export { formatResourceUri, kbsRequestPath, parseResourceUri, resourceKey, type ResourceUri } from './uri';
@@ -30,18 +29,11 @@ export async function createKbc(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Kbc> {
   if (config.kbc.name === 'cc_kbc') {
-    const connectTo = env[KBS_CONNECT_TO_ENV];
-    const http = new KbsHttpClient(config.kbc.url, {
-      maxBodyBytes: MAX_KBS_ANSWER_BYTES,
-      timeoutMs: KBS_REQUEST_TIMEOUT_MS,
-      ...(config.kbc.kbsCert ? { extraCa: config.kbc.kbsCert } : {}),
-      ...(connectTo ? { connectTo } : {}),
-    });
-    logger.info(
-      { kbs: config.kbc.url, aaSocket: config.aa.aaSocket },
-      'cc_kbc: KBS through the attestation agent',
-    );
-    return new CcKbc(deps.tokenSource(config.aa.aaSocket), http, config.kbc.url, logger);
+    // Required only for cc_kbc: its modules (the KBS client, https, JWE, the AA client) are
+    // nothing an offline_fs daemon loads at start-up.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { createCcKbc } = require('./cc-kbc-setup') as typeof CcKbcSetup;
+    return createCcKbc(config, logger, () => deps.tokenSource(config.aa.aaSocket), env[KBS_CONNECT_TO_ENV]);
   }
   const store = new OfflineFsResourceStore(offlineFsFilesFromConfig(config, env), logger);
   await store.load();

@@ -17,7 +17,7 @@ function loaded(fragment: string): boolean {
   return Object.keys(require.cache).some((path) => path.includes(fragment));
 }
 
-test('start-up modules do not pull in the provider back ends, server reflection, protobuf codecs or generated descriptors', () => {
+test('start-up modules do not pull in the provider back ends, server reflection, protobuf codecs, generated descriptors or cc_kbc', () => {
   assert.equal(typeof startDaemon, 'function');
   assert.ok(builtinProviders().some((p) => p.name === 'aliyun'));
   const dispatcher = new ApiDispatcher(
@@ -46,6 +46,12 @@ test('start-up modules do not pull in the provider back ends, server reflection,
       '/gen/keyprovider_pb',
       '/gen/health/',
       '/@bufbuild/protobuf/dist/cjs/codegenv2/',
+      // cc_kbc's modules (the KBS client and https, the AA client) load only when it is configured.
+      '/kbc/cc-kbc',
+      '/kbc/kbs-http',
+      '/kbc/aa-token',
+      '/net/http-client',
+      '/client/aa-client',
     ]) {
       assert.equal(loaded(heavy), false, `${heavy} is loaded at start-up`);
     }
