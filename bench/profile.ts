@@ -3,8 +3,9 @@
  * self time by package (or file of ours) and the hottest functions.
  *
  * Usage: node dist/bench/profile.js SCENARIO [CONCURRENCY=16] [OUT_DIR]
- *   SCENARIO: uncached | cached | cached-ttrpc | per-call | in-process | cached-in-process | load-generator | startup
- *   (cached-ttrpc: the cached scenario with the load client on ttrpc). DAEMON_BIN=FILE profiles another daemon build.
+ *   SCENARIO: uncached | cached | cached-ttrpc | health | per-call | in-process | cached-in-process | load-generator | startup
+ *             | cached-vs-health (both profiled, then each function's self time per call, cached minus Health)
+ *   (cached-ttrpc: the cached scenario with the load client on ttrpc; health: Health/Check calls instead of unseals). DAEMON_BIN=FILE profiles another daemon build.
  * The .cpuprofile files stay in OUT_DIR (default: a temp dir, printed) for Chrome DevTools.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -178,6 +179,59 @@ async function stopProfiled(child: ChildProcess, exited: Promise<unknown>, dir: 
   rmSync(dir, { recursive: true, force: true });
 }
 
+const LOAD_SCENARIOS = ['uncached', 'cached', 'cached-ttrpc', 'health', 'per-call', 'load-generator'];
+
+/** The load of `scenario` against a daemon under --cpu-prof (its profile written to `dir`). */
+async function profiledLoad(
+  scenario: string,
+  concurrency: number,
+  dir: string,
+  setup: Awaited<ReturnType<typeof prepareBench>>,
+): Promise<LoadResult> {
+  const cached = scenario === 'cached' || scenario === 'cached-ttrpc' || scenario === 'health';
+  const config = cached ? setup.cachedConfig : setup.uncachedConfig;
+  const bin =
+    scenario === 'per-call'
+      ? join(BENCH_DIR, 'daemon-per-call.js')
+      : (process.env['DAEMON_BIN'] ?? DAEMON_BIN);
+  // The load generator is profiled instead of the daemon: the daemon's profile goes elsewhere.
+  const daemonDir = scenario === 'load-generator' ? mkdtempSync(join(tmpdir(), 'cdh-profile-')) : dir;
+  const daemon = await profiledDaemon(bin, config, daemonDir);
+  try {
+    return await runJson<LoadResult>(
+      'load.js',
+      [daemon.target, cached ? setup.oneSecret : setup.manySecrets, concurrency, DURATION_MS, WARMUP_MS],
+      {
+        nodeFlags: scenario === 'load-generator' ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [],
+        ...(scenario === 'cached-ttrpc' ? { env: { BENCH_CLIENT: 'ttrpc' } } : {}),
+        ...(scenario === 'health' ? { env: { BENCH_METHOD: 'health' } } : {}),
+      },
+    );
+  } finally {
+    await daemon.stop();
+    if (daemonDir !== dir) rmSync(daemonDir, { recursive: true, force: true });
+  }
+}
+
+/** Self time per call (µs) by function in B's profile minus A's, largest first. */
+function perCallDifference(dirA: string, callsA: number, dirB: string, callsB: number): void {
+  const perCall = (dir: string, calls: number): Map<string, number> => {
+    const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile')) as string;
+    const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
+    return new Map(selfTime(profile, functionOf).map(([key, ms]) => [key, (1000 * ms) / calls]));
+  };
+  const [a, b] = [perCall(dirA, callsA), perCall(dirB, callsB)];
+  const total = (m: Map<string, number>): number => [...m.values()].reduce((x, y) => x + y, 0);
+  console.log(
+    `\nself µs per call (profiled, so inflated): A ${total(a).toFixed(0)}, B ${total(b).toFixed(0)}`,
+  );
+  console.log('\n| B − A µs | A µs | B µs | function |\n| ---: | ---: | ---: | --- |');
+  const keys = [...new Set([...a.keys(), ...b.keys()])];
+  const rows = keys.map((k) => [(b.get(k) ?? 0) - (a.get(k) ?? 0), a.get(k) ?? 0, b.get(k) ?? 0, k] as const);
+  for (const [diff, x, y, key] of rows.sort((r, q) => q[0] - r[0]).slice(0, 30))
+    console.log(`| ${diff.toFixed(1)} | ${x.toFixed(1)} | ${y.toFixed(1)} | ${key.replace(/\|/g, '\\|')} |`);
+}
+
 async function main(): Promise<void> {
   const [scenario, concurrencyText, outDir] = process.argv.slice(2);
   const concurrency = Number(concurrencyText ?? 16);
@@ -207,31 +261,19 @@ async function main(): Promise<void> {
         true,
       );
       await daemon.stop();
-    } else if (
-      ['uncached', 'cached', 'cached-ttrpc', 'per-call', 'load-generator'].includes(scenario ?? '')
-    ) {
-      const cached = scenario === 'cached' || scenario === 'cached-ttrpc';
-      const config = cached ? setup.cachedConfig : setup.uncachedConfig;
-      const bin =
-        scenario === 'per-call'
-          ? join(BENCH_DIR, 'daemon-per-call.js')
-          : (process.env['DAEMON_BIN'] ?? DAEMON_BIN);
-      // The load generator is profiled instead of the daemon: the daemon's profile goes elsewhere.
-      const daemonDir = scenario === 'load-generator' ? mkdtempSync(join(tmpdir(), 'cdh-profile-')) : dir;
-      const daemon = await profiledDaemon(bin, config, daemonDir);
-      try {
-        result = await runJson<LoadResult>(
-          'load.js',
-          [daemon.target, cached ? setup.oneSecret : setup.manySecrets, concurrency, DURATION_MS, WARMUP_MS],
-          {
-            nodeFlags: scenario === 'load-generator' ? profiling : [],
-            ...(scenario === 'cached-ttrpc' ? { env: { BENCH_CLIENT: 'ttrpc' } } : {}),
-          },
-        );
-      } finally {
-        await daemon.stop();
-        if (daemonDir !== dir) rmSync(daemonDir, { recursive: true, force: true });
-      }
+    } else if (LOAD_SCENARIOS.includes(scenario ?? '')) {
+      result = await profiledLoad(scenario as string, concurrency, dir, setup);
+    } else if (scenario === 'cached-vs-health') {
+      // Two daemons, one profile each: what a cached unseal costs per call beyond a Health/Check.
+      const [healthDir, cachedDir] = [join(dir, 'health'), join(dir, 'cached')];
+      const health = await profiledLoad('health', concurrency, healthDir, setup);
+      const cached = await profiledLoad('cached', concurrency, cachedDir, setup);
+      console.log(
+        `health c${concurrency}: ${JSON.stringify(health)}\ncached c${concurrency}: ${JSON.stringify(cached)}`,
+      );
+      perCallDifference(healthDir, health.allCalls, cachedDir, cached.allCalls);
+      console.log(`\nprofiles in ${dir}`);
+      return;
     } else {
       throw new Error(`unknown scenario ${String(scenario)} (see the usage in bench/profile.ts)`);
     }
