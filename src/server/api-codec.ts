@@ -72,6 +72,11 @@ export interface ServiceMethod extends MethodCodec {
   readonly localName: string;
 }
 
+/** A method's name as protoc-gen-es and proto-loader give it (`UnsealSecret` → `unsealSecret`). */
+export function methodLocalName(name: string): string {
+  return name.charAt(0).toLowerCase() + name.slice(1);
+}
+
 /** Decodes a message (absent fields get their defaults); throws on malformed bytes. */
 export function decodeApiMessage(type: DescMessage, bytes: Uint8Array): Record<string, unknown> {
   const { fromBinary, ScalarType } = protobuf();
@@ -128,7 +133,7 @@ export function apiServiceMethods(): ReadonlyMap<string, readonly ServiceMethod[
   for (const [method, codec] of apiMethodCodecs()) {
     const [service, name] = method.split('/') as [string, string];
     const methods = services.get(service) ?? [];
-    methods.push({ service, name, localName: name.charAt(0).toLowerCase() + name.slice(1), ...codec });
+    methods.push({ service, name, localName: methodLocalName(name), ...codec });
     services.set(service, methods);
   }
   return services;

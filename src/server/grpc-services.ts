@@ -7,6 +7,11 @@ export interface UndecodableRequest {
   readonly [UNDECODABLE]: string;
 }
 
+/** The encoded bytes as the Buffer grpc-js writes (a view, not a copy). */
+function bufferOf(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /**
  * A grpc-js service definition of one service's unary methods (src/server/api-codec.ts: the
  * API's, or a generated service's). With `tolerant`, request decoding does not throw (grpc-js
@@ -25,7 +30,7 @@ export function grpcServiceDefinition(
       requestStream: false,
       responseStream: false,
       originalName: localName,
-      requestSerialize: (message: object) => Buffer.from(request.encode(message)),
+      requestSerialize: (message: object) => bufferOf(request.encode(message)),
       requestDeserialize: tolerant
         ? (bytes: Buffer): object => {
             try {
@@ -36,7 +41,7 @@ export function grpcServiceDefinition(
             }
           }
         : decodeRequest,
-      responseSerialize: (message: object) => Buffer.from(response.encode(message)),
+      responseSerialize: (message: object) => bufferOf(response.encode(message)),
       responseDeserialize: (bytes: Buffer) => response.decode(bytes),
     };
   }

@@ -4,6 +4,7 @@ import type * as HealthProto from '../gen/health/v1/health_pb';
 import type { HealthCheckResponse } from '../gen/health/v1/health_pb';
 import { atFirstUse } from '../lib/first-use';
 import { protobuf } from '../lib/protobuf';
+import { methodLocalName } from './api-codec';
 
 /**
  * grpc.health.v1.Health as a grpc-js service definition, from the protoc-gen-es types of
@@ -198,7 +199,7 @@ export function healthServiceDefinition(): grpc.ServiceDefinition {
       requestDeserialize: deserializer(method.request),
       responseSerialize: serializer(method.response),
       responseDeserialize: deserializer(method.response),
-      originalName: method.name.charAt(0).toLowerCase() + method.name.slice(1),
+      originalName: methodLocalName(method.name),
     };
   }
   return definition as grpc.ServiceDefinition;
