@@ -12,7 +12,9 @@
  *           secrets so single-flight never merges them: every unseal reaches the KMS)
  *       (b) the in-process floor: the same unseal with no gRPC (SecretUnsealer in one process)
  *       (c) the per-call-client strategy (upstream's): a new provider instance per call
- *   - (d) cached unseal (ttl 300, one secret) at concurrency 16, and Health/Check on that socket
+ *   - (d) cached unseal (ttl 300, one secret) at concurrency 16, and Health/Check on that socket;
+ *     what bounds their ratio: our front with an instant backend (grpc-floor-server.ts) and a
+ *     plain grpc-js server answering the same request at once beside its Health (grpc-plain-server.ts)
  *   - the bundle: uncached and cached unseal at c16, then its VmHWM and idle VmRSS after the load
  *
  * Then a table per scenario, the ratios, and each target met or missed.
@@ -51,6 +53,8 @@ type Scenario =
   | 'cached in-process'
   | 'gRPC floor'
   | 'Health/Check'
+  | 'plain grpc-js, instant UnsealSecret'
+  | 'plain grpc-js, Health/Check'
   | 'uncached-socket, bundle'
   | 'cached-socket, bundle'
   | 'cached-socket, ttrpc'
@@ -195,6 +199,10 @@ interface PairedFigures {
   readonly cachedBundleVsDist: PairedRatio;
   readonly cachedVsHealth: PairedRatio;
   readonly uncachedVsDirect: PairedRatio;
+  /** What bounds cachedVsHealth: our front with an instant backend, over the same Health. */
+  readonly floorVsHealth: PairedRatio;
+  /** And grpc-js alone: the same UnsealSecret answered at once, over its own Health. */
+  readonly plainVsPlainHealth: PairedRatio;
 }
 
 function pairedValue(ratio: PairedRatio): string {
@@ -418,6 +426,19 @@ async function sameAnswerFromBothClients(target: string, secretFile: string): Pr
  * On 2 shared cores the system is CPU-bound at c16, so throughput follows the CPU every
  * process spends per unseal; this says how that splits for the socket path and the floor.
  */
+/**
+ * What bounds the cached unseal's ratio to Health/Check, from the paired rounds: grpc-js alone
+ * carrying the same request and answer, our front with an instant backend, and the real thing.
+ */
+function boundNote(paired: PairedFigures): string {
+  return (
+    `What bounds cached UnsealSecret / Health/Check, c16 (medians of ${PAIR_ROUNDS} alternating rounds each): ` +
+    `plain grpc-js answering the same UnsealSecret at once / its own Health/Check ${pairedValue(paired.plainVsPlainHealth)}; ` +
+    `our front with an instant backend (gRPC floor) / the daemon's Health/Check ${pairedValue(paired.floorVsHealth)}; ` +
+    `the cached unseal / Health/Check ${pairedValue(paired.cachedVsHealth)}.`
+  );
+}
+
 function cpuNote(rows: Row[]): string {
   const socket = rows.find((r) => r.scenario === 'uncached-socket' && r.concurrency === 16);
   const floor = rows.find((r) => r.scenario === 'in-process' && r.concurrency === 16);
@@ -478,6 +499,8 @@ async function main(): Promise<void> {
       bin: join(BENCH_DIR, 'grpc-floor-server.js'),
     });
     daemons.push(grpcFloor);
+    const grpcPlain = await spawnDaemon({ bin: join(BENCH_DIR, 'grpc-plain-server.js') });
+    daemons.push(grpcPlain);
 
     await sameAnswerFromBothClients(reuse.target, oneSecret);
 
@@ -502,6 +525,14 @@ async function main(): Promise<void> {
     rows.push(await socketScenario('gRPC floor', grpcFloor, emulator, oneSecret, 16));
     rows.push(
       await socketScenario('Health/Check', cached, emulator, oneSecret, 16, { BENCH_METHOD: 'health' }),
+    );
+    rows.push(
+      await socketScenario('plain grpc-js, instant UnsealSecret', grpcPlain, emulator, oneSecret, 16),
+    );
+    rows.push(
+      await socketScenario('plain grpc-js, Health/Check', grpcPlain, emulator, oneSecret, 16, {
+        BENCH_METHOD: 'health',
+      }),
     );
     rows.push(
       await socketScenario('cached-socket, ttrpc', cached, emulator, oneSecret, 16, {
@@ -545,6 +576,17 @@ async function main(): Promise<void> {
         () => socketScenario('uncached-socket', reuse, emulator, manySecrets, 16),
         () => directDecryptScenario(emulator, infoFile, manySecrets),
       ),
+      floorVsHealth: await pairedRatio(
+        () => socketScenario('gRPC floor', grpcFloor, emulator, oneSecret, 16),
+        () => socketScenario('Health/Check', cached, emulator, oneSecret, 16, { BENCH_METHOD: 'health' }),
+      ),
+      plainVsPlainHealth: await pairedRatio(
+        () => socketScenario('plain grpc-js, instant UnsealSecret', grpcPlain, emulator, oneSecret, 16),
+        () =>
+          socketScenario('plain grpc-js, Health/Check', grpcPlain, emulator, oneSecret, 16, {
+            BENCH_METHOD: 'health',
+          }),
+      ),
     };
     const goals = targets(rows, startup, bundled, paired);
     const cpu = cpus();
@@ -577,6 +619,8 @@ async function main(): Promise<void> {
       targetTable(goals),
       '',
       cpuNote(rows),
+      '',
+      boundNote(paired),
       '',
       `Whole run: ${((Date.now() - began) / 1000).toFixed(0)} s.`,
     ].join('\n');
