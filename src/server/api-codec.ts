@@ -4,17 +4,24 @@ import type * as KeyProviderProto from '../gen/keyprovider_pb';
 import { atFirstUse } from '../lib/first-use';
 import { protobuf } from '../lib/protobuf';
 import type { ApiMethod } from './api';
+import { flatMessageCodec, type FlatLayout, type MessageCodec } from './flat-message';
+
+export type { MessageCodec } from './flat-message';
 
 /**
  * The API's messages on the wire, for both transports: the types protoc-gen-es generates from
- * protos/api.proto and protos/keyprovider.proto (src/gen), with the @bufbuild/protobuf runtime.
- * Field names are the generated ones (`ResourcePath`, `imageUrl`); decoded bytes fields are
- * Buffers over the request's memory.
+ * protos/api.proto and protos/keyprovider.proto (src/gen). Field names are the generated ones
+ * (`ResourcePath`, `imageUrl`); decoded bytes fields are Buffers over the request's memory.
  *
- * The generated files are required at the first call, not at start-up: loading them builds
- * every descriptor of the two files (and @bufbuild/protobuf's boot of descriptor.proto), which
- * registering the services with grpc-js and ttrpc does not need. That is what API_METHOD_MESSAGES
- * is for; test/unit/server/api-codec.test.ts holds it to the generated services.
+ * The flat messages (FLAT_API_LAYOUTS: every method's but SecureMount's request, whose map and
+ * repeated fields stay with the runtime) are read and written by src/server/flat-message.ts, which
+ * needs neither the generated files nor @bufbuild/protobuf's main entry (its reflective runtime
+ * costs microseconds per call, and loading it 1.5-2 MB of RSS). For the others, the generated
+ * files are required at their first call, not at start-up: loading them builds every descriptor
+ * of the two files (and @bufbuild/protobuf's boot of descriptor.proto), which registering the
+ * services with grpc-js and ttrpc does not need. That is what API_METHOD_MESSAGES is for;
+ * test/unit/server/api-codec.test.ts holds it to the generated services, and
+ * test/unit/server/flat-message.test.ts the layouts to the generated messages.
  */
 
 /** A generated message's fields, without the runtime's `$typeName` / `$unknown`. */
@@ -47,15 +54,38 @@ export const API_METHOD_MESSAGES: {
   },
 };
 
-/** One message type's decoding and encoding. */
-export interface MessageCodec {
-  /** Its full name, e.g. `api.UnsealSecretInput`. */
-  readonly typeName: string;
-  /** Absent fields get their defaults; throws on malformed bytes. */
-  decode(bytes: Uint8Array): Record<string, unknown>;
-  /** A plain object of the message's fields (generated names); others are ignored. */
-  encode(message: object): Uint8Array;
-}
+/** The API's flat messages (singular string / bytes / enum fields), with protoc-gen-es's field names. */
+export const FLAT_API_LAYOUTS: readonly FlatLayout[] = [
+  { typeName: 'api.UnsealSecretInput', fields: [{ number: 1, localName: 'secret', kind: 'bytes' }] },
+  { typeName: 'api.UnsealSecretOutput', fields: [{ number: 1, localName: 'plaintext', kind: 'bytes' }] },
+  {
+    typeName: 'api.GetResourceRequest',
+    fields: [{ number: 1, localName: 'ResourcePath', kind: 'string' }],
+  },
+  { typeName: 'api.GetResourceResponse', fields: [{ number: 1, localName: 'Resource', kind: 'bytes' }] },
+  { typeName: 'api.SecureMountResponse', fields: [] },
+  {
+    typeName: 'api.ImagePullRequest',
+    fields: [
+      { number: 1, localName: 'imageUrl', kind: 'string' },
+      { number: 2, localName: 'bundlePath', kind: 'string' },
+    ],
+  },
+  {
+    typeName: 'api.ImagePullResponse',
+    fields: [{ number: 1, localName: 'manifestDigest', kind: 'string' }],
+  },
+  {
+    typeName: 'keyprovider.KeyProviderKeyWrapProtocolInput',
+    fields: [{ number: 1, localName: 'KeyProviderKeyWrapProtocolInput', kind: 'bytes' }],
+  },
+  {
+    typeName: 'keyprovider.KeyProviderKeyWrapProtocolOutput',
+    fields: [{ number: 1, localName: 'KeyProviderKeyWrapProtocolOutput', kind: 'bytes' }],
+  },
+];
+
+const flatLayouts = new Map(FLAT_API_LAYOUTS.map((layout) => [layout.typeName, layout]));
 
 /** How one method (`api.SealedSecretService/UnsealSecret`) is decoded and encoded. */
 export interface MethodCodec {
@@ -105,8 +135,13 @@ export function messageCodec(type: DescMessage): MessageCodec {
   };
 }
 
-/** The codec of an API message by its full name, its descriptor looked up at the first call. */
-function apiMessageCodec(typeName: string): MessageCodec {
+/**
+ * The codec of an API message by its full name: the flat codec for a flat message, else the
+ * runtime's, its descriptor looked up at the first call.
+ */
+export function apiMessageCodec(typeName: string): MessageCodec {
+  const layout = flatLayouts.get(typeName);
+  if (layout !== undefined) return flatMessageCodec(layout);
   const type = atFirstUse(() => apiMessageType(typeName));
   return {
     typeName,

@@ -1,10 +1,10 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { DescMessage, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
 import type * as HealthProto from '../gen/health/v1/health_pb';
-import type { HealthCheckResponse } from '../gen/health/v1/health_pb';
 import { atFirstUse } from '../lib/first-use';
 import { protobuf } from '../lib/protobuf';
 import { methodLocalName } from './api-codec';
+import { flatMessageCodec, type FlatLayout, type MessageCodec } from './flat-message';
 
 /**
  * grpc.health.v1.Health as a grpc-js service definition, from the protoc-gen-es types of
@@ -29,11 +29,33 @@ import { methodLocalName } from './api-codec';
  */
 
 /**
- * The generated file is required at the first call (loading it builds its descriptors and boots
- * @bufbuild/protobuf's descriptor.proto): the definition itself is made from HEALTH_METHODS.
+ * Check and Watch's messages are flat (src/server/flat-message.ts): serving them loads neither
+ * the generated file nor @bufbuild/protobuf's main entry. List's map keeps the runtime: the
+ * generated file is required at its first call (loading it builds its descriptors and boots
+ * @bufbuild/protobuf's descriptor.proto); the definition itself is made from HEALTH_METHODS.
  */
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const generated = atFirstUse(() => require('../gen/health/v1/health_pb') as typeof HealthProto);
+
+/** Check and Watch's messages (test/unit/server/flat-message holds them to health_pb). */
+export const FLAT_HEALTH_LAYOUTS: readonly FlatLayout[] = [
+  {
+    typeName: 'grpc.health.v1.HealthCheckRequest',
+    fields: [{ number: 1, localName: 'service', kind: 'string' }],
+  },
+  {
+    typeName: 'grpc.health.v1.HealthCheckResponse',
+    fields: [{ number: 1, localName: 'status', kind: 'enum' }],
+  },
+];
+
+/** HealthCheckResponse.ServingStatus, as health.proto numbers it (held to health_pb by its test). */
+export const SERVING_STATUS_NUMBERS: Readonly<Record<string, number>> = {
+  UNKNOWN: 0,
+  SERVING: 1,
+  NOT_SERVING: 2,
+  SERVICE_UNKNOWN: 3,
+};
 
 /** The file grpc-health-check loads, relative to its includeDirs. */
 export const HEALTH_PROTO_FILE = 'health/v1/health.proto';
@@ -49,34 +71,31 @@ export interface HealthLoadOptions {
 
 type ObjectForm = Record<string, unknown>;
 
-interface MessageCodec {
-  readonly schema: () => DescMessage;
-  /** proto-loader's object form → the generated message's init fields. */
+/** The wire's bytes ↔ a message's fields (generated names), and those ↔ proto-loader's object form. */
+interface ObjectCodec {
+  readonly encode: (fields: object) => Uint8Array;
+  readonly decode: (bytes: Uint8Array) => unknown;
+  /** proto-loader's object form → the message's fields. */
   readonly fromObject: (object: ObjectForm) => object;
-  /** The decoded generated message (of `schema`: each codec takes its own type) → the object form. */
+  /** The decoded message (what `decode` gives: each codec takes its own) → the object form. */
   readonly toObject: (message: never) => ObjectForm;
 }
 
-const statusNumbers = atFirstUse(() => {
-  const { values } = generated().HealthCheckResponse_ServingStatusSchema;
-  return {
-    byName: new Map(values.map((v) => [v.name, v.number])),
-    byNumber: new Map(values.map((v) => [v.number, v.name])),
-  };
-});
+const statusByName = new Map(Object.entries(SERVING_STATUS_NUMBERS));
+const statusByNumber = new Map(Object.entries(SERVING_STATUS_NUMBERS).map(([name, n]) => [n, name]));
 
 /** An enum value as protobufjs's fromObject takes it: its name or a number (an int32). */
 function statusNumber(value: unknown): number {
   if (typeof value === 'number') return value | 0;
-  return (typeof value === 'string' ? statusNumbers().byName.get(value) : undefined) ?? 0;
+  return (typeof value === 'string' ? statusByName.get(value) : undefined) ?? 0;
 }
 
 /** Its name, or the number itself for a value health.proto does not name (enums: String). */
 function statusName(status: number): string | number {
-  return statusNumbers().byNumber.get(status) ?? status;
+  return statusByNumber.get(status) ?? status;
 }
 
-function checkResponseObject(message: HealthCheckResponse): ObjectForm {
+function checkResponseObject(message: { readonly status: number }): ObjectForm {
   return { status: statusName(message.status) };
 }
 
@@ -99,33 +118,53 @@ function statusesFields(value: unknown): Record<string, { status: number }> {
   );
 }
 
-const CODECS: ReadonlyMap<string, MessageCodec> = new Map<string, MessageCodec>([
+/** The wire through the runtime, for List's messages: `schema` required at the first call. */
+function generatedCodec(schema: () => DescMessage): Pick<ObjectCodec, 'encode' | 'decode'> {
+  return {
+    encode: (fields) => {
+      const { create, toBinary } = protobuf();
+      return toBinary(schema(), create(schema(), fields as MessageInitShape<DescMessage>));
+    },
+    decode: (bytes) => protobuf().fromBinary(schema(), bytes),
+  };
+}
+
+const [checkRequest, checkResponse] = FLAT_HEALTH_LAYOUTS.map(flatMessageCodec) as [
+  MessageCodec,
+  MessageCodec,
+];
+
+const CODECS: ReadonlyMap<string, ObjectCodec> = new Map<string, ObjectCodec>([
   [
     'grpc.health.v1.HealthCheckRequest',
     {
-      schema: () => generated().HealthCheckRequestSchema,
+      encode: checkRequest.encode,
+      decode: checkRequest.decode,
       fromObject: (object) => ({ service: object['service'] == null ? '' : String(object['service']) }),
-      toObject: (message: MessageShape<typeof HealthProto.HealthCheckRequestSchema>) => ({
-        service: message.service,
-      }),
+      toObject: (message: { readonly service: string }) => ({ service: message.service }),
     },
   ],
   [
     'grpc.health.v1.HealthCheckResponse',
     {
-      schema: () => generated().HealthCheckResponseSchema,
+      encode: checkResponse.encode,
+      decode: checkResponse.decode,
       fromObject: checkResponseFields,
       toObject: checkResponseObject,
     },
   ],
   [
     'grpc.health.v1.HealthListRequest',
-    { schema: () => generated().HealthListRequestSchema, fromObject: () => ({}), toObject: () => ({}) },
+    {
+      ...generatedCodec(() => generated().HealthListRequestSchema),
+      fromObject: () => ({}),
+      toObject: () => ({}),
+    },
   ],
   [
     'grpc.health.v1.HealthListResponse',
     {
-      schema: () => generated().HealthListResponseSchema,
+      ...generatedCodec(() => generated().HealthListResponseSchema),
       fromObject: (object) => ({ statuses: statusesFields(object['statuses']) }),
       toObject: (message: MessageShape<typeof HealthProto.HealthListResponseSchema>) => ({
         statuses: Object.fromEntries(
@@ -156,7 +195,7 @@ const HEALTH_METHODS = [
   },
 ] as const;
 
-function codecOf(typeName: string): MessageCodec {
+function codecOf(typeName: string): ObjectCodec {
   const codec = CODECS.get(typeName);
   if (codec === undefined) throw new Error(`health-definition: no object form for ${typeName}`);
   return codec;
@@ -171,12 +210,7 @@ function serializer(typeName: string): (object: ObjectForm) => Buffer {
         `Failed to serialize message: expected object with ${name} structure, got array instead`,
       );
     if (typeof object !== 'object' || object === null) throw new TypeError(`.${typeName}: object expected`);
-    const { create, toBinary } = protobuf();
-    const schema = codec.schema();
-    const bytes = toBinary(
-      schema,
-      create(schema, codec.fromObject(object as ObjectForm) as MessageInitShape<DescMessage>),
-    );
+    const bytes = codec.encode(codec.fromObject(object as ObjectForm));
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
 }
@@ -184,7 +218,7 @@ function serializer(typeName: string): (object: ObjectForm) => Buffer {
 /** Throws on bytes that are not a valid message (grpc-js answers INTERNAL). */
 function deserializer(typeName: string): (bytes: Buffer) => ObjectForm {
   const codec = codecOf(typeName);
-  return (bytes) => codec.toObject(protobuf().fromBinary(codec.schema(), bytes) as never);
+  return (bytes) => codec.toObject(codec.decode(bytes) as never);
 }
 
 /** Check (unary), Watch (server streaming) and List (unary), as proto-loader defines them. */

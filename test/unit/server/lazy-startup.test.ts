@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -136,4 +137,33 @@ test('reflection is built on its first call and relays both versions; a malforme
   } finally {
     await served.close();
   }
+});
+
+test('calling UnsealSecret and Health/Check (GrpcFront, and the bundles’ health definition) loads no protobuf runtime or generated file', () => {
+  // A child process: this file's imports (reflection-client) load the generated files here.
+  const probe = join(__dirname, '..', '..', 'support', 'flat-calls-probe.js');
+  const run = spawnSync(process.execPath, [probe], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(run.status, 0, run.stderr);
+  const { answers, modules } = JSON.parse(run.stdout) as {
+    answers: Record<string, string>;
+    modules: string[];
+  };
+  assert.deepEqual(answers, {
+    unseal: `0a07${Buffer.from('plain:s').toString('hex')}`, // UnsealSecretOutput { plaintext }
+    check: '0801', // SERVING
+    definitionCheck: '0801',
+    definitionWatch: '0803', // SERVICE_UNKNOWN
+  });
+  const has = (fragment: string): boolean => modules.some((path) => path.includes(fragment));
+  assert.ok(has('/server/flat-message.js'), 'the flat codec served the calls');
+  assert.ok(has('/server/health-definition.js'));
+  for (const heavy of [
+    '/@bufbuild/protobuf/dist/cjs/index.js',
+    '/gen/',
+    '/@bufbuild/protobuf/dist/cjs/codegenv2/',
+  ])
+    assert.equal(has(heavy), false, `${heavy} is loaded after the calls`);
+  // dist's GrpcFront serves Health through grpc-health-check's real proto-loader (protobufjs);
+  // only the bundles put src/server/health-definition in its place (scripts/bundle-health.ts).
+  assert.equal(has('/node_modules/protobufjs/'), true);
 });
