@@ -43,6 +43,9 @@ export class GrpcFront {
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': options.maxMessageBytes,
       'grpc.max_send_message_length': -1,
+      // No channelz service is served: without this grpc-js keeps per-call and per-session
+      // counters and timestamps for it (a tracker object and closures per call).
+      'grpc.enable_channelz': 0,
       ...(options.maxConcurrentStreams === undefined
         ? {}
         : { 'grpc.max_concurrent_streams': options.maxConcurrentStreams }),
