@@ -1,7 +1,7 @@
 /**
- * The gRPC floor: the daemon's own front (protocol-sniffing listener, GrpcFront,
- * ApiDispatcher) with a backend that answers every UnsealSecret with a fixed plaintext at
- * once: no JWS, no cache, no KMS. What it sustains bounds any unseal through the socket,
+ * The gRPC floor: the daemon's own front (createTransports: the protocol-sniffing listener,
+ * GrpcFront with its receive deadline, ApiDispatcher) with a backend that answers every
+ * UnsealSecret with a fixed plaintext at once: no JWS, no cache, no KMS. What it sustains bounds any unseal through the socket,
  * cached or not. Logs "serving" on stdout like the daemon, so spawnDaemon can run it.
  *
  * Usage: node dist/bench/grpc-floor-server.js --socket ADDR [-c FILE]
@@ -9,9 +9,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig, parseListenAddress } from '../src/config/load';
 import { createLogger } from '../src/log';
-import { ApiDispatcher } from '../src/server/api';
-import { GrpcFront } from '../src/server/grpc';
-import { ProtocolListener } from '../src/server/listener';
+import { createTransports } from '../src/app/transports';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -21,16 +19,14 @@ async function main(): Promise<void> {
   const { config } = loadConfig(values.config, process.env, values.socket ? { socket: values.socket } : {});
   const logger = createLogger(config.log.level);
   const plaintext = Buffer.from('benchmark secret #0: the gRPC floor answers at once');
-  const dispatcher = new ApiDispatcher(
+  // The daemon's own composition of the transports (src/app/transports.ts: limits, timeouts, the
+  // receive deadline's interceptor), over a backend that answers at once.
+  const { grpc: front, listener } = createTransports(
+    config,
     {
       unsealSecret: async () => Buffer.from(plaintext),
       getResource: async () => Buffer.alloc(0),
     },
-    { maxInFlight: config.maxInFlight, logger },
-  );
-  const front = new GrpcFront(dispatcher, { maxMessageBytes: config.maxMessageBytes });
-  const listener = new ProtocolListener(
-    { grpc: (socket) => front.injectConnection(socket), ttrpc: (socket) => socket.destroy() },
     logger,
   );
   const address = parseListenAddress(config.socket);
