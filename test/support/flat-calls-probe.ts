@@ -3,18 +3,12 @@
  * by nothing but this): serves a GrpcFront on a unix socket and calls UnsealSecret and
  * Health/Check with raw bytes; then serves grpc-health-check through src/server/health-definition
  * (what the bundles use; dist's GrpcFront has the real proto-loader) and calls Check and Watch.
- * Prints the answers and the required modules as one JSON line.
+ * Prints the answers and the required modules as one JSON line. Usage: node flat-calls-probe.js --probe
  */
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { silentLogger } from '../../src/log';
-import { ApiDispatcher } from '../../src/server/api';
-import { GrpcFront } from '../../src/server/grpc';
 import { healthServiceDefinition } from '../../src/server/health-definition';
+import { serveFront } from './served-front';
 
 const pass = (bytes: Buffer): Buffer => bytes;
 
@@ -44,20 +38,12 @@ function firstOfStream(target: string, path: string, request: Buffer): Promise<s
   });
 }
 
-async function frontAnswers(dir: string): Promise<Record<string, string>> {
-  const dispatcher = new ApiDispatcher(
-    {
-      unsealSecret: async (secret) => Buffer.concat([Buffer.from('plain:'), secret]),
-      getResource: async () => new Uint8Array(0),
-    },
-    { maxInFlight: 4, logger: silentLogger() },
-  );
-  const front = new GrpcFront(dispatcher, { maxMessageBytes: 1024 });
-  front.setServing(true);
-  const server = createServer((socket) => front.injectConnection(socket));
-  const socketPath = join(dir, 's.sock');
-  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-  const target = `unix://${socketPath}`;
+async function frontAnswers(): Promise<Record<string, string>> {
+  const served = await serveFront({
+    unsealSecret: async (secret) => Buffer.concat([Buffer.from('plain:'), secret]),
+    getResource: async () => new Uint8Array(0),
+  });
+  const { target } = served;
   try {
     const secret = Buffer.from('0a0173', 'hex'); // UnsealSecretInput { secret: 's' }
     return {
@@ -65,8 +51,7 @@ async function frontAnswers(dir: string): Promise<Record<string, string>> {
       check: await unary(target, '/grpc.health.v1.Health/Check', Buffer.alloc(0)),
     };
   } finally {
-    front.destroy();
-    await new Promise((resolve) => server.close(resolve));
+    await served.close();
   }
 }
 
@@ -98,16 +83,14 @@ async function definitionAnswers(): Promise<Record<string, string>> {
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'cdh-flat-probe-'));
-  try {
-    const answers = { ...(await frontAnswers(dir)), ...(await definitionAnswers()) };
-    process.stdout.write(`${JSON.stringify({ answers, modules: Object.keys(require.cache) })}\n`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const answers = { ...(await frontAnswers()), ...(await definitionAnswers()) };
+  process.stdout.write(`${JSON.stringify({ answers, modules: Object.keys(require.cache) })}\n`);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`${String(error)}\n`);
-  process.exit(1);
-});
+// `node --test dist/test` runs every file under test/ (support/ too): the probe runs only when
+// lazy-startup.test.ts asks for it.
+if (process.argv[2] === '--probe')
+  main().catch((error: unknown) => {
+    process.stderr.write(`${String(error)}\n`);
+    process.exit(1);
+  });

@@ -1,9 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { silentLogger } from '../../../src/log';
@@ -12,6 +9,7 @@ import { ApiDispatcher } from '../../../src/server/api';
 import { startDaemon } from '../../../src/app/daemon';
 import { GrpcFront } from '../../../src/server/grpc';
 import { ReflectionClient } from '../../support/reflection-client';
+import { serveFront, type ServedFront } from '../../support/served-front';
 
 /** Whether a module whose resolved path contains `fragment` has been required in this process. */
 function loaded(fragment: string): boolean {
@@ -61,26 +59,12 @@ test('start-up modules do not pull in the provider back ends, server reflection,
   }
 });
 
-/** A GrpcFront served on a temp unix socket (connections handed in as the listener does). */
-async function servedFront(): Promise<{ target: string; close(): Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'cdh-reflection-'));
-  const dispatcher = new ApiDispatcher(
-    { unsealSecret: async () => new Uint8Array(0), getResource: async () => new Uint8Array(0) },
-    { maxInFlight: 4, logger: silentLogger() },
-  );
-  const front = new GrpcFront(dispatcher, { maxMessageBytes: 1024 });
-  front.setServing(true);
-  const server = createServer((socket) => front.injectConnection(socket));
-  const socketPath = join(dir, 's.sock');
-  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-  return {
-    target: `unix://${socketPath}`,
-    async close() {
-      front.destroy();
-      await new Promise((resolve) => server.close(resolve));
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+/** A GrpcFront over a backend that answers nothing, on a temp unix socket. */
+function servedFront(): Promise<ServedFront> {
+  return serveFront({
+    unsealSecret: async () => new Uint8Array(0),
+    getResource: async () => new Uint8Array(0),
+  });
 }
 
 /** Opens a raw ServerReflectionInfo stream (bytes in, bytes out). */
@@ -142,7 +126,7 @@ test('reflection is built on its first call and relays both versions; a malforme
 test('calling UnsealSecret and Health/Check (GrpcFront, and the bundles’ health definition) loads no protobuf runtime or generated file', () => {
   // A child process: this file's imports (reflection-client) load the generated files here.
   const probe = join(__dirname, '..', '..', 'support', 'flat-calls-probe.js');
-  const run = spawnSync(process.execPath, [probe], { encoding: 'utf8', timeout: 30_000 });
+  const run = spawnSync(process.execPath, [probe, '--probe'], { encoding: 'utf8', timeout: 30_000 });
   assert.equal(run.status, 0, run.stderr);
   const { answers, modules } = JSON.parse(run.stdout) as {
     answers: Record<string, string>;
