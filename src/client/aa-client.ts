@@ -1,6 +1,7 @@
 import type { MessageInitShape, MessageShape } from '@bufbuild/protobuf';
 import type * as AaProto from '../gen/attestation-agent_pb';
 import { atFirstUse } from '../lib/first-use';
+import { bufferView } from '../lib/bytes';
 import { protobuf } from '../lib/protobuf';
 import { TtrpcClient, type TtrpcCallOptions } from './ttrpc-client';
 
@@ -37,11 +38,6 @@ const proto = atFirstUse(
   () => require('../gen/attestation-agent_pb') as typeof AaProto,
 );
 
-/** A Buffer over the same memory. */
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
 export class AttestationAgentClient {
   private readonly ttrpc: TtrpcClient;
 
@@ -52,17 +48,17 @@ export class AttestationAgentClient {
   /** GetToken: for "kbs", UTF-8 JSON `{"token", "tee_keypair"}` (secret: never log it). */
   async getToken(tokenType: string, options?: TtrpcCallOptions): Promise<Buffer> {
     const answer = await this.invoke('getToken', { TokenType: tokenType }, options);
-    return asBuffer(answer.Token);
+    return bufferView(answer.Token);
   }
 
   async getEvidence(runtimeData: Uint8Array, options?: TtrpcCallOptions): Promise<Buffer> {
     const answer = await this.invoke('getEvidence', { RuntimeData: runtimeData }, options);
-    return asBuffer(answer.Evidence);
+    return bufferView(answer.Evidence);
   }
 
   async getAdditionalEvidence(runtimeData: Uint8Array, options?: TtrpcCallOptions): Promise<Buffer> {
     const answer = await this.invoke('getAdditionalEvidence', { RuntimeData: runtimeData }, options);
-    return asBuffer(answer.Evidence);
+    return bufferView(answer.Evidence);
   }
 
   async getTeeType(options?: TtrpcCallOptions): Promise<string> {

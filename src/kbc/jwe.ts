@@ -1,3 +1,4 @@
+import { bufferView } from '../lib/bytes';
 import {
   constants as cryptoConstants,
   createDecipheriv,
@@ -83,7 +84,7 @@ export class TeeKey {
         keyManagementAlgorithms: [alg as string],
         contentEncryptionAlgorithms: ['A256GCM'],
       });
-      return Buffer.from(result.plaintext.buffer, result.plaintext.byteOffset, result.plaintext.byteLength);
+      return bufferView(result.plaintext);
     } catch (error) {
       throw new JweError(`it does not decrypt (${joseCode(error)})`);
     }

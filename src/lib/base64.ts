@@ -1,4 +1,5 @@
 import { CdhError, type ErrorCode } from '../errors';
+import { bufferView } from './bytes';
 
 /**
  * Strict base64 decoding. Node's `Buffer.from(s, 'base64')` skips characters it does not
@@ -86,9 +87,9 @@ export function decodeBase64Url(
 }
 
 export function encodeBase64Url(data: Uint8Array): string {
-  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64url');
+  return bufferView(data).toString('base64url');
 }
 
 export function encodeStandardBase64(data: Uint8Array): string {
-  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
+  return bufferView(data).toString('base64');
 }

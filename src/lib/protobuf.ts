@@ -1,4 +1,5 @@
 import type * as Protobuf from '@bufbuild/protobuf';
+import { bufferView } from './bytes';
 import { atFirstUse } from './first-use';
 
 /**
@@ -14,3 +15,24 @@ export const protobuf = atFirstUse(
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   () => require('@bufbuild/protobuf') as typeof Protobuf,
 );
+
+/**
+ * Decodes a generated message through the runtime (absent fields get their defaults), its bytes
+ * fields as Buffers over the input's memory; throws on malformed bytes.
+ */
+export function decodeMessage(type: Protobuf.DescMessage, bytes: Uint8Array): Record<string, unknown> {
+  const { fromBinary, ScalarType } = protobuf();
+  const message = fromBinary(type, bytes) as unknown as Record<string, unknown>;
+  for (const field of type.fields) {
+    const value = message[field.localName];
+    if (field.fieldKind === 'scalar' && field.scalar === ScalarType.BYTES && value instanceof Uint8Array)
+      message[field.localName] = bufferView(value);
+  }
+  return message;
+}
+
+/** Encodes a plain object of a generated message's fields (others are ignored). */
+export function encodeMessage(type: Protobuf.DescMessage, fields: object): Buffer {
+  const { create, toBinary } = protobuf();
+  return bufferView(toBinary(type, create(type, fields as Protobuf.MessageInitShape<Protobuf.DescMessage>)));
+}

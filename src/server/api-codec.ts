@@ -1,8 +1,8 @@
-import type { DescMessage, DescService, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
+import type { DescMessage, DescService, MessageShape } from '@bufbuild/protobuf';
 import type * as ApiProto from '../gen/api_pb';
 import type * as KeyProviderProto from '../gen/keyprovider_pb';
 import { atFirstUse } from '../lib/first-use';
-import { protobuf } from '../lib/protobuf';
+import { decodeMessage, encodeMessage, protobuf } from '../lib/protobuf';
 import type { ApiMethod } from './api';
 import { flatMessageCodec, type FlatLayout, type MessageCodec } from './flat-message';
 
@@ -107,24 +107,12 @@ export function methodLocalName(name: string): string {
   return name.charAt(0).toLowerCase() + name.slice(1);
 }
 
-/** Decodes a message (absent fields get their defaults); throws on malformed bytes. */
-export function decodeApiMessage(type: DescMessage, bytes: Uint8Array): Record<string, unknown> {
-  const { fromBinary, ScalarType } = protobuf();
-  const message = fromBinary(type, bytes) as unknown as Record<string, unknown>;
-  for (const field of type.fields) {
-    const value = message[field.localName];
-    if (field.fieldKind === 'scalar' && field.scalar === ScalarType.BYTES && value instanceof Uint8Array) {
-      message[field.localName] = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-    }
-  }
-  return message;
-}
+/** Decodes an API message through the runtime (src/lib/protobuf.ts: bytes fields as Buffer views). */
+export const decodeApiMessage: (type: DescMessage, bytes: Uint8Array) => Record<string, unknown> =
+  decodeMessage;
 
-/** Encodes a plain object of the message's fields (generated names); others are ignored. */
-export function encodeApiMessage(type: DescMessage, message: object): Uint8Array {
-  const { create, toBinary } = protobuf();
-  return toBinary(type, create(type, message as MessageInitShape<DescMessage>));
-}
+/** Encodes a plain object of an API message's fields (generated names); others are ignored. */
+export const encodeApiMessage: (type: DescMessage, message: object) => Uint8Array = encodeMessage;
 
 /** The codec of a type at hand. */
 export function messageCodec(type: DescMessage): MessageCodec {

@@ -56,7 +56,6 @@ function fieldNumbered(fields: readonly FlatField[], number: number): FlatField 
 function decodeFlat(layout: FlatLayout, bytes: Uint8Array): Record<string, unknown> {
   const { fields, typeName } = layout;
   const message: Record<string, unknown> = {};
-  for (const field of fields) message[field.localName] = defaultOf(field.kind);
   const reader = new Reader(bytes, typeName);
   while (reader.pos < reader.end) {
     const tag = reader.tag();
@@ -78,6 +77,9 @@ function decodeFlat(layout: FlatLayout, bytes: Uint8Array): Record<string, unkno
     // An int32: a negative one arrives sign-extended to 10 bytes, its low 32 bits are the value.
     else message[field.localName] = reader.varint32() | 0;
   }
+  // Defaults after reading, for the fields the bytes left out (no empty Buffer made per call).
+  for (const field of fields)
+    if (!(field.localName in message)) message[field.localName] = defaultOf(field.kind);
   return message;
 }
 

@@ -1,15 +1,11 @@
 import type * as grpc from '@grpc/grpc-js';
+import { bufferView } from '../lib/bytes';
 import type { ServiceMethod } from './api-codec';
 
 /** What an undecodable request becomes, so the handler answers INVALID_ARGUMENT (as ttrpc does). */
 export const UNDECODABLE = Symbol('undecodable request');
 export interface UndecodableRequest {
   readonly [UNDECODABLE]: string;
-}
-
-/** The encoded bytes as the Buffer grpc-js writes (a view, not a copy). */
-function bufferOf(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**
@@ -30,7 +26,7 @@ export function grpcServiceDefinition(
       requestStream: false,
       responseStream: false,
       originalName: localName,
-      requestSerialize: (message: object) => bufferOf(request.encode(message)),
+      requestSerialize: (message: object) => bufferView(request.encode(message)),
       requestDeserialize: tolerant
         ? (bytes: Buffer): object => {
             try {
@@ -41,7 +37,7 @@ export function grpcServiceDefinition(
             }
           }
         : decodeRequest,
-      responseSerialize: (message: object) => bufferOf(response.encode(message)),
+      responseSerialize: (message: object) => bufferView(response.encode(message)),
       responseDeserialize: (bytes: Buffer) => response.decode(bytes),
     };
   }

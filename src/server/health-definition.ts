@@ -1,8 +1,9 @@
 import type * as grpc from '@grpc/grpc-js';
-import type { DescMessage, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
+import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
 import type * as HealthProto from '../gen/health/v1/health_pb';
 import { atFirstUse } from '../lib/first-use';
-import { protobuf } from '../lib/protobuf';
+import { bufferView } from '../lib/bytes';
+import { decodeMessage, encodeMessage } from '../lib/protobuf';
 import { methodLocalName } from './api-codec';
 import { flatMessageCodec, type FlatLayout, type MessageCodec } from './flat-message';
 
@@ -121,11 +122,8 @@ function statusesFields(value: unknown): Record<string, { status: number }> {
 /** The wire through the runtime, for List's messages: `schema` required at the first call. */
 function generatedCodec(schema: () => DescMessage): Pick<ObjectCodec, 'encode' | 'decode'> {
   return {
-    encode: (fields) => {
-      const { create, toBinary } = protobuf();
-      return toBinary(schema(), create(schema(), fields as MessageInitShape<DescMessage>));
-    },
-    decode: (bytes) => protobuf().fromBinary(schema(), bytes),
+    encode: (fields) => encodeMessage(schema(), fields),
+    decode: (bytes) => decodeMessage(schema(), bytes),
   };
 }
 
@@ -210,8 +208,7 @@ function serializer(typeName: string): (object: ObjectForm) => Buffer {
         `Failed to serialize message: expected object with ${name} structure, got array instead`,
       );
     if (typeof object !== 'object' || object === null) throw new TypeError(`.${typeName}: object expected`);
-    const bytes = codec.encode(codec.fromObject(object as ObjectForm));
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return bufferView(codec.encode(codec.fromObject(object as ObjectForm)));
   };
 }
 

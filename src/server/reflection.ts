@@ -1,5 +1,6 @@
 import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
+import { bufferView } from '../lib/bytes';
 import {
   FileDescriptorProtoSchema,
   type DescriptorProto,
@@ -222,7 +223,8 @@ export class ReflectionCodec {
   }
 
   encodeResponse(response: ReflectionResponse): Buffer {
-    const bytes = toBinary(ServerReflectionResponseSchema, create(ServerReflectionResponseSchema, response));
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return bufferView(
+      toBinary(ServerReflectionResponseSchema, create(ServerReflectionResponseSchema, response)),
+    );
   }
 }

@@ -1,6 +1,7 @@
 import type * as StatusProto from '../../gen/google/rpc/status_pb';
 import type * as TtrpcProto from '../../gen/ttrpc_pb';
 import { atFirstUse } from '../../lib/first-use';
+import { bufferView } from '../../lib/bytes';
 import { protobuf } from '../../lib/protobuf';
 
 /**
@@ -55,18 +56,13 @@ const types = atFirstUse((): EnvelopeTypes => {
   return { request: ttrpc.RequestSchema, response: ttrpc.ResponseSchema, status: StatusSchema };
 });
 
-/** A Buffer over the same memory. */
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
 /** Throws when `data` is not a Request message. */
 export function decodeRequestEnvelope(data: Uint8Array): TtrpcRequest {
   const request = protobuf().fromBinary(types().request, data);
   return {
     service: request.service,
     method: request.method,
-    payload: asBuffer(request.payload),
+    payload: bufferView(request.payload),
     timeoutNano: Number(request.timeoutNano),
     metadata: request.metadata.map(({ key, value }) => ({ key, value })),
   };
@@ -102,6 +98,6 @@ export function decodeResponseEnvelope(data: Uint8Array): TtrpcResponse {
   const response = protobuf().fromBinary(types().response, data);
   return {
     status: { code: response.status?.code ?? 0, message: response.status?.message ?? '' },
-    payload: asBuffer(response.payload),
+    payload: bufferView(response.payload),
   };
 }

@@ -1,5 +1,5 @@
-import { create, fromBinary, toBinary, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
-import { ScalarType } from '@bufbuild/protobuf';
+import type { MessageInitShape, MessageShape } from '@bufbuild/protobuf';
+import { decodeMessage, encodeMessage } from '../../../lib/protobuf';
 import {
   DecryptRequestSchema,
   DecryptResponseSchema,
@@ -40,21 +40,12 @@ export type DkmsMessages = { [N in DkmsMessageName]: WithBuffers<MessageShape<Sc
 export type DkmsMessageInput<N extends DkmsMessageName> = MessageInitShape<Schemas[N]>;
 
 export function encodeDkms<N extends DkmsMessageName>(name: N, value: DkmsMessageInput<N>): Buffer {
-  const schema: Schemas[DkmsMessageName] = SCHEMAS[name];
-  const bytes = toBinary(schema, create(schema, value as MessageInitShape<typeof schema>));
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return encodeMessage(SCHEMAS[name], value);
 }
 
 /** Decodes a message; absent fields get their proto3 defaults. Throws on malformed bytes. */
 export function decodeDkms<N extends DkmsMessageName>(name: N, bytes: Uint8Array): DkmsMessages[N] {
-  const schema: Schemas[DkmsMessageName] = SCHEMAS[name];
-  const message = fromBinary(schema, bytes) as unknown as Record<string, unknown>;
-  for (const field of schema.fields) {
-    const value = message[field.localName];
-    if (field.fieldKind === 'scalar' && field.scalar === ScalarType.BYTES && value instanceof Uint8Array) {
-      message[field.localName] = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-    }
-  }
+  const message = decodeMessage(SCHEMAS[name], bytes);
   return message as unknown as DkmsMessages[N];
 }
 
